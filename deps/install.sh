@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Installs everything edgehog needs on Debian 12, run as root by `make deps`.
+#
+#  1. Debian packages (skipped, without `apt-get update`, when all are installed);
+#  2. Apache Kafka's broker jars from Maven Central into a cache directory
+#     (KRaft mode; Debian ships no Kafka), skipped when already complete.
+#
+# Idempotent and fast on a provisioned machine. It never starts or enables a
+# service itself. NOTE: on a fresh machine without systemd, the postinst scripts
+# of postgresql, redis-server, clickhouse-server and zookeeper may try to start
+# their daemon through invoke-rc.d; our test/run stack does not use those system
+# instances (every service runs as a child process on its own ports and dirs), so
+# they are harmless, but you may stop them with `service <name> stop`.
+#
+# Environment:
+#   EDGEHOG_KAFKA_JARS  jar cache dir (default $HOME/.cache/edgehog/kafka-3.9.1)
+#   EDGEHOG_SKIP_APT=1  skip the Debian package step (jars only)
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+kafka_version=3.9.1
+jars_dir="${EDGEHOG_KAFKA_JARS:-${HOME:-/root}/.cache/edgehog/kafka-${kafka_version}}"
+
+packages=(
+    nginx nginx-dev
+    librdkafka-dev libhiredis-dev libpq-dev libmsgpack-dev zlib1g-dev
+    libpcre2-dev libjansson-dev libcurl4-openssl-dev libssl-dev
+    postgresql redis-server clickhouse-server clickhouse-client zookeeper
+    default-jdk-headless maven
+    python3-pytest python3-confluent-kafka python3-psycopg2 python3-redis
+    python3-requests
+    clang libclang-rt-14-dev wrk
+)
+
+say() { printf 'deps: %s\n' "$*"; }
+
+# --- 1. Debian packages --------------------------------------------------------
+missing_packages() {
+    local p status
+    for p in "${packages[@]}"; do
+        status="$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)"
+        [ "$status" = installed ] || printf '%s\n' "$p"
+    done
+}
+
+if [ "${EDGEHOG_SKIP_APT:-0}" != 1 ]; then
+    mapfile -t missing < <(missing_packages)
+    if [ "${#missing[@]}" -eq 0 ]; then
+        say "all ${#packages[@]} Debian packages present"
+    else
+        if [ "$(id -u)" -ne 0 ]; then
+            say "missing packages (run as root): ${missing[*]}" >&2
+            exit 1
+        fi
+        say "installing: ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends \
+            -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+            "${missing[@]}"
+        mapfile -t still < <(missing_packages)
+        if [ "${#still[@]}" -ne 0 ]; then
+            say "still missing after install: ${still[*]}" >&2
+            exit 1
+        fi
+        say "Debian packages installed"
+    fi
+fi
+
+# --- 2. Kafka jars -------------------------------------------------------------
+# The stamp holds a hash of the pom: it is written last, so an interrupted copy
+# (or a changed pom) is redone from scratch.
+pom="$here/kafka/pom.xml"
+stamp="$jars_dir/.edgehog-complete"
+want="$(sha256sum "$pom" | cut -d' ' -f1)"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] \
+        && ls "$jars_dir"/kafka_2.13-"$kafka_version".jar >/dev/null 2>&1; then
+    say "Kafka $kafka_version jars present in $jars_dir"
+else
+    say "resolving Kafka $kafka_version jars into $jars_dir (Maven Central)"
+    rm -rf "$jars_dir"
+    mkdir -p "$jars_dir"
+    mvn -q -B -f "$pom" dependency:copy-dependencies \
+        -DoutputDirectory="$jars_dir" -DincludeScope=runtime
+    ls "$jars_dir"/kafka_2.13-"$kafka_version".jar >/dev/null
+    printf '%s\n' "$want" > "$stamp"
+    say "Kafka jars ready ($(ls "$jars_dir"/*.jar | wc -l) jars)"
+fi

@@ -1,0 +1,232 @@
+/*
+ * Copyright (C) edgehog
+ */
+
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "worker.h"
+
+
+typedef enum {
+    WORKER_CONF_STR = 0,
+    WORKER_CONF_INT,
+    WORKER_CONF_LEVEL
+} worker_conf_type_e;
+
+
+typedef struct {
+    const char                 *name;
+    worker_conf_type_e          type;
+    size_t                      offset;
+    const char                 *dflt;
+    long                        min;
+    long                        max;
+} worker_conf_key_t;
+
+
+static int worker_config_set(worker_config_t *cf, const worker_conf_key_t *k,
+    const char *value, const char *path, int line);
+static char *worker_config_trim(char *s);
+
+
+#define WORKER_STR(name, dflt)                                                \
+    { #name, WORKER_CONF_STR, offsetof(worker_config_t, name), dflt, 0, 0 }
+#define WORKER_INT(name, dflt, min, max)                                      \
+    { #name, WORKER_CONF_INT, offsetof(worker_config_t, name), dflt, min, max }
+
+
+static const worker_conf_key_t  worker_conf_keys[] = {
+    WORKER_STR(kafka_brokers, "127.0.0.1:9092"),
+    WORKER_STR(input_topic, "events_plugin_ingestion"),
+    WORKER_STR(group_id, "edgehog-ingestion"),
+    WORKER_STR(events_topic, "clickhouse_events_json"),
+    WORKER_STR(person_topic, "clickhouse_person"),
+    WORKER_STR(distinct_id_topic, "clickhouse_person_distinct_id"),
+    WORKER_STR(warnings_topic, "clickhouse_ingestion_warnings"),
+    WORKER_STR(dlq_topic, "events_plugin_ingestion_dlq"),
+    WORKER_STR(postgres_dsn, "postgresql://postgres@127.0.0.1:5432/edgehog"),
+    WORKER_STR(clickhouse_url, "http://127.0.0.1:8123"),
+    WORKER_STR(clickhouse_cluster, ""),
+    /* what ClickHouse's Kafka engine connects to, if it differs */
+    WORKER_STR(clickhouse_kafka_brokers, ""),
+    WORKER_STR(redis_address, "127.0.0.1:6379"),
+    WORKER_INT(batch_size, "500", 1, 100000),
+    WORKER_INT(batch_wait_ms, "50", 0, 60000),
+    WORKER_INT(team_cache_ttl_s, "5", 0, 86400),
+    { "log_level", WORKER_CONF_LEVEL, offsetof(worker_config_t, log_level),
+      "info", 0, 0 },
+    { NULL, 0, 0, NULL, 0, 0 }
+};
+
+
+/*
+ * "key = value" lines, '#' comments.  Any unknown key or bad value stops
+ * the worker with the file, line and value named.
+ */
+
+int
+worker_config_load(worker_config_t *cf, const char *path)
+{
+    int                       line;
+    char                      buf[4096], *p, *key, *value, *eq;
+    FILE                     *f;
+    const worker_conf_key_t  *k;
+
+    memset(cf, 0, sizeof(worker_config_t));
+
+    for (k = worker_conf_keys; k->name; k++) {
+        if (worker_config_set(cf, k, k->dflt, "(default)", 0) != 0) {
+            return -1;
+        }
+    }
+
+    if (path == NULL) {
+        return 0;
+    }
+
+    f = fopen(path, "r");
+    if (f == NULL) {
+        fprintf(stderr, "ingest-worker: cannot open config \"%s\": %s\n",
+                path, strerror(errno));
+        return -1;
+    }
+
+    line = 0;
+
+    while (fgets(buf, sizeof(buf), f)) {
+        line++;
+
+        p = strchr(buf, '#');
+        if (p) {
+            *p = '\0';
+        }
+
+        p = worker_config_trim(buf);
+        if (*p == '\0') {
+            continue;
+        }
+
+        eq = strchr(p, '=');
+        if (eq == NULL) {
+            fprintf(stderr, "ingest-worker: %s:%d: expected \"key = value\", "
+                    "got \"%s\"\n", path, line, p);
+            fclose(f);
+            return -1;
+        }
+
+        *eq = '\0';
+        key = worker_config_trim(p);
+        value = worker_config_trim(eq + 1);
+
+        for (k = worker_conf_keys; k->name; k++) {
+            if (strcmp(k->name, key) == 0) {
+                break;
+            }
+        }
+
+        if (k->name == NULL) {
+            fprintf(stderr, "ingest-worker: %s:%d: unknown key \"%s\"\n",
+                    path, line, key);
+            fclose(f);
+            return -1;
+        }
+
+        if (worker_config_set(cf, k, value, path, line) != 0) {
+            fclose(f);
+            return -1;
+        }
+    }
+
+    fclose(f);
+
+    return 0;
+}
+
+
+static int
+worker_config_set(worker_config_t *cf, const worker_conf_key_t *k,
+    const char *value, const char *path, int line)
+{
+    int    i;
+    long   n;
+    char  *end, **str;
+
+    static const char  *levels[] = { "error", "warn", "info", "debug" };
+
+    switch (k->type) {
+
+    case WORKER_CONF_STR:
+        str = (char **) ((char *) cf + k->offset);
+        free(*str);
+        *str = strdup(value);
+        return *str ? 0 : -1;
+
+    case WORKER_CONF_INT:
+        errno = 0;
+        n = strtol(value, &end, 10);
+
+        if (errno || end == value || *end != '\0' || n < k->min
+            || n > k->max)
+        {
+            fprintf(stderr, "ingest-worker: %s:%d: invalid value \"%s\" "
+                    "for \"%s\" (an integer from %ld to %ld)\n",
+                    path, line, value, k->name, k->min, k->max);
+            return -1;
+        }
+
+        *(int *) ((char *) cf + k->offset) = (int) n;
+        return 0;
+
+    case WORKER_CONF_LEVEL:
+        for (i = 0; i < 4; i++) {
+            if (strcmp(value, levels[i]) == 0) {
+                *(worker_log_level_e *) ((char *) cf + k->offset) = i;
+                return 0;
+            }
+        }
+
+        fprintf(stderr, "ingest-worker: %s:%d: invalid value \"%s\" for "
+                "\"%s\" (error, warn, info or debug)\n",
+                path, line, value, k->name);
+        return -1;
+    }
+
+    return -1;
+}
+
+
+static char *
+worker_config_trim(char *s)
+{
+    char  *e;
+
+    while (isspace((unsigned char) *s)) {
+        s++;
+    }
+
+    e = s + strlen(s);
+
+    while (e > s && isspace((unsigned char) e[-1])) {
+        *--e = '\0';
+    }
+
+    return s;
+}
+
+
+void
+worker_config_free(worker_config_t *cf)
+{
+    const worker_conf_key_t  *k;
+
+    for (k = worker_conf_keys; k->name; k++) {
+        if (k->type == WORKER_CONF_STR) {
+            free(*(char **) ((char *) cf + k->offset));
+        }
+    }
+}

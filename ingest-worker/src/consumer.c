@@ -1,0 +1,555 @@
+/*
+ * Copyright (C) edgehog
+ */
+
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <jansson.h>
+#include <librdkafka/rdkafka.h>
+
+#include "worker.h"
+#include "eh_time.h"
+#include "ingest_message.h"
+#include "ingest_output.h"
+#include "ingest_props.h"
+
+
+#define WORKER_DELIVERY_WAIT_MS  100
+#define WORKER_RETRY_BACKOFF_MS  1000
+
+
+typedef struct {
+    const worker_config_t      *cf;
+    rd_kafka_t                 *consumer;
+    rd_kafka_t                 *producer;
+    worker_pg_t                *pg;
+    json_t                     *teams;       /* token -> [id, anon, exp] */
+    long                        in_flight;
+    long                        failed;
+    unsigned long               events_out;
+    unsigned long               dropped;
+    unsigned long               dlq;
+} worker_ctx_t;
+
+
+typedef enum {
+    WORKER_OK = 0,
+    WORKER_RETRY                 /* a dependency failed: redo the batch */
+} worker_rc_e;
+
+
+static rd_kafka_t *worker_kafka_new(const worker_config_t *cf,
+    rd_kafka_type_t type, worker_ctx_t *ctx);
+static worker_rc_e worker_process(worker_ctx_t *ctx, rd_kafka_message_t *msg);
+static int worker_team(worker_ctx_t *ctx, const char *token,
+    int64_t *team_id, int *anonymize_ips);
+static int worker_produce(worker_ctx_t *ctx, const char *topic,
+    const char *key, size_t klen, const char *value, size_t len);
+static int worker_wait_deliveries(worker_ctx_t *ctx);
+static void worker_commit(worker_ctx_t *ctx, rd_kafka_message_t **batch,
+    int n);
+static void worker_rewind(worker_ctx_t *ctx, rd_kafka_message_t **batch,
+    int n);
+static void worker_dr(rd_kafka_t *rk, const rd_kafka_message_t *msg,
+    void *opaque);
+static int64_t worker_now_us(void);
+static void worker_backoff(int ms);
+
+
+int
+worker_run(const worker_config_t *cf)
+{
+    int                          i, n, rc;
+    int64_t                      deadline;
+    worker_ctx_t                 ctx;
+    rd_kafka_message_t          *msg, **batch;
+    rd_kafka_resp_err_t          err;
+    rd_kafka_topic_partition_list_t  *topics;
+
+    memset(&ctx, 0, sizeof(worker_ctx_t));
+    ctx.cf = cf;
+    ctx.teams = json_object();
+
+    batch = calloc(cf->batch_size, sizeof(rd_kafka_message_t *));
+
+    ctx.pg = worker_pg_connect(cf->postgres_dsn);
+    ctx.producer = worker_kafka_new(cf, RD_KAFKA_PRODUCER, &ctx);
+    ctx.consumer = worker_kafka_new(cf, RD_KAFKA_CONSUMER, &ctx);
+
+    if (batch == NULL || ctx.teams == NULL || ctx.pg == NULL
+        || ctx.producer == NULL || ctx.consumer == NULL)
+    {
+        worker_log(WORKER_LOG_ERROR, "worker start failed");
+        return 1;
+    }
+
+    rd_kafka_poll_set_consumer(ctx.consumer);
+
+    topics = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(topics, cf->input_topic,
+                                      RD_KAFKA_PARTITION_UA);
+    err = rd_kafka_subscribe(ctx.consumer, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+
+    if (err) {
+        worker_log(WORKER_LOG_ERROR, "subscribe to \"%s\" failed: %s",
+                   cf->input_topic, rd_kafka_err2str(err));
+        return 1;
+    }
+
+    worker_log(WORKER_LOG_INFO, "consuming \"%s\" as group \"%s\"",
+               cf->input_topic, cf->group_id);
+
+    while (!worker_stop) {
+
+        /* a batch: up to batch_size messages or batch_wait_ms after the
+         * first one */
+
+        n = 0;
+        deadline = 0;
+
+        while (n < cf->batch_size && !worker_stop) {
+            msg = rd_kafka_consumer_poll(ctx.consumer, n ? 10 : 200);
+
+            if (msg == NULL) {
+                if (n && worker_now_us() >= deadline) {
+                    break;
+                }
+
+                continue;
+            }
+
+            if (msg->err) {
+                if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                    worker_log(WORKER_LOG_WARN, "consumer: %s",
+                               rd_kafka_message_errstr(msg));
+                }
+
+                rd_kafka_message_destroy(msg);
+                continue;
+            }
+
+            if (n == 0) {
+                deadline = worker_now_us() + cf->batch_wait_ms * 1000LL;
+            }
+
+            batch[n++] = msg;
+
+            if (worker_now_us() >= deadline) {
+                break;
+            }
+        }
+
+        if (n == 0) {
+            continue;
+        }
+
+        rc = WORKER_OK;
+        ctx.failed = 0;
+
+        for (i = 0; i < n && rc == WORKER_OK; i++) {
+            rc = worker_process(&ctx, batch[i]);
+        }
+
+        /* offsets move only once every output of the batch is acked */
+
+        if (worker_wait_deliveries(&ctx) != 0 || rc != WORKER_OK) {
+            worker_log(WORKER_LOG_WARN, "batch of %d not committed, "
+                       "retrying", n);
+            worker_rewind(&ctx, batch, n);
+            worker_backoff(WORKER_RETRY_BACKOFF_MS);
+
+        } else {
+            worker_commit(&ctx, batch, n);
+        }
+
+        for (i = 0; i < n; i++) {
+            rd_kafka_message_destroy(batch[i]);
+        }
+    }
+
+    worker_log(WORKER_LOG_INFO, "stopping: %lu events out, %lu dropped, "
+               "%lu to DLQ", ctx.events_out, ctx.dropped, ctx.dlq);
+
+    rd_kafka_consumer_close(ctx.consumer);
+    rd_kafka_destroy(ctx.consumer);
+    rd_kafka_flush(ctx.producer, 10000);
+    rd_kafka_destroy(ctx.producer);
+    worker_pg_close(ctx.pg);
+    json_decref(ctx.teams);
+    free(batch);
+
+    return 0;
+}
+
+
+static rd_kafka_t *
+worker_kafka_new(const worker_config_t *cf, rd_kafka_type_t type,
+    worker_ctx_t *ctx)
+{
+    char              errstr[512];
+    size_t            i;
+    rd_kafka_t       *rk;
+    rd_kafka_conf_t  *conf;
+
+    static const char  *producer_opts[][2] = {
+        { "acks", "all" },
+        { "linger.ms", "5" },
+        { "enable.idempotence", "true" },
+        { "compression.codec", "lz4" },
+        { NULL, NULL }
+    };
+
+    /* offsets are committed by hand after the outputs are acknowledged */
+    static const char  *consumer_opts[][2] = {
+        { "enable.auto.commit", "false" },
+        { "enable.auto.offset.store", "false" },
+        { "auto.offset.reset", "earliest" },
+        { NULL, NULL }
+    };
+
+    const char  *(*opts)[2];
+
+    conf = rd_kafka_conf_new();
+    opts = (type == RD_KAFKA_PRODUCER) ? producer_opts : consumer_opts;
+
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", cf->kafka_brokers,
+                          errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK
+        || (type == RD_KAFKA_CONSUMER
+            && rd_kafka_conf_set(conf, "group.id", cf->group_id, errstr,
+                                 sizeof(errstr)) != RD_KAFKA_CONF_OK))
+    {
+        worker_log(WORKER_LOG_ERROR, "kafka config: %s", errstr);
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+
+    for (i = 0; opts[i][0]; i++) {
+        if (rd_kafka_conf_set(conf, opts[i][0], opts[i][1], errstr,
+                              sizeof(errstr)) != RD_KAFKA_CONF_OK)
+        {
+            worker_log(WORKER_LOG_ERROR, "kafka config: %s", errstr);
+            rd_kafka_conf_destroy(conf);
+            return NULL;
+        }
+    }
+
+    if (type == RD_KAFKA_PRODUCER) {
+        rd_kafka_conf_set_opaque(conf, ctx);
+        rd_kafka_conf_set_dr_msg_cb(conf, worker_dr);
+    }
+
+    rk = rd_kafka_new(type, conf, errstr, sizeof(errstr));
+    if (rk == NULL) {
+        worker_log(WORKER_LOG_ERROR, "rd_kafka_new() failed: %s", errstr);
+    }
+
+    return rk;
+}
+
+
+static worker_rc_e
+worker_process(worker_ctx_t *ctx, rd_kafka_message_t *msg)
+{
+    int                     rc, anonymize;
+    char                   *row, person[INGEST_PERSON_UUID_LEN + 1];
+    size_t                  len;
+    int64_t                 team_id;
+    ingest_msg_rc_e         mrc;
+    ingest_message_t        m;
+    ingest_team_opts_t      opts;
+    ingest_event_row_t      er;
+    eh_time_resolve_out_t   ts;
+
+    mrc = ingest_message_parse(&m, msg->payload, msg->len);
+
+    if (mrc == INGEST_MSG_DLQ) {
+        /* the original bytes, so nothing is lost to a parser bug */
+        worker_log(WORKER_LOG_INFO, "message to DLQ: %s", m.error);
+        ingest_message_free(&m);
+        ctx->dlq++;
+
+        return worker_produce(ctx, ctx->cf->dlq_topic, msg->key,
+                              msg->key_len, msg->payload, msg->len)
+               ? WORKER_RETRY : WORKER_OK;
+    }
+
+    rc = m.token ? worker_team(ctx, m.token, &team_id, &anonymize) : 0;
+
+    if (rc < 0) {
+        ingest_message_free(&m);
+        return WORKER_RETRY;
+    }
+
+    if (rc == 0) {
+        ctx->dropped++;
+        ingest_message_free(&m);
+        return WORKER_OK;
+    }
+
+    memset(&opts, 0, sizeof(ingest_team_opts_t));
+    opts.anonymize_ips = anonymize;
+
+    m.team_id = team_id;
+    m.has_team_id = 1;
+
+    if (ingest_message_prepare(&m, &opts) != INGEST_MSG_OK
+        || (m.route != INGEST_ROUTE_EVENT
+            && m.route != INGEST_ROUTE_EXCEPTION))
+    {
+        ctx->dropped++;
+        ingest_message_free(&m);
+        return WORKER_OK;
+    }
+
+    /* capture already corrected clock skew: no second correction */
+    eh_time_ingest_check(json_string_value(m.timestamp),
+                         json_string_length(m.timestamp), worker_now_us(),
+                         &ts);
+
+    if (ingest_person_uuid(team_id, m.distinct_id, strlen(m.distinct_id),
+                           person)
+        != 0)
+    {
+        ctx->dropped++;
+        ingest_message_free(&m);
+        return WORKER_OK;
+    }
+
+    memset(&er, 0, sizeof(ingest_event_row_t));
+    er.uuid = m.uuid;
+    er.event = m.event;
+    er.distinct_id = m.distinct_id;
+    er.properties = m.properties;
+    er.team_id = team_id;
+    er.project_id = team_id;
+    er.timestamp_us = ts.result;
+    er.created_at_us = worker_now_us();
+    er.captured_at_us = INGEST_TIME_NONE;
+    er.person_id = person;
+    er.person_created_at_us = ts.result;
+    er.person_mode = INGEST_PERSON_MODE_PROPERTYLESS;
+
+    row = ingest_output_event(&er, &len);
+
+    if (row == NULL) {
+        ctx->dropped++;
+        ingest_message_free(&m);
+        return WORKER_OK;
+    }
+
+    /* events are keyed by uuid, as PostHog's ingestion does */
+    rc = worker_produce(ctx, ctx->cf->events_topic, m.uuid, strlen(m.uuid),
+                        row, len);
+    free(row);
+    ingest_message_free(&m);
+
+    if (rc != 0) {
+        return WORKER_RETRY;
+    }
+
+    ctx->events_out++;
+
+    return WORKER_OK;
+}
+
+
+/* a token cache: hits forever, misses for team_cache_ttl_s */
+
+static int
+worker_team(worker_ctx_t *ctx, const char *token, int64_t *team_id,
+    int *anonymize_ips)
+{
+    int      rc;
+    json_t  *e;
+    int64_t  now;
+
+    now = worker_now_us() / 1000000;
+    e = json_object_get(ctx->teams, token);
+
+    if (e && (json_integer_value(json_array_get(e, 0)) > 0
+              || json_integer_value(json_array_get(e, 2)) > now))
+    {
+        *team_id = json_integer_value(json_array_get(e, 0));
+        *anonymize_ips = json_is_true(json_array_get(e, 1));
+        return *team_id > 0;
+    }
+
+    rc = worker_pg_team_lookup(ctx->pg, token, team_id, anonymize_ips);
+    if (rc < 0) {
+        return -1;
+    }
+
+    if (rc == 0) {
+        *team_id = -1;
+        *anonymize_ips = 0;
+        worker_log(WORKER_LOG_INFO, "dropping events of unknown token");
+    }
+
+    json_object_set_new(ctx->teams, token,
+                        json_pack("[IbI]", (json_int_t) *team_id,
+                                  *anonymize_ips,
+                                  (json_int_t) (now
+                                                + ctx->cf->team_cache_ttl_s)));
+
+    return rc;
+}
+
+
+static int
+worker_produce(worker_ctx_t *ctx, const char *topic, const char *key,
+    size_t klen, const char *value, size_t len)
+{
+    rd_kafka_resp_err_t  err;
+
+    for ( ;; ) {
+        err = rd_kafka_producev(ctx->producer,
+                                RD_KAFKA_V_TOPIC(topic),
+                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                RD_KAFKA_V_VALUE((void *) value, len),
+                                RD_KAFKA_V_KEY((void *) key, klen),
+                                RD_KAFKA_V_END);
+
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            break;
+        }
+
+        /* the worker may block: it is not an nginx process */
+        rd_kafka_poll(ctx->producer, WORKER_DELIVERY_WAIT_MS);
+    }
+
+    if (err) {
+        worker_log(WORKER_LOG_ERROR, "produce to \"%s\" failed: %s", topic,
+                   rd_kafka_err2str(err));
+        return -1;
+    }
+
+    ctx->in_flight++;
+
+    return 0;
+}
+
+
+static int
+worker_wait_deliveries(worker_ctx_t *ctx)
+{
+    /* bounded by message.timeout.ms: every message gets a report */
+    while (ctx->in_flight > 0) {
+        rd_kafka_poll(ctx->producer, WORKER_DELIVERY_WAIT_MS);
+    }
+
+    return ctx->failed ? -1 : 0;
+}
+
+
+static void
+worker_dr(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
+{
+    worker_ctx_t  *ctx = opaque;
+
+    ctx->in_flight--;
+
+    if (msg->err) {
+        ctx->failed++;
+        worker_log(WORKER_LOG_ERROR, "delivery to \"%s\" failed: %s",
+                   rd_kafka_topic_name(msg->rkt), rd_kafka_err2str(msg->err));
+    }
+}
+
+
+static void
+worker_commit(worker_ctx_t *ctx, rd_kafka_message_t **batch, int n)
+{
+    int                                i;
+    rd_kafka_resp_err_t                err;
+    rd_kafka_topic_partition_t        *p;
+    rd_kafka_topic_partition_list_t   *offsets;
+
+    offsets = rd_kafka_topic_partition_list_new(n);
+
+    for (i = 0; i < n; i++) {
+        p = rd_kafka_topic_partition_list_find(offsets,
+                                      rd_kafka_topic_name(batch[i]->rkt),
+                                      batch[i]->partition);
+        if (p == NULL) {
+            p = rd_kafka_topic_partition_list_add(offsets,
+                                      rd_kafka_topic_name(batch[i]->rkt),
+                                      batch[i]->partition);
+        }
+
+        /* the committed offset is the next one to read */
+        if (batch[i]->offset + 1 > p->offset) {
+            p->offset = batch[i]->offset + 1;
+        }
+    }
+
+    err = rd_kafka_commit(ctx->consumer, offsets, 0);
+    if (err) {
+        /* harmless for at-least-once: the batch is read again */
+        worker_log(WORKER_LOG_WARN, "commit failed: %s",
+                   rd_kafka_err2str(err));
+    }
+
+    rd_kafka_topic_partition_list_destroy(offsets);
+}
+
+
+/* seek every partition of the batch back to its first message */
+
+static void
+worker_rewind(worker_ctx_t *ctx, rd_kafka_message_t **batch, int n)
+{
+    int                                i;
+    rd_kafka_error_t                  *error;
+    rd_kafka_topic_partition_t        *p;
+    rd_kafka_topic_partition_list_t   *offsets;
+
+    offsets = rd_kafka_topic_partition_list_new(n);
+
+    for (i = 0; i < n; i++) {
+        p = rd_kafka_topic_partition_list_find(offsets,
+                                      rd_kafka_topic_name(batch[i]->rkt),
+                                      batch[i]->partition);
+        if (p == NULL) {
+            p = rd_kafka_topic_partition_list_add(offsets,
+                                      rd_kafka_topic_name(batch[i]->rkt),
+                                      batch[i]->partition);
+            p->offset = batch[i]->offset;
+        }
+    }
+
+    error = rd_kafka_seek_partitions(ctx->consumer, offsets, 5000);
+    if (error) {
+        worker_log(WORKER_LOG_ERROR, "seek failed: %s",
+                   rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+    }
+
+    rd_kafka_topic_partition_list_destroy(offsets);
+}
+
+
+static int64_t
+worker_now_us(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+
+    return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+
+static void
+worker_backoff(int ms)
+{
+    struct timespec  ts;
+
+    ts.tv_sec = ms / 1000;
+    ts.tv_nsec = (ms % 1000) * 1000000L;
+
+    /* a signal ends it early, which is what shutdown wants */
+    nanosleep(&ts, NULL);
+}

@@ -1,0 +1,747 @@
+/*
+ * Copyright (C) edgehog
+ */
+
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ingest_json.h"
+#include "ingest_message.h"
+#include "ingest_output.h"
+
+
+typedef struct {
+    char                       *data;
+    size_t                      len;
+    size_t                      size;
+    int                         failed;
+} ingest_buf_t;
+
+
+typedef struct {
+    char                       *key;
+    char                       *value;
+} ingest_attr_t;
+
+
+static void ingest_buf_add(ingest_buf_t *b, const char *s, size_t len);
+static void ingest_buf_add_escaped(ingest_buf_t *b, const char *s);
+static char *ingest_output_js_string(json_t *v);
+static char *ingest_output_truncated(json_t *v, size_t max);
+static int ingest_output_attr_cmp(const void *a, const void *b);
+static int ingest_output_str_cmp(const void *a, const void *b);
+static void ingest_output_element(ingest_buf_t *b, json_t *el);
+static int ingest_output_classes(ingest_buf_t *b, json_t *cls);
+static char *ingest_output_dump(json_t *row, size_t *len);
+static int ingest_output_set_str(json_t *row, const char *key,
+    const char *s, size_t len);
+static int ingest_output_set_time(json_t *row, const char *key, int64_t us,
+    int ms);
+static int ingest_output_set_uuid(json_t *row, const char *key,
+    const char *uuid);
+static int ingest_output_set_json(json_t *row, const char *key, json_t *v);
+
+
+static const char  *ingest_person_modes[] = {
+    "full", "propertyless", "force_upgrade"
+};
+
+
+/* 0000-01-01T00:00:00Z and 9999-12-31T23:59:59.999999Z */
+#define INGEST_TIME_MIN_US  (-62167219200LL * 1000000)
+#define INGEST_TIME_MAX_US  (253402300800LL * 1000000 - 1)
+
+
+void
+ingest_time_format(int64_t us, int ms, char buf[INGEST_TIME_BUF_LEN])
+{
+    int64_t   secs, days, rem, z, era, doe, yoe, y, doy, mp, d, m, frac;
+
+    if (us < INGEST_TIME_MIN_US) {
+        us = INGEST_TIME_MIN_US;
+
+    } else if (us > INGEST_TIME_MAX_US) {
+        us = INGEST_TIME_MAX_US;
+    }
+
+    /* floor division: times before 1970 are negative */
+    secs = us / 1000000;
+    frac = us % 1000000;
+
+    if (frac < 0) {
+        secs--;
+        frac += 1000000;
+    }
+
+    days = secs / 86400;
+    rem = secs % 86400;
+
+    if (rem < 0) {
+        days--;
+        rem += 86400;
+    }
+
+    /* Howard Hinnant's civil_from_days() */
+    z = days + 719468;
+    era = (z >= 0 ? z : z - 146096) / 146097;
+    doe = z - era * 146097;
+    yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    y = yoe + era * 400;
+    doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    mp = (5 * doy + 2) / 153;
+    d = doy - (153 * mp + 2) / 5 + 1;
+    m = mp < 10 ? mp + 3 : mp - 9;
+    y += (m <= 2);
+
+    if (ms) {
+        snprintf(buf, INGEST_TIME_BUF_LEN,
+                 "%04d-%02d-%02d %02d:%02d:%02d.%03d",
+                 (int) y, (int) m, (int) d, (int) (rem / 3600),
+                 (int) (rem / 60 % 60), (int) (rem % 60),
+                 (int) (frac / 1000));
+
+    } else {
+        snprintf(buf, INGEST_TIME_BUF_LEN, "%04d-%02d-%02d %02d:%02d:%02d",
+                 (int) y, (int) m, (int) d, (int) (rem / 3600),
+                 (int) (rem / 60 % 60), (int) (rem % 60));
+    }
+}
+
+
+static void
+ingest_buf_add(ingest_buf_t *b, const char *s, size_t len)
+{
+    char    *p;
+    size_t   size;
+
+    if (b->failed) {
+        return;
+    }
+
+    if (b->len + len + 1 > b->size) {
+        size = b->size ? b->size : 256;
+
+        while (size < b->len + len + 1) {
+            size *= 2;
+        }
+
+        p = realloc(b->data, size);
+        if (p == NULL) {
+            b->failed = 1;
+            return;
+        }
+
+        b->data = p;
+        b->size = size;
+    }
+
+    memcpy(b->data + b->len, s, len);
+    b->len += len;
+    b->data[b->len] = '\0';
+}
+
+
+/* PostHog's escapeQuotes(): " becomes \" and nothing else changes */
+
+static void
+ingest_buf_add_escaped(ingest_buf_t *b, const char *s)
+{
+    const char  *q;
+
+    while ((q = strchr(s, '"')) != NULL) {
+        ingest_buf_add(b, s, q - s);
+        ingest_buf_add(b, "\\\"", 2);
+        s = q + 1;
+    }
+
+    ingest_buf_add(b, s, strlen(s));
+}
+
+
+/* value.toString() of an attribute; null and objects never throw here */
+
+static char *
+ingest_output_js_string(json_t *v)
+{
+    if (json_is_object(v)) {
+        return strdup("[object Object]");
+    }
+
+    return ingest_json_to_js_string(v);
+}
+
+
+/* String(v).slice(0, max), or NULL for a falsy v */
+
+static char *
+ingest_output_truncated(json_t *v, size_t max)
+{
+    char    *s;
+    size_t   n;
+
+    if (v == NULL || json_is_null(v) || json_is_false(v)
+        || (json_is_string(v) && json_string_length(v) == 0))
+    {
+        return NULL;
+    }
+
+    s = ingest_output_js_string(v);
+    if (s == NULL) {
+        return NULL;
+    }
+
+    n = ingest_utf16_prefix(s, strlen(s), max);
+    s[n] = '\0';
+
+    return s;
+}
+
+
+static int
+ingest_output_attr_cmp(const void *a, const void *b)
+{
+    /*
+     * PostHog sorts with localeCompare(); byte order agrees on the
+     * lower-case ASCII names SDKs send, and is what the Python
+     * elements_to_string() does
+     */
+    return strcmp(((const ingest_attr_t *) a)->key,
+                  ((const ingest_attr_t *) b)->key);
+}
+
+
+static int
+ingest_output_str_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char * const *) a, *(char * const *) b);
+}
+
+
+/* .class1.class2 with the classes sorted and '"' removed */
+
+static int
+ingest_output_classes(ingest_buf_t *b, json_t *cls)
+{
+    char    *s, *p, *sp, **list;
+    size_t   i, n, k;
+    json_t  *v;
+
+    if (cls == NULL || json_is_null(cls) || json_is_false(cls)
+        || (json_is_string(cls) && json_string_length(cls) == 0))
+    {
+        return 0;
+    }
+
+    s = NULL;
+
+    if (json_is_array(cls)) {
+        n = json_array_size(cls);
+
+    } else {
+        /* String(attr__class).split(' '), keeping empty pieces */
+        s = ingest_output_js_string(cls);
+        if (s == NULL) {
+            return -1;
+        }
+
+        n = 1;
+
+        for (p = s; *p; p++) {
+            n += (*p == ' ');
+        }
+    }
+
+    list = calloc(n ? n : 1, sizeof(char *));
+    if (list == NULL) {
+        free(s);
+        return -1;
+    }
+
+    if (s == NULL) {
+        json_array_foreach(cls, i, v) {
+            list[i] = ingest_output_js_string(v);
+            if (list[i] == NULL) {
+                goto failed;
+            }
+        }
+
+    } else {
+        p = s;
+
+        for (i = 0; i < n; i++) {
+            sp = strchr(p, ' ');
+            if (sp) {
+                *sp = '\0';
+            }
+
+            list[i] = strdup(p);
+            if (list[i] == NULL) {
+                goto failed;
+            }
+
+            p = sp ? sp + 1 : p + strlen(p);
+        }
+    }
+
+    qsort(list, n, sizeof(char *), ingest_output_str_cmp);
+
+    for (i = 0; i < n; i++) {
+        ingest_buf_add(b, ".", 1);
+
+        for (p = list[i]; *p; p = sp) {
+            sp = strchr(p, '"');
+            k = sp ? (size_t) (sp - p) : strlen(p);
+
+            ingest_buf_add(b, p, k);
+
+            sp = sp ? sp + 1 : p + k;
+        }
+    }
+
+    for (i = 0; i < n; i++) {
+        free(list[i]);
+    }
+
+    free(list);
+    free(s);
+
+    return 0;
+
+failed:
+
+    for (i = 0; i < n; i++) {
+        free(list[i]);
+    }
+
+    free(list);
+    free(s);
+
+    return -1;
+}
+
+
+/* one element of PostHog's elementsToString() */
+
+static void
+ingest_output_element(ingest_buf_t *b, json_t *el)
+{
+    char           *text, *href, *tag;
+    size_t          i, n;
+    json_t         *v;
+    const char     *key;
+    ingest_attr_t  *attrs;
+
+    if (!json_is_object(el)) {
+        /* extractElements() of a non-object yields an empty element */
+        ingest_buf_add(b, ":nth-child=\"0\"nth-of-type=\"0\"", 29);
+        return;
+    }
+
+    /* text, nth-child, nth-of-type, href, attr_id and every attr__* */
+    attrs = calloc(json_object_size(el) + 5, sizeof(ingest_attr_t));
+    if (attrs == NULL) {
+        b->failed = 1;
+        return;
+    }
+
+    n = 0;
+
+    text = ingest_output_truncated(json_object_get(el, "$el_text"),
+                                   INGEST_ELEMENT_TEXT_MAX);
+    if (text) {
+        attrs[n].key = strdup("text");
+        attrs[n++].value = text;
+    }
+
+    v = json_object_get(el, "nth_child");
+    attrs[n].key = strdup("nth-child");
+    attrs[n++].value = (v && !json_is_null(v)) ? ingest_output_js_string(v)
+                                               : strdup("0");
+
+    v = json_object_get(el, "nth_of_type");
+    attrs[n].key = strdup("nth-of-type");
+    attrs[n++].value = (v && !json_is_null(v)) ? ingest_output_js_string(v)
+                                               : strdup("0");
+
+    href = ingest_output_truncated(json_object_get(el, "attr__href"),
+                                   INGEST_ELEMENT_HREF_MAX);
+    if (href) {
+        attrs[n].key = strdup("href");
+        attrs[n++].value = href;
+    }
+
+    v = json_object_get(el, "attr__id");
+    if (json_is_true(v) || (json_is_string(v) && json_string_length(v))
+        || (json_is_number(v) && json_number_value(v) != 0)
+        || json_is_object(v) || json_is_array(v))
+    {
+        attrs[n].key = strdup("attr_id");
+        attrs[n++].value = ingest_output_js_string(v);
+    }
+
+    json_object_foreach(el, key, v) {
+        if (strncmp(key, "attr__", 6) == 0) {
+            attrs[n].key = strdup(key);
+            attrs[n++].value = ingest_output_js_string(v);
+        }
+    }
+
+    for (i = 0; i < n; i++) {
+        if (attrs[i].key == NULL || attrs[i].value == NULL) {
+            b->failed = 1;
+            goto done;
+        }
+    }
+
+    tag = ingest_output_truncated(json_object_get(el, "tag_name"),
+                                  (size_t) -1);
+    if (tag) {
+        ingest_buf_add(b, tag, strlen(tag));
+        free(tag);
+    }
+
+    if (ingest_output_classes(b, json_object_get(el, "attr__class")) != 0) {
+        b->failed = 1;
+        goto done;
+    }
+
+    qsort(attrs, n, sizeof(ingest_attr_t), ingest_output_attr_cmp);
+
+    ingest_buf_add(b, ":", 1);
+
+    for (i = 0; i < n; i++) {
+        ingest_buf_add_escaped(b, attrs[i].key);
+        ingest_buf_add(b, "=\"", 2);
+        ingest_buf_add_escaped(b, attrs[i].value);
+        ingest_buf_add(b, "\"", 1);
+    }
+
+done:
+
+    for (i = 0; i < n; i++) {
+        free(attrs[i].key);
+        free(attrs[i].value);
+    }
+
+    free(attrs);
+}
+
+
+char *
+ingest_elements_chain(json_t *properties)
+{
+    char          *s;
+    size_t         i;
+    json_t        *chain, *elements, *el;
+    ingest_buf_t   b;
+
+    memset(&b, 0, sizeof(ingest_buf_t));
+
+    chain = json_object_get(properties, "$elements_chain");
+    elements = json_object_get(properties, "$elements");
+
+    if (chain && !json_is_null(chain) && !json_is_false(chain)
+        && !(json_is_string(chain) && json_string_length(chain) == 0))
+    {
+        s = ingest_output_js_string(chain);
+
+    } else if (json_is_array(elements) && json_array_size(elements) > 0) {
+        json_array_foreach(elements, i, el) {
+            if (i > 0) {
+                ingest_buf_add(&b, ";", 1);
+            }
+
+            ingest_output_element(&b, el);
+        }
+
+        if (b.failed) {
+            free(b.data);
+            return NULL;
+        }
+
+        s = b.data ? b.data : strdup("");
+
+    } else {
+        s = strdup("");
+    }
+
+    json_object_del(properties, "$elements_chain");
+    json_object_del(properties, "$elements");
+
+    return s;
+}
+
+
+static char *
+ingest_output_dump(json_t *row, size_t *len)
+{
+    char  *s;
+
+    /*
+     * compact like JSON.stringify(); raw UTF-8 rather than \u escapes
+     * because old ClickHouse parsers handle those with less care
+     */
+    s = json_dumps(row, JSON_COMPACT);
+
+    json_decref(row);
+
+    if (s != NULL && len != NULL) {
+        *len = strlen(s);
+    }
+
+    return s;
+}
+
+
+static int
+ingest_output_set_str(json_t *row, const char *key, const char *s,
+    size_t len)
+{
+    return json_object_set_new(row, key,
+                               ingest_json_string(s ? s : "", s ? len : 0));
+}
+
+
+static int
+ingest_output_set_time(json_t *row, const char *key, int64_t us, int ms)
+{
+    char  buf[INGEST_TIME_BUF_LEN];
+
+    if (us == INGEST_TIME_NONE) {
+        return json_object_set_new(row, key, json_null());
+    }
+
+    ingest_time_format(us, ms, buf);
+
+    return json_object_set_new(row, key, json_string(buf));
+}
+
+
+static int
+ingest_output_set_uuid(json_t *row, const char *key, const char *uuid)
+{
+    char    buf[37];
+    size_t  i;
+
+    if (uuid == NULL || !ingest_uuid_valid(uuid, strlen(uuid))) {
+        return -1;
+    }
+
+    for (i = 0; i < 36; i++) {
+        buf[i] = tolower((unsigned char) uuid[i]);
+    }
+
+    buf[36] = '\0';
+
+    return json_object_set_new(row, key, json_string(buf));
+}
+
+
+/* a JSON value as a JSON string column, as JSON.stringify() does */
+
+static int
+ingest_output_set_json(json_t *row, const char *key, json_t *v)
+{
+    char  *s;
+    int    rc;
+
+    if (v == NULL) {
+        return json_object_set_new(row, key, json_string("{}"));
+    }
+
+    s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (s == NULL) {
+        return -1;
+    }
+
+    rc = json_object_set_new(row, key, json_string_nocheck(s));
+    free(s);
+
+    return rc;
+}
+
+
+char *
+ingest_output_event(ingest_event_row_t *row, size_t *len)
+{
+    int          rc, i;
+    char        *chain, name[9];
+    json_t      *o, *pp, *set;
+    unsigned     mode;
+
+    mode = row->person_mode;
+
+    if (mode > INGEST_PERSON_MODE_FORCE_UPGRADE) {
+        return NULL;
+    }
+
+    chain = ingest_elements_chain(row->properties);
+    if (chain == NULL) {
+        return NULL;
+    }
+
+    if (mode != INGEST_PERSON_MODE_FULL) {
+        /* §3.8: personless rows carry no group columns */
+        for (i = 0; i < 5; i++) {
+            snprintf(name, sizeof(name), "$group_%d", i);
+            json_object_del(row->properties, name);
+        }
+    }
+
+    o = json_object();
+    if (o == NULL) {
+        free(chain);
+        return NULL;
+    }
+
+    rc = ingest_output_set_uuid(o, "uuid", row->uuid);
+    rc |= ingest_output_set_str(o, "event", row->event,
+                                row->event ? strlen(row->event) : 0);
+    rc |= ingest_output_set_json(o, "properties", row->properties);
+    rc |= ingest_output_set_time(o, "timestamp", row->timestamp_us, 1);
+    rc |= json_object_set_new(o, "team_id", json_integer(row->team_id));
+
+    if (row->project_id >= 0) {
+        rc |= json_object_set_new(o, "project_id",
+                                  json_integer(row->project_id));
+    }
+
+    rc |= ingest_output_set_str(o, "distinct_id", row->distinct_id,
+                                row->distinct_id
+                                ? strlen(row->distinct_id) : 0);
+    rc |= ingest_output_set_str(o, "elements_chain", chain, strlen(chain));
+    rc |= ingest_output_set_time(o, "created_at", row->created_at_us, 1);
+    rc |= ingest_output_set_time(o, "captured_at", row->captured_at_us, 1);
+    rc |= ingest_output_set_uuid(o, "person_id", row->person_id);
+
+    free(chain);
+
+    if (mode == INGEST_PERSON_MODE_FULL) {
+        /* { ...person.properties, ...properties.$set } */
+        pp = ingest_props_merge(row->person_properties, NULL);
+        set = json_object_get(row->properties, "$set");
+
+        if (pp == NULL
+            || (json_is_object(set) && json_object_update(pp, set) != 0))
+        {
+            json_decref(pp);
+            json_decref(o);
+            return NULL;
+        }
+
+        rc |= ingest_output_set_json(o, "person_properties", pp);
+        json_decref(pp);
+
+    } else {
+        rc |= json_object_set_new(o, "person_properties", json_string("{}"));
+    }
+
+    rc |= ingest_output_set_time(o, "person_created_at",
+                                 row->person_created_at_us, 0);
+    rc |= json_object_set_new(o, "person_mode",
+                              json_string(ingest_person_modes[mode]));
+
+    if (row->historical_migration) {
+        rc |= json_object_set_new(o, "historical_migration", json_true());
+    }
+
+    if (rc != 0) {
+        json_decref(o);
+        return NULL;
+    }
+
+    return ingest_output_dump(o, len);
+}
+
+
+char *
+ingest_output_person(const char *uuid, int64_t team_id,
+    int64_t created_at_us, json_t *properties, int is_identified,
+    int is_deleted, int64_t version, int64_t last_seen_us, size_t *len)
+{
+    int      rc;
+    json_t  *o;
+
+    o = json_object();
+    if (o == NULL) {
+        return NULL;
+    }
+
+    rc = ingest_output_set_uuid(o, "id", uuid);
+    rc |= ingest_output_set_time(o, "created_at", created_at_us, 0);
+    rc |= ingest_output_set_json(o, "properties", properties);
+    rc |= json_object_set_new(o, "team_id", json_integer(team_id));
+    rc |= json_object_set_new(o, "is_identified",
+                              json_integer(is_identified ? 1 : 0));
+    rc |= json_object_set_new(o, "is_deleted",
+                              json_integer(is_deleted ? 1 : 0));
+    rc |= json_object_set_new(o, "version", json_integer(version));
+    rc |= ingest_output_set_time(o, "last_seen_at", last_seen_us, 0);
+
+    if (rc != 0) {
+        json_decref(o);
+        return NULL;
+    }
+
+    return ingest_output_dump(o, len);
+}
+
+
+char *
+ingest_output_distinct_id(const char *person_uuid, int64_t team_id,
+    const char *distinct_id, size_t distinct_id_len, int64_t version,
+    int is_deleted, size_t *len)
+{
+    int      rc;
+    json_t  *o;
+
+    o = json_object();
+    if (o == NULL) {
+        return NULL;
+    }
+
+    rc = ingest_output_set_uuid(o, "person_id", person_uuid);
+    rc |= json_object_set_new(o, "team_id", json_integer(team_id));
+    rc |= ingest_output_set_str(o, "distinct_id", distinct_id,
+                                distinct_id_len);
+    rc |= json_object_set_new(o, "version", json_integer(version));
+    rc |= json_object_set_new(o, "is_deleted",
+                              json_integer(is_deleted ? 1 : 0));
+
+    if (rc != 0) {
+        json_decref(o);
+        return NULL;
+    }
+
+    return ingest_output_dump(o, len);
+}
+
+
+char *
+ingest_output_warning(int64_t team_id, const char *type, json_t *details,
+    int64_t now_us, size_t *len)
+{
+    int      rc;
+    json_t  *o;
+
+    o = json_object();
+    if (o == NULL) {
+        return NULL;
+    }
+
+    rc = json_object_set_new(o, "team_id", json_integer(team_id));
+    rc |= ingest_output_set_str(o, "type", type, type ? strlen(type) : 0);
+    rc |= json_object_set_new(o, "source", json_string("plugin-server"));
+    rc |= ingest_output_set_json(o, "details", details);
+    rc |= ingest_output_set_time(o, "timestamp", now_us, 1);
+
+    if (rc != 0) {
+        json_decref(o);
+        return NULL;
+    }
+
+    return ingest_output_dump(o, len);
+}

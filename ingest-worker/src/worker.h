@@ -1,0 +1,78 @@
+/*
+ * Copyright (C) edgehog
+ */
+
+/*
+ * Shared declarations of the ingest-worker daemon: configuration, logging
+ * and the subsystems main.c drives.  The pure transforms (ingest_*.c)
+ * do not include this file.
+ */
+
+#ifndef _WORKER_H_INCLUDED_
+#define _WORKER_H_INCLUDED_
+
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+
+typedef enum {
+    WORKER_LOG_ERROR = 0,
+    WORKER_LOG_WARN,
+    WORKER_LOG_INFO,
+    WORKER_LOG_DEBUG
+} worker_log_level_e;
+
+
+typedef struct {
+    char                       *kafka_brokers;
+    char                       *input_topic;
+    char                       *group_id;
+    char                       *events_topic;
+    char                       *person_topic;
+    char                       *distinct_id_topic;
+    char                       *warnings_topic;
+    char                       *dlq_topic;
+    char                       *postgres_dsn;
+    char                       *clickhouse_url;     /* comma-separated */
+    char                       *clickhouse_cluster; /* "" = single node */
+    char                       *clickhouse_kafka_brokers;
+    char                       *redis_address;
+    int                         batch_size;
+    int                         batch_wait_ms;
+    int                         team_cache_ttl_s;
+    worker_log_level_e          log_level;
+} worker_config_t;
+
+
+extern volatile sig_atomic_t  worker_stop;
+
+
+int worker_config_load(worker_config_t *cf, const char *path);
+void worker_config_free(worker_config_t *cf);
+
+void worker_log(worker_log_level_e level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void worker_log_set_level(worker_log_level_e level);
+
+/* pg.c */
+typedef struct worker_pg_s  worker_pg_t;
+
+worker_pg_t *worker_pg_connect(const char *dsn);
+void worker_pg_close(worker_pg_t *pg);
+int worker_pg_migrate(worker_pg_t *pg);
+int worker_pg_team_create(worker_pg_t *pg, const char *name,
+    const char *token, int64_t *id, char *token_out, size_t size);
+/* 1 found, 0 unknown token, -1 database error */
+int worker_pg_team_lookup(worker_pg_t *pg, const char *token,
+    int64_t *team_id, int *anonymize_ips);
+
+/* clickhouse.c */
+int worker_clickhouse_migrate(const worker_config_t *cf);
+
+/* consumer.c */
+int worker_run(const worker_config_t *cf);
+
+
+#endif /* _WORKER_H_INCLUDED_ */

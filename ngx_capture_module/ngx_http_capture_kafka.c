@@ -1,0 +1,674 @@
+/*
+ * Copyright (C) edgehog
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include "ngx_http_capture_module.h"
+#include "ngx_http_capture_kafka.h"
+
+
+#define NGX_HTTP_CAPTURE_POLL_INTERVAL  1000
+
+
+static ngx_int_t ngx_http_capture_kafka_conf(ngx_cycle_t *cycle,
+    ngx_http_capture_main_conf_t *mcf, rd_kafka_conf_t *conf);
+static ngx_int_t ngx_http_capture_kafka_set(ngx_log_t *log,
+    rd_kafka_conf_t *conf, const char *key, const char *value);
+static void ngx_http_capture_kafka_notify(ngx_event_t *rev);
+static void ngx_http_capture_kafka_poll(ngx_event_t *ev);
+static void ngx_http_capture_kafka_arm_timer(
+    ngx_http_capture_main_conf_t *mcf);
+static rd_kafka_topic_t *ngx_http_capture_kafka_topic(
+    ngx_http_capture_main_conf_t *mcf, ngx_str_t *name);
+static void ngx_http_capture_kafka_dr(rd_kafka_t *rk,
+    const rd_kafka_message_t *msg, void *opaque);
+static void ngx_http_capture_kafka_error(rd_kafka_t *rk, int err,
+    const char *reason, void *opaque);
+static void ngx_http_capture_kafka_log(const rd_kafka_t *rk, int level,
+    const char *fac, const char *buf);
+static void ngx_http_capture_waiter_answer(ngx_http_capture_waiter_t *w);
+static void ngx_http_capture_waiter_timeout(ngx_event_t *ev);
+static void ngx_http_capture_waiter_cleanup(void *data);
+static void ngx_http_capture_waiter_free(ngx_http_capture_waiter_t *w);
+
+
+char *
+ngx_http_capture_kafka_check_option(ngx_conf_t *cf, ngx_str_t *key,
+    ngx_str_t *value)
+{
+    char              errstr[512];
+    u_char           *k, *v;
+    rd_kafka_conf_t  *conf;
+
+    k = ngx_pnalloc(cf->pool, key->len + 1);
+    v = ngx_pnalloc(cf->pool, value->len + 1);
+    if (k == NULL || v == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_cpystrn(k, key->data, key->len + 1);
+    ngx_cpystrn(v, value->data, value->len + 1);
+
+    /* a conf object starts no threads, so this is safe under nginx -t */
+    conf = rd_kafka_conf_new();
+
+    if (rd_kafka_conf_set(conf, (char *) k, (char *) v, errstr,
+                          sizeof(errstr))
+        != RD_KAFKA_CONF_OK)
+    {
+        rd_kafka_conf_destroy(conf);
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid capture_kafka_option \"%V\" \"%V\": %s",
+                           key, value, errstr);
+        return NGX_CONF_ERROR;
+    }
+
+    rd_kafka_conf_destroy(conf);
+
+    /* keep NUL-terminated copies for init_process */
+    key->data = k;
+    value->data = v;
+
+    return NGX_CONF_OK;
+}
+
+
+ngx_int_t
+ngx_http_capture_kafka_init_process(ngx_cycle_t *cycle,
+    ngx_http_capture_main_conf_t *mcf)
+{
+    int                 fds[2];
+    char                errstr[512];
+    rd_kafka_t         *rk;
+    rd_kafka_conf_t    *conf;
+    ngx_connection_t   *c;
+    rd_kafka_queue_t   *q;
+
+    mcf->log = cycle->log;
+
+    if (ngx_array_init(&mcf->topics, cycle->pool, 4,
+                       sizeof(ngx_http_capture_topic_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    conf = rd_kafka_conf_new();
+
+    if (ngx_http_capture_kafka_conf(cycle, mcf, conf) != NGX_OK) {
+        rd_kafka_conf_destroy(conf);
+        return NGX_ERROR;
+    }
+
+    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    if (rk == NULL) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                      "rd_kafka_new() failed: %s", errstr);
+        return NGX_ERROR;
+    }
+
+    /* logs are served by rd_kafka_poll() on this thread, never by ours */
+    rd_kafka_set_log_queue(rk, NULL);
+
+    mcf->rk = rk;
+
+    if (pipe2(fds, O_NONBLOCK|O_CLOEXEC) == -1) {
+        ngx_log_error(NGX_LOG_CRIT, cycle->log, ngx_errno, "pipe2() failed");
+        return NGX_ERROR;
+    }
+
+    c = ngx_get_connection(fds[0], cycle->log);
+    if (c == NULL) {
+        close(fds[0]);
+        close(fds[1]);
+        return NGX_ERROR;
+    }
+
+    c->data = mcf;
+    c->read->handler = ngx_http_capture_kafka_notify;
+    c->read->log = cycle->log;
+    /* not a client connection: shutdown must not close it */
+    c->read->channel = 1;
+    c->write->channel = 1;
+
+    if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
+        ngx_close_connection(c);
+        close(fds[1]);
+        return NGX_ERROR;
+    }
+
+    mcf->notify = c;
+    mcf->notify_wfd = fds[1];
+
+    q = rd_kafka_queue_get_main(rk);
+    rd_kafka_queue_io_event_enable(q, fds[1], "1", 1);
+    rd_kafka_queue_destroy(q);
+
+    /*
+     * the io event fires only on an empty-to-non-empty transition, and
+     * rd_kafka_new() may have queued ops already: drain after arming
+     */
+    rd_kafka_poll(rk, 0);
+
+    mcf->poll_timer.handler = ngx_http_capture_kafka_poll;
+    mcf->poll_timer.data = mcf;
+    mcf->poll_timer.log = cycle->log;
+
+    ngx_http_capture_kafka_arm_timer(mcf);
+
+    ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
+                  "capture: kafka producer created for \"%V\"",
+                  &mcf->brokers);
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_capture_kafka_conf(ngx_cycle_t *cycle,
+    ngx_http_capture_main_conf_t *mcf, rd_kafka_conf_t *conf)
+{
+    u_char        *brokers;
+    u_char         id[64];
+    ngx_uint_t     i;
+    ngx_keyval_t  *kv;
+
+    brokers = ngx_pnalloc(cycle->pool, mcf->brokers.len + 1);
+    if (brokers == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_cpystrn(brokers, mcf->brokers.data, mcf->brokers.len + 1);
+    ngx_snprintf(id, sizeof(id), "edgehog-capture-%P%Z", ngx_pid);
+
+    /*
+     * defaults first, so capture_kafka_option overrides them; the 1 GiB
+     * default queue is per worker, and PostHog keys need murmur2
+     */
+    if (ngx_http_capture_kafka_set(cycle->log, conf, "bootstrap.servers",
+                                   (char *) brokers) != NGX_OK
+        || ngx_http_capture_kafka_set(cycle->log, conf, "client.id",
+                                      (char *) id) != NGX_OK
+        || ngx_http_capture_kafka_set(cycle->log, conf, "log.queue", "true")
+           != NGX_OK
+        || ngx_http_capture_kafka_set(cycle->log, conf, "acks", "all")
+           != NGX_OK
+        || ngx_http_capture_kafka_set(cycle->log, conf, "partitioner",
+                                      "murmur2_random") != NGX_OK
+        || ngx_http_capture_kafka_set(cycle->log, conf,
+                                      "queue.buffering.max.kbytes", "131072")
+           != NGX_OK
+        || ngx_http_capture_kafka_set(cycle->log, conf, "linger.ms", "1")
+           != NGX_OK
+        || ngx_http_capture_kafka_set(cycle->log, conf, "message.timeout.ms",
+                                      "10000") != NGX_OK
+        || ngx_http_capture_kafka_set(cycle->log, conf, "compression.codec",
+                                      "lz4") != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (mcf->options) {
+        kv = mcf->options->elts;
+
+        for (i = 0; i < mcf->options->nelts; i++) {
+            if (ngx_http_capture_kafka_set(cycle->log, conf,
+                                           (char *) kv[i].key.data,
+                                           (char *) kv[i].value.data)
+                != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+        }
+    }
+
+    rd_kafka_conf_set_opaque(conf, mcf);
+    rd_kafka_conf_set_dr_msg_cb(conf, ngx_http_capture_kafka_dr);
+    rd_kafka_conf_set_error_cb(conf, ngx_http_capture_kafka_error);
+    rd_kafka_conf_set_log_cb(conf, ngx_http_capture_kafka_log);
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_capture_kafka_set(ngx_log_t *log, rd_kafka_conf_t *conf,
+    const char *key, const char *value)
+{
+    char  errstr[512];
+
+    if (rd_kafka_conf_set(conf, key, value, errstr, sizeof(errstr))
+        != RD_KAFKA_CONF_OK)
+    {
+        ngx_log_error(NGX_LOG_EMERG, log, 0,
+                      "rd_kafka_conf_set(\"%s\", \"%s\") failed: %s",
+                      key, value, errstr);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_capture_kafka_exit_process(ngx_cycle_t *cycle,
+    ngx_http_capture_main_conf_t *mcf)
+{
+    int                        left;
+    ngx_uint_t                 i;
+    rd_kafka_queue_t          *q;
+    ngx_http_capture_topic_t  *t;
+
+    q = rd_kafka_queue_get_main(mcf->rk);
+    rd_kafka_queue_io_event_enable(q, -1, NULL, 0);
+    rd_kafka_queue_destroy(q);
+
+    if (mcf->notify) {
+        ngx_close_connection(mcf->notify);
+        mcf->notify = NULL;
+    }
+
+    if (mcf->notify_wfd != NGX_INVALID_FILE) {
+        close(mcf->notify_wfd);
+        mcf->notify_wfd = NGX_INVALID_FILE;
+    }
+
+    /* the one bounded block allowed: the last chance to deliver */
+    rd_kafka_flush(mcf->rk, (int) mcf->flush_timeout);
+
+    left = rd_kafka_outq_len(mcf->rk);
+    if (left > 0) {
+        ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
+                      "capture: %d kafka messages lost at exit", left);
+    }
+
+    t = mcf->topics.elts;
+    for (i = 0; i < mcf->topics.nelts; i++) {
+        rd_kafka_topic_destroy(t[i].rkt);
+    }
+
+    rd_kafka_destroy(mcf->rk);
+    mcf->rk = NULL;
+}
+
+
+static void
+ngx_http_capture_kafka_notify(ngx_event_t *rev)
+{
+    u_char                         buf[256];
+    ssize_t                        n;
+    ngx_connection_t              *c;
+    ngx_http_capture_main_conf_t  *mcf;
+
+    c = rev->data;
+    mcf = c->data;
+
+    /* edge-triggered: drain to EAGAIN before serving the queue */
+
+    for ( ;; ) {
+        n = read(c->fd, buf, sizeof(buf));
+
+        if (n > 0) {
+            continue;
+        }
+
+        if (n == -1 && ngx_errno == NGX_EINTR) {
+            continue;
+        }
+
+        break;
+    }
+
+    rev->ready = 0;
+
+    rd_kafka_poll(mcf->rk, 0);
+
+    ngx_http_capture_kafka_arm_timer(mcf);
+}
+
+
+static void
+ngx_http_capture_kafka_poll(ngx_event_t *ev)
+{
+    ngx_http_capture_main_conf_t  *mcf;
+
+    mcf = ev->data;
+
+    rd_kafka_poll(mcf->rk, 0);
+
+    ngx_http_capture_kafka_arm_timer(mcf);
+}
+
+
+/*
+ * The safety timer serves the queue even if a wake-up is missed.  While
+ * messages are in flight it is not cancelable, so a quitting worker keeps
+ * serving delivery reports (bounded by message.timeout.ms).
+ */
+
+static void
+ngx_http_capture_kafka_arm_timer(ngx_http_capture_main_conf_t *mcf)
+{
+    ngx_uint_t  busy;
+
+    busy = rd_kafka_outq_len(mcf->rk) > 0;
+
+    if (ngx_exiting && !busy) {
+        if (mcf->poll_timer.timer_set) {
+            ngx_del_timer(&mcf->poll_timer);
+        }
+
+        return;
+    }
+
+    mcf->poll_timer.cancelable = busy ? 0 : 1;
+
+    if (!mcf->poll_timer.timer_set) {
+        ngx_add_timer(&mcf->poll_timer, NGX_HTTP_CAPTURE_POLL_INTERVAL);
+    }
+}
+
+
+static rd_kafka_topic_t *
+ngx_http_capture_kafka_topic(ngx_http_capture_main_conf_t *mcf,
+    ngx_str_t *name)
+{
+    u_char                    *p;
+    ngx_uint_t                 i;
+    rd_kafka_topic_t          *rkt;
+    ngx_http_capture_topic_t  *t;
+
+    t = mcf->topics.elts;
+
+    for (i = 0; i < mcf->topics.nelts; i++) {
+        if (t[i].name.len == name->len
+            && ngx_strncmp(t[i].name.data, name->data, name->len) == 0)
+        {
+            return t[i].rkt;
+        }
+    }
+
+    p = ngx_pnalloc(mcf->topics.pool, name->len + 1);
+    if (p == NULL) {
+        return NULL;
+    }
+
+    ngx_cpystrn(p, name->data, name->len + 1);
+
+    /* creates a local handle only; metadata is fetched by librdkafka */
+    rkt = rd_kafka_topic_new(mcf->rk, (char *) p, NULL);
+    if (rkt == NULL) {
+        return NULL;
+    }
+
+    t = ngx_array_push(&mcf->topics);
+    if (t == NULL) {
+        rd_kafka_topic_destroy(rkt);
+        return NULL;
+    }
+
+    t->name.data = p;
+    t->name.len = name->len;
+    t->rkt = rkt;
+
+    return rkt;
+}
+
+
+ngx_int_t
+ngx_http_capture_kafka_produce(ngx_http_request_t *r, capture_msg_t *msgs,
+    ngx_uint_t n, ngx_http_capture_done_pt done)
+{
+    size_t                         h, klen;
+    ngx_uint_t                     i;
+    rd_kafka_topic_t              *rkt;
+    ngx_pool_cleanup_t            *cln;
+    rd_kafka_headers_t            *hdrs;
+    rd_kafka_resp_err_t            err;
+    ngx_http_capture_waiter_t     *w;
+    ngx_http_capture_loc_conf_t   *lcf;
+    ngx_http_capture_main_conf_t  *mcf;
+
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_capture_module);
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_capture_module);
+
+    rkt = mcf->rk ? ngx_http_capture_kafka_topic(mcf, &lcf->topic) : NULL;
+    if (rkt == NULL) {
+        done(r, NGX_HTTP_SERVICE_UNAVAILABLE);
+        return NGX_DONE;
+    }
+
+    w = NULL;
+
+    if (lcf->ack == NGX_HTTP_CAPTURE_ACK_DELIVERY) {
+        cln = ngx_pool_cleanup_add(r->pool, 0);
+        w = ngx_calloc(sizeof(ngx_http_capture_waiter_t), r->connection->log);
+        if (cln == NULL || w == NULL) {
+            ngx_free(w);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        w->r = r;
+        w->done = done;
+        w->timer.handler = ngx_http_capture_waiter_timeout;
+        w->timer.data = w;
+        w->timer.log = r->connection->log;
+
+        cln->handler = ngx_http_capture_waiter_cleanup;
+        cln->data = w;
+    }
+
+    for (i = 0; i < n; i++) {
+        hdrs = rd_kafka_headers_new(msgs[i].nheaders);
+
+        for (h = 0; h < msgs[i].nheaders; h++) {
+            rd_kafka_header_add(hdrs, msgs[i].headers[h].name, -1,
+                                msgs[i].headers[h].value, -1);
+        }
+
+        klen = ngx_strlen(msgs[i].key);
+
+        err = rd_kafka_producev(mcf->rk,
+                                RD_KAFKA_V_RKT(rkt),
+                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                RD_KAFKA_V_VALUE(msgs[i].value,
+                                                 msgs[i].value_len),
+                                RD_KAFKA_V_KEY(msgs[i].key, klen),
+                                RD_KAFKA_V_HEADERS(hdrs),
+                                RD_KAFKA_V_OPAQUE(w),
+                                RD_KAFKA_V_END);
+
+        if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            /* headers are ours again when producev fails */
+            rd_kafka_headers_destroy(hdrs);
+
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "capture: produce failed: %s",
+                          rd_kafka_err2str(err));
+
+            if (w) {
+                w->failed = 1;
+                w->answered = 1;
+            }
+
+            done(r, NGX_HTTP_SERVICE_UNAVAILABLE);
+            return NGX_DONE;
+        }
+
+        if (w) {
+            w->pending++;
+        }
+    }
+
+    ngx_http_capture_kafka_arm_timer(mcf);
+
+    if (w == NULL) {
+        done(r, NGX_HTTP_OK);
+        return NGX_DONE;
+    }
+
+    ngx_add_timer(&w->timer, lcf->ack_timeout);
+
+    return NGX_DONE;
+}
+
+
+/* served inside rd_kafka_poll(), on the nginx thread */
+
+static void
+ngx_http_capture_kafka_dr(rd_kafka_t *rk, const rd_kafka_message_t *msg,
+    void *opaque)
+{
+    ngx_http_capture_waiter_t     *w;
+    ngx_http_capture_main_conf_t  *mcf;
+
+    mcf = opaque;
+    w = msg->_private;
+
+    if (msg->err) {
+        mcf->delivery_errors++;
+
+        if (ngx_time() != mcf->last_error_log) {
+            mcf->last_error_log = ngx_time();
+            ngx_log_error(NGX_LOG_ERR, mcf->log, 0,
+                          "capture: kafka delivery failed: %s "
+                          "(%ui failures so far)",
+                          rd_kafka_err2str(msg->err), mcf->delivery_errors);
+        }
+    }
+
+    if (w == NULL) {
+        return;
+    }
+
+    w->pending--;
+
+    if (msg->err) {
+        w->failed = 1;
+    }
+
+    if (!w->answered && w->r && (w->pending == 0 || w->failed)) {
+        ngx_http_capture_waiter_answer(w);
+        return;
+    }
+
+    if (w->pending == 0 && w->r == NULL) {
+        ngx_http_capture_waiter_free(w);
+    }
+}
+
+
+static void
+ngx_http_capture_kafka_error(rd_kafka_t *rk, int err, const char *reason,
+    void *opaque)
+{
+    ngx_http_capture_main_conf_t  *mcf = opaque;
+
+    char  fatal[512];
+
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
+        ngx_log_error(NGX_LOG_CRIT, mcf->log, 0,
+                      "capture: kafka fatal error: %s", fatal);
+        return;
+    }
+
+    if (ngx_time() != mcf->last_error_log) {
+        mcf->last_error_log = ngx_time();
+        ngx_log_error(NGX_LOG_ERR, mcf->log, 0, "capture: kafka: %s",
+                      reason);
+    }
+}
+
+
+static void
+ngx_http_capture_kafka_log(const rd_kafka_t *rk, int level, const char *fac,
+    const char *buf)
+{
+    ngx_uint_t                     lvl;
+    ngx_http_capture_main_conf_t  *mcf;
+
+    /* log.queue=true: this runs inside rd_kafka_poll() on our thread */
+
+    mcf = rd_kafka_opaque(rk);
+
+    /* syslog levels: 0..3 are errors for librdkafka */
+    lvl = (level <= 3) ? NGX_LOG_ERR : NGX_LOG_INFO;
+
+    ngx_log_error(lvl, mcf->log, 0,
+                  "capture: kafka %s: %s", fac, buf);
+}
+
+
+static void
+ngx_http_capture_waiter_answer(ngx_http_capture_waiter_t *w)
+{
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+
+    r = w->r;
+    c = r->connection;
+
+    w->answered = 1;
+
+    if (w->timer.timer_set) {
+        ngx_del_timer(&w->timer);
+    }
+
+    /* may free the waiter through the request pool cleanup */
+    w->done(r, w->failed ? NGX_HTTP_SERVICE_UNAVAILABLE : NGX_HTTP_OK);
+
+    ngx_http_run_posted_requests(c);
+}
+
+
+static void
+ngx_http_capture_waiter_timeout(ngx_event_t *ev)
+{
+    ngx_http_capture_waiter_t  *w;
+
+    w = ev->data;
+
+    if (w->answered || w->r == NULL) {
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, ev->log, 0,
+                  "capture: no kafka acknowledgement in time, "
+                  "%ui messages pending", w->pending);
+
+    w->failed = 1;
+    ngx_http_capture_waiter_answer(w);
+}
+
+
+static void
+ngx_http_capture_waiter_cleanup(void *data)
+{
+    ngx_http_capture_waiter_t  *w = data;
+
+    w->r = NULL;
+
+    if (w->timer.timer_set) {
+        ngx_del_timer(&w->timer);
+    }
+
+    /* freed by whichever comes last: the request or the last report */
+    if (w->pending == 0) {
+        ngx_http_capture_waiter_free(w);
+    }
+}
+
+
+static void
+ngx_http_capture_waiter_free(ngx_http_capture_waiter_t *w)
+{
+    if (w->timer.timer_set) {
+        ngx_del_timer(&w->timer);
+    }
+
+    ngx_free(w);
+}

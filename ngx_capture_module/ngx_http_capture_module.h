@@ -1,0 +1,55 @@
+/*
+ * Copyright (C) edgehog
+ */
+
+
+#ifndef _NGX_HTTP_CAPTURE_MODULE_H_INCLUDED_
+#define _NGX_HTTP_CAPTURE_MODULE_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include <librdkafka/rdkafka.h>
+
+
+#define NGX_HTTP_CAPTURE_ACK_ENQUEUE   0
+#define NGX_HTTP_CAPTURE_ACK_DELIVERY  1
+
+
+typedef struct {
+    ngx_str_t                   name;
+    rd_kafka_topic_t           *rkt;
+} ngx_http_capture_topic_t;
+
+
+typedef struct {
+    ngx_flag_t                  enabled;      /* some location captures */
+    ngx_str_t                   brokers;
+    ngx_array_t                *options;      /* of ngx_keyval_t */
+    ngx_msec_t                  flush_timeout;
+
+    /* per-process state, set in init_process */
+    rd_kafka_t                 *rk;
+    ngx_array_t                 topics;       /* of ngx_http_capture_topic_t */
+    ngx_connection_t           *notify;
+    ngx_fd_t                    notify_wfd;
+    ngx_event_t                 poll_timer;
+    ngx_log_t                  *log;
+    ngx_uint_t                  delivery_errors;
+    time_t                      last_error_log;
+} ngx_http_capture_main_conf_t;
+
+
+typedef struct {
+    ngx_flag_t                  enable;
+    ngx_str_t                   topic;
+    ngx_uint_t                  ack;
+    ngx_msec_t                  ack_timeout;
+} ngx_http_capture_loc_conf_t;
+
+
+extern ngx_module_t  ngx_http_capture_module;
+
+
+#endif /* _NGX_HTTP_CAPTURE_MODULE_H_INCLUDED_ */

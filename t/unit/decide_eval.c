@@ -1,0 +1,588 @@
+/*
+ * Copyright (C) edgehog
+ */
+
+/*
+ * Flag evaluation: every case of v1_evaluation.json, the 2000 cross-SDK
+ * consistency cases, and the engine's own contracts (lookups,
+ * dependencies, cohorts, super conditions, continuity).
+ */
+
+
+#include <stdlib.h>
+#include <string.h>
+#include <jansson.h>
+
+#include "tap.h"
+#include "decide_eval.h"
+
+
+#define DECIDE_T_EVAL_FILE  EDGEHOG_FIXTURES "/decide/v1_evaluation.json"
+#define DECIDE_T_CONS_FILE  EDGEHOG_FIXTURES "/decide/consistency.json"
+
+
+static void decide_t_corpus(void);
+static void decide_t_case(json_t *c);
+static void decide_t_consistency(void);
+static void decide_t_lookup(void);
+static void decide_t_dependencies(void);
+static void decide_t_cohorts(void);
+static void decide_t_super(void);
+static void decide_t_continuity(void);
+static void decide_t_description(void);
+static decide_team_t *decide_t_team(const char *flags, const char *mapping,
+    const char *cohorts);
+static const decide_result_t *decide_t_find(const decide_team_t *team,
+    const decide_result_t *out, const char *key);
+static const char *decide_t_payload(const decide_result_t *r);
+
+
+int
+main(void)
+{
+    decide_t_corpus();
+    decide_t_consistency();
+    decide_t_lookup();
+    decide_t_dependencies();
+    decide_t_cohorts();
+    decide_t_super();
+    decide_t_continuity();
+    decide_t_description();
+
+    return done_testing();
+}
+
+
+static void
+decide_t_corpus(void)
+{
+    size_t        i;
+    json_t       *root, *c;
+    json_error_t  err;
+
+    root = json_load_file(DECIDE_T_EVAL_FILE, 0, &err);
+    ok(root != NULL, "load v1_evaluation.json");
+    if (root == NULL) {
+        return;
+    }
+
+    is_int(json_array_size(json_object_get(root, "cases")), 31, "31 cases");
+
+    json_array_foreach(json_object_get(root, "cases"), i, c) {
+        decide_t_case(c);
+    }
+
+    json_decref(root);
+}
+
+
+static void
+decide_t_case(json_t *c)
+{
+    int               idx, bad;
+    char              why[256];
+    size_t            i;
+    json_t           *defs, *ctx, *want, *w, *reason, *v;
+    unsigned          need;
+    const char       *id, *key, *got_payload;
+    decide_team_t    *team;
+    decide_result_t  *out;
+    const decide_result_t  *r;
+    decide_request_t  req;
+
+    id = json_string_value(json_object_get(c, "id"));
+    defs = json_object_get(c, "definitions");
+    ctx = json_object_get(c, "context");
+    want = json_object_get(c, "expected");
+
+    team = decide_team_create(json_object_get(defs, "flags"),
+                              json_object_get(defs, "group_type_mapping"),
+                              NULL, why, sizeof(why));
+    ok(team != NULL, "%s: team", id);
+    if (team == NULL) {
+        return;
+    }
+
+    memset(&req, 0, sizeof(req));
+    req.distinct_id = json_string_value(json_object_get(ctx, "distinct_id"));
+    req.person_properties = json_object_get(ctx, "person_properties");
+    req.groups = json_object_get(ctx, "groups");
+    req.group_properties = json_object_get(ctx, "group_properties");
+    req.runtime = DECIDE_RUNTIME_ANY;
+    req.person_loaded = 1;
+    req.groups_loaded = 1;
+    req.overrides_loaded = 1;
+
+    out = calloc(decide_team_nflags(team) + 1, sizeof(decide_result_t));
+    need = decide_eval_flags(team, &req, out);
+    is_int(need, 0, "%s: no lookup needed", id);
+
+    json_object_foreach(json_object_get(want, "flags"), key, w) {
+        r = decide_t_find(team, out, key);
+        if (r == NULL || r->status != DECIDE_STATUS_OK) {
+            ok(0, "%s: %s evaluated", id, key);
+            continue;
+        }
+
+        reason = json_object_get(w, "reason");
+        v = json_object_get(reason, "condition_index");
+        idx = json_is_integer(v) ? (int) json_integer_value(v) : -1;
+        got_payload = decide_t_payload(r);
+
+        bad = 0;
+        bad |= r->enabled != json_is_true(json_object_get(w, "enabled"));
+        bad |= !((r->variant == NULL
+                  && json_is_null(json_object_get(w, "variant")))
+                 || (r->variant
+                     && json_is_string(json_object_get(w, "variant"))
+                     && strcmp(r->variant,
+                               json_string_value(json_object_get(w,
+                                                         "variant"))) == 0));
+        bad |= !((got_payload == NULL
+                  && json_is_null(json_object_get(w, "payload")))
+                 || (got_payload
+                     && json_is_string(json_object_get(w, "payload"))
+                     && strcmp(got_payload,
+                               json_string_value(json_object_get(w,
+                                                         "payload"))) == 0));
+        bad |= strcmp(decide_reason_code(r),
+                      json_string_value(json_object_get(reason, "code")));
+        bad |= r->condition_index != idx;
+
+        ok(!bad, "%s: %s", id, key);
+        if (bad) {
+            diag("got enabled=%d variant=%s payload=%s reason=%s index=%d",
+                 r->enabled, r->variant ? r->variant : "null",
+                 got_payload ? got_payload : "null", decide_reason_code(r),
+                 r->condition_index);
+        }
+
+        ok(!r->errors, "%s: %s no errorsWhileComputingFlags", id, key);
+    }
+
+    json_array_foreach(json_object_get(want, "omitted_flags"), i, w) {
+        r = decide_t_find(team, out, json_string_value(w));
+        ok(r == NULL || r->status == DECIDE_STATUS_OMITTED, "%s: %s omitted",
+           id, json_string_value(w));
+    }
+
+    free(out);
+    decide_team_free(team);
+}
+
+
+static void
+decide_t_consistency(void)
+{
+    int               bad, simple;
+    char              why[256];
+    size_t            i, n, nok;
+    json_t           *root, *c, *exp;
+    const char       *flag;
+    decide_team_t    *team;
+    decide_result_t   out[2];
+    decide_request_t  req;
+    const decide_result_t  *r;
+    json_error_t      err;
+
+    root = json_load_file(DECIDE_T_CONS_FILE, 0, &err);
+    ok(root != NULL, "load consistency.json");
+    if (root == NULL) {
+        return;
+    }
+
+    team = decide_team_create(json_object_get(root, "flags"), NULL, NULL,
+                              why, sizeof(why));
+    ok(team != NULL && decide_team_nflags(team) == 2, "consistency team");
+    if (team == NULL) {
+        json_decref(root);
+        return;
+    }
+
+    memset(&req, 0, sizeof(req));
+    req.runtime = DECIDE_RUNTIME_ANY;
+    req.person_loaded = 1;
+    req.groups_loaded = 1;
+    req.overrides_loaded = 1;
+
+    n = 0;
+    nok = 0;
+
+    json_array_foreach(json_object_get(root, "cases"), i, c) {
+        flag = json_string_value(json_object_get(c, "flag"));
+        exp = json_object_get(c, "expected");
+        req.distinct_id = json_string_value(json_object_get(c,
+                                                            "distinct_id"));
+
+        (void) decide_eval_flags(team, &req, out);
+        r = decide_t_find(team, out, flag);
+        simple = (strcmp(flag, "simple-flag") == 0);
+
+        bad = (r == NULL);
+
+        if (!bad && json_is_false(exp)) {
+            bad = r->enabled
+                  || r->reason != DECIDE_REASON_OUT_OF_ROLLOUT_BOUND;
+
+        } else if (!bad && json_is_true(exp)) {
+            bad = !r->enabled || r->variant != NULL;
+
+        } else if (!bad) {
+            bad = !r->enabled || r->variant == NULL || simple
+                  || strcmp(r->variant, json_string_value(exp)) != 0;
+        }
+
+        bad |= (r && r->condition_index != 0);
+
+        n++;
+
+        if (bad) {
+            ok(0, "consistency %s %s", flag, req.distinct_id);
+
+        } else {
+            nok++;
+        }
+    }
+
+    is_int(n, 2000, "2000 consistency cases run");
+    is_int(nok, 2000, "2000 consistency cases match");
+
+    decide_team_free(team);
+    json_decref(root);
+}
+
+
+static void
+decide_t_lookup(void)
+{
+    unsigned           need;
+    json_t            *pp;
+    decide_team_t     *team;
+    decide_result_t    out[3];
+    decide_request_t   req;
+
+    team = decide_t_team(
+        "[{\"id\":1,\"key\":\"a\",\"active\":true,\"filters\":{\"groups\":"
+        "[{\"properties\":[{\"key\":\"plan\",\"type\":\"person\","
+        "\"operator\":\"exact\",\"value\":\"pro\"}],"
+        "\"rollout_percentage\":100}]}},"
+        "{\"id\":2,\"key\":\"b\",\"active\":true,\"filters\":{\"groups\":"
+        "[{\"properties\":[],\"rollout_percentage\":100}]}},"
+        "{\"id\":3,\"key\":\"c\",\"active\":true,\"filters\":{\"groups\":"
+        "[{\"properties\":[{\"key\":\"a\",\"type\":\"flag\","
+        "\"operator\":\"flag_evaluates_to\",\"value\":true}],"
+        "\"rollout_percentage\":100}]}}]", NULL, NULL);
+
+    memset(&req, 0, sizeof(req));
+    req.distinct_id = "u1";
+    req.runtime = DECIDE_RUNTIME_ANY;
+    req.overrides_loaded = 1;
+
+    need = decide_eval_flags(team, &req, out);
+    is_int(need, DECIDE_NEED_PERSON, "absent property asks for the person");
+    is_int(out[0].status, DECIDE_STATUS_NEEDS_LOOKUP, "a pending");
+    is_int(out[1].status, DECIDE_STATUS_OK, "b final");
+    is_int(out[2].status, DECIDE_STATUS_NEEDS_LOOKUP, "c waits for a");
+
+    pp = json_pack("{s:s}", "plan", "pro");
+    req.person_properties = pp;
+    need = decide_eval_flags(team, &req, out);
+    is_int(need, 0, "request property suffices");
+    ok(out[0].enabled && out[2].enabled, "a and c on");
+
+    json_object_clear(pp);
+    req.person_loaded = 1;
+    need = decide_eval_flags(team, &req, out);
+    is_int(need, 0, "loaded person: absent is absent");
+    ok(!out[0].enabled && !out[2].enabled, "a and c off");
+    is_str(decide_reason_code(&out[2]), "no_condition_match", "c reason");
+
+    json_decref(pp);
+    decide_team_free(team);
+}
+
+
+static void
+decide_t_dependencies(void)
+{
+    decide_team_t     *team;
+    decide_result_t    out[4];
+    decide_request_t   req;
+
+    /* a <-> b cycle; c depends on a by id; d on an inactive flag */
+    team = decide_t_team(
+        "[{\"id\":1,\"key\":\"a\",\"active\":true,\"filters\":{\"groups\":"
+        "[{\"properties\":[{\"key\":\"b\",\"type\":\"flag\","
+        "\"operator\":\"flag_evaluates_to\",\"value\":true}]}]}},"
+        "{\"id\":2,\"key\":\"b\",\"active\":true,\"filters\":{\"groups\":"
+        "[{\"properties\":[{\"key\":\"1\",\"type\":\"flag\","
+        "\"operator\":\"flag_evaluates_to\",\"value\":true}]}]}},"
+        "{\"id\":3,\"key\":\"c\",\"active\":true,\"filters\":{\"groups\":"
+        "[{\"properties\":[{\"key\":\"4\",\"type\":\"flag\","
+        "\"operator\":\"flag_evaluates_to\",\"value\":false}]}]}},"
+        "{\"id\":4,\"key\":\"d\",\"active\":false,\"filters\":{}}]",
+        NULL, NULL);
+
+    memset(&req, 0, sizeof(req));
+    req.distinct_id = "u1";
+    req.runtime = DECIDE_RUNTIME_ANY;
+    req.person_loaded = 1;
+    req.groups_loaded = 1;
+    req.overrides_loaded = 1;
+
+    is_int(decide_eval_flags(team, &req, out), 0, "deps: final");
+    is_str(decide_reason_code(&out[0]), "missing_dependency", "cycle a");
+    is_str(decide_reason_code(&out[1]), "missing_dependency", "cycle b");
+    ok(out[0].errors || out[1].errors, "cycle sets errors");
+    is_int(out[0].condition_index, -1, "cycle index null");
+    ok(out[2].enabled, "inactive dependency counts as false");
+    is_int(out[3].status, DECIDE_STATUS_OMITTED, "inactive omitted");
+
+    decide_team_free(team);
+}
+
+
+static void
+decide_t_cohorts(void)
+{
+    json_t            *pp, *sc;
+    decide_team_t     *team;
+    decide_result_t    out[4];
+    decide_request_t   req;
+
+    team = decide_t_team(
+        "[{\"id\":1,\"key\":\"dyn\",\"active\":true,\"filters\":{\"groups\":"
+        "[{\"properties\":[{\"key\":\"id\",\"type\":\"cohort\","
+        "\"value\":5}]}]}},"
+        "{\"id\":2,\"key\":\"st\",\"active\":true,\"filters\":{\"groups\":"
+        "[{\"properties\":[{\"key\":\"id\",\"type\":\"cohort\","
+        "\"value\":\"6\"}]}]}},"
+        "{\"id\":3,\"key\":\"notin\",\"active\":true,\"filters\":{\"groups\":"
+        "[{\"properties\":[{\"key\":\"id\",\"type\":\"cohort\","
+        "\"operator\":\"not_in\",\"value\":5}]}]}},"
+        "{\"id\":4,\"key\":\"gone\",\"active\":true,\"filters\":{\"groups\":"
+        "[{\"properties\":[{\"key\":\"id\",\"type\":\"cohort\","
+        "\"value\":99}]}]}}]",
+        NULL,
+        "[{\"id\":5,\"is_static\":false,\"filters\":{\"properties\":"
+        "{\"type\":\"OR\",\"values\":[{\"type\":\"AND\",\"values\":["
+        "{\"key\":\"email\",\"type\":\"person\",\"operator\":\"icontains\","
+        "\"value\":\"@acme\"},{\"key\":\"banned\",\"type\":\"person\","
+        "\"operator\":\"is_set\",\"negation\":true},"
+        "{\"key\":\"id\",\"type\":\"cohort\",\"value\":7}]}]}}},"
+        "{\"id\":6,\"is_static\":true},"
+        "{\"id\":7,\"filters\":{\"properties\":{\"type\":\"AND\","
+        "\"values\":[{\"key\":\"email\",\"operator\":\"regex\","
+        "\"value\":\"^[a-z]+@\"}]}}}]");
+
+    pp = json_pack("{s:s}", "email", "bob@acme.com");
+    sc = json_pack("[i]", 6);
+
+    memset(&req, 0, sizeof(req));
+    req.distinct_id = "u1";
+    req.runtime = DECIDE_RUNTIME_ANY;
+    req.person_properties = pp;
+    req.overrides_loaded = 1;
+    req.groups_loaded = 1;
+
+    (void) decide_eval_flags(team, &req, out);
+    is_int(out[0].status, DECIDE_STATUS_NEEDS_LOOKUP,
+           "negated is_set on an absent key needs the person");
+    is_int(out[1].need, DECIDE_NEED_PERSON, "static cohort needs person");
+
+    req.person_loaded = 1;
+    req.static_cohorts = sc;
+    (void) decide_eval_flags(team, &req, out);
+    ok(out[0].enabled, "dynamic cohort member (nested cohort, negation)");
+    ok(out[1].enabled, "static cohort member by string id");
+    ok(!out[2].enabled, "not_in");
+    is_int(out[3].status, DECIDE_STATUS_FAILED, "unknown cohort fails");
+    is_str(decide_reason_code(&out[3]), "dependency_not_found_cohort",
+           "unknown cohort code");
+    ok(out[3].errors, "unknown cohort sets errors");
+
+    json_object_set_new(pp, "banned", json_true());
+    (void) decide_eval_flags(team, &req, out);
+    ok(!out[0].enabled && out[2].enabled, "negation excludes");
+
+    json_decref(pp);
+    json_decref(sc);
+    decide_team_free(team);
+}
+
+
+static void
+decide_t_super(void)
+{
+    json_t            *pp;
+    decide_team_t     *team;
+    decide_result_t    out[2];
+    decide_request_t   req;
+
+    team = decide_t_team(
+        "[{\"id\":1,\"key\":\"ea\",\"active\":true,\"filters\":{"
+        "\"feature_enrollment\":true,\"payloads\":{\"true\":\"\\\"p\\\"\"},"
+        "\"groups\":[{\"properties\":[],\"rollout_percentage\":0}]}},"
+        "{\"id\":2,\"key\":\"sg\",\"active\":true,\"filters\":{"
+        "\"super_groups\":[{\"properties\":[{\"key\":\"$feature_enrollment/"
+        "sg\",\"type\":\"person\",\"operator\":\"exact\","
+        "\"value\":[\"true\"]}],\"rollout_percentage\":100}],"
+        "\"groups\":[{\"properties\":[],\"rollout_percentage\":100}]}}]",
+        NULL, NULL);
+
+    pp = json_pack("{s:s,s:b}", "$feature_enrollment/ea", "true",
+                   "$feature_enrollment/sg", 0);
+
+    memset(&req, 0, sizeof(req));
+    req.distinct_id = "u1";
+    req.runtime = DECIDE_RUNTIME_ANY;
+    req.person_properties = pp;
+    req.person_loaded = 1;
+    req.groups_loaded = 1;
+    req.overrides_loaded = 1;
+
+    (void) decide_eval_flags(team, &req, out);
+    ok(out[0].enabled, "feature enrollment on");
+    is_str(decide_reason_code(&out[0]), "super_condition_value", "ea code");
+    is_int(out[0].condition_index, 0, "ea index 0");
+    is_str(decide_t_payload(&out[0]), "\"p\"", "ea payload");
+    ok(!out[1].enabled, "super group false overrides the groups");
+    is_str(decide_reason_code(&out[1]), "super_condition_value", "sg code");
+
+    json_object_del(pp, "$feature_enrollment/sg");
+    (void) decide_eval_flags(team, &req, out);
+    ok(out[1].enabled, "no super key: normal conditions");
+    is_str(decide_reason_code(&out[1]), "condition_match", "sg falls back");
+
+    json_decref(pp);
+    decide_team_free(team);
+}
+
+
+static void
+decide_t_continuity(void)
+{
+    json_t            *ov;
+    decide_team_t     *team, *ref;
+    decide_result_t    out[1], want[1];
+    decide_request_t   req;
+
+    team = decide_t_team(
+        "[{\"id\":1,\"key\":\"ec\",\"active\":true,"
+        "\"ensure_experience_continuity\":true,\"filters\":{\"groups\":"
+        "[{\"properties\":[],\"rollout_percentage\":50}],\"multivariate\":"
+        "{\"variants\":[{\"key\":\"a\",\"rollout_percentage\":50},"
+        "{\"key\":\"b\",\"rollout_percentage\":50}]}}},"
+        "{\"id\":2,\"key\":\"dev\",\"active\":true,"
+        "\"bucketing_identifier\":\"device_id\",\"filters\":{\"groups\":"
+        "[{\"properties\":[],\"rollout_percentage\":50}]}}]", NULL, NULL);
+    ref = decide_t_team(
+        "[{\"id\":1,\"key\":\"ec\",\"active\":true,\"filters\":{\"groups\":"
+        "[{\"properties\":[],\"rollout_percentage\":50}],\"multivariate\":"
+        "{\"variants\":[{\"key\":\"a\",\"rollout_percentage\":50},"
+        "{\"key\":\"b\",\"rollout_percentage\":50}]}}}]", NULL, NULL);
+
+    memset(&req, 0, sizeof(req));
+    req.distinct_id = "user-1";
+    req.runtime = DECIDE_RUNTIME_ANY;
+    req.person_loaded = 1;
+    req.groups_loaded = 1;
+
+    is_int(decide_eval_flags(team, &req, out) & DECIDE_NEED_HASH_KEY,
+           DECIDE_NEED_HASH_KEY, "continuity flag asks for overrides");
+
+    ov = json_pack("{s:s}", "ec", "anon-1");
+    req.hash_key_overrides = ov;
+    req.overrides_loaded = 1;
+    (void) decide_eval_flags(team, &req, out);
+
+    req.hash_key_overrides = NULL;
+    req.distinct_id = "anon-1";
+    (void) decide_eval_flags(ref, &req, want);
+
+    ok(out[0].enabled == want[0].enabled
+       && out[0].reason == want[0].reason
+       && ((out[0].variant == NULL && want[0].variant == NULL)
+           || (out[0].variant && want[0].variant
+               && strcmp(out[0].variant, want[0].variant) == 0)),
+       "override hashes like the anonymous id");
+
+    json_decref(ov);
+    decide_team_free(ref);
+    decide_team_free(team);
+}
+
+
+static void
+decide_t_description(void)
+{
+    char             buf[128];
+    decide_result_t  r;
+
+    memset(&r, 0, sizeof(r));
+    r.reason = DECIDE_REASON_CONDITION_MATCH;
+    r.condition_index = 1;
+    decide_reason_description(&r, buf, sizeof(buf));
+    is_str(buf, "Matched condition set 2", "description N+1");
+
+    r.reason = DECIDE_REASON_NO_CONDITION_MATCH;
+    r.groups_skipped = 1;
+    decide_reason_description(&r, buf, sizeof(buf));
+    is_str(buf, "No matching condition set (group conditions were not "
+           "evaluated because no group type was provided)",
+           "groups not evaluated text");
+}
+
+
+static decide_team_t *
+decide_t_team(const char *flags, const char *mapping, const char *cohorts)
+{
+    char            why[128];
+    json_t         *f, *m, *c;
+    json_error_t    err;
+    decide_team_t  *team;
+
+    f = json_loads(flags, 0, &err);
+    m = mapping ? json_loads(mapping, 0, &err) : NULL;
+    c = cohorts ? json_loads(cohorts, 0, &err) : NULL;
+
+    if (f == NULL || (mapping && m == NULL) || (cohorts && c == NULL)) {
+        diag("bad test JSON: %s", err.text);
+        exit(1);
+    }
+
+    team = decide_team_create(f, m, c, why, sizeof(why));
+    if (team == NULL) {
+        diag("team: %s", why);
+        exit(1);
+    }
+
+    json_decref(f);
+    json_decref(m);
+    json_decref(c);
+
+    return team;
+}
+
+
+static const decide_result_t *
+decide_t_find(const decide_team_t *team, const decide_result_t *out,
+    const char *key)
+{
+    size_t  i;
+
+    for (i = 0; i < decide_team_nflags(team); i++) {
+        if (out[i].key && strcmp(out[i].key, key) == 0) {
+            return &out[i];
+        }
+    }
+
+    return NULL;
+}
+
+
+static const char *
+decide_t_payload(const decide_result_t *r)
+{
+    return r->payload ? json_string_value(r->payload) : NULL;
+}
