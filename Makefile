@@ -35,7 +35,7 @@ FUZZERS     := $(patsubst t/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard t/fuzz/fuzz_*.c)
 SAN         := -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
                -fno-sanitize-recover=undefined
 
-.PHONY: all modules worker deps unit fuzz fuzz-build test integration run \
+.PHONY: all modules worker deps unit unit-build fuzz fuzz-build test integration run \
         stop bench bench-capture bench-decide bench-worker clean lint
 
 all: modules worker
@@ -82,7 +82,9 @@ $(BUILD)/unit/%: t/unit/%.c $(CORE_SRCS) $(wildcard t/unit/*.h common/*.h \
 	clang $(SAN) $(WARN) $(CORE_INCS) -DEDGEHOG_FIXTURES='"$(FIXTURES)"' \
 	    -o $@ $< $(CORE_SRCS) $(LIBS)
 
-unit: $(UNIT_TESTS)
+unit-build: $(UNIT_TESTS)
+
+unit: unit-build
 	@if [ -n "$(UNIT_TESTS)" ]; then \
 	    prove --exec '' $(UNIT_TESTS); fi
 

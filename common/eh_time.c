@@ -36,6 +36,8 @@ static int eh_time_word(eh_time_cur_t *c, const char *w);
 static size_t eh_time_format(int64_t us, char *buf, int date_sep,
     int frac, int zone);
 static int eh_time_in_bounds(int64_t us);
+static int eh_time_skew(int64_t now, int64_t ts, int64_t sent_at,
+    int64_t *result);
 
 
 /* "AutoSi" picks 0, 3 or 6 digits; "trim" drops trailing zeros */
@@ -197,8 +199,13 @@ eh_time_capture_resolve(const eh_time_resolve_in_t *in,
                          EH_TIME_PARSE_CAPTURE, &ts) == 0)
     {
         if (has_sent_at && !in->ignore_sent_at) {
-            /* clock-skew correction; parsed values are far from overflow */
-            result = in->now + (ts - sent_at);
+            /* clock-skew correction */
+            if (eh_time_skew(in->now, ts, sent_at, &result) != 0) {
+                out->invalid = 1;
+                out->warnings |= EH_TIME_WARN_OUT_OF_BOUNDS;
+                out->result = 0;
+                return;
+            }
 
         } else {
             result = ts;
@@ -274,7 +281,9 @@ eh_time_ingest_resolve(const eh_time_resolve_in_t *in,
             valid = 0;
 
         } else if (has_sent_at) {
-            result = in->now + (ts - sent_at);
+            if (eh_time_skew(in->now, ts, sent_at, &result) != 0) {
+                valid = 0;
+            }
 
         } else {
             result = ts;
@@ -885,4 +894,21 @@ eh_time_in_bounds(int64_t us)
     y = eh_time_year(us);
 
     return y >= 0 && y <= 9999;
+}
+
+
+/* now + (ts - sent_at); a caller-supplied sent_at may be anything */
+
+static int
+eh_time_skew(int64_t now, int64_t ts, int64_t sent_at, int64_t *result)
+{
+    int64_t  d;
+
+    if (__builtin_sub_overflow(ts, sent_at, &d)
+        || __builtin_add_overflow(now, d, result))
+    {
+        return -1;
+    }
+
+    return 0;
 }

@@ -80,7 +80,7 @@ else
     say "resolving Kafka $kafka_version jars into $jars_dir (Maven Central)"
     rm -rf "$jars_dir"
     mkdir -p "$jars_dir"
-    mvn -q -B -f "$pom" dependency:copy-dependencies \
+    mvn -q -B -Dstyle.color=never -f "$pom" dependency:copy-dependencies \
         -DoutputDirectory="$jars_dir" -DincludeScope=runtime
     ls "$jars_dir"/kafka_2.13-"$kafka_version".jar >/dev/null
     printf '%s\n' "$want" > "$stamp"

@@ -69,9 +69,10 @@ size_t capture_form_unescape(u_char *dst, const u_char *src, size_t len);
 int capture_form_key_is(const capture_form_str_t *key, const char *name);
 
 /*
- * Collects the known fields; the first occurrence of a key wins (as
- * Django's QueryDict.get() returns the last one, capture-rs fails on
- * duplicates: the first is the conservative middle).
+ * Collects the known fields; the first occurrence of a key wins.  Django
+ * (QueryDict.get) took the last, capture-rs (serde_urlencoded) rejects
+ * some duplicates; posthog-js never sends any, so the first is as good
+ * as any and needs no second pass.
  */
 void capture_form_parse(capture_form_t *form, const u_char *p, size_t len);
 

@@ -166,6 +166,15 @@ capture_inflate_feed(capture_inflate_t *ci, const u_char *p, size_t len)
         p += chunk - ci->zs.avail_in;
         len -= chunk - ci->zs.avail_in;
 
+        /*
+         * the cap first: a stream that overflows it and is corrupt later
+         * gets the same answer whatever the chunking
+         */
+        if (ci->len > ci->max_size) {
+            return capture_inflate_fail(ci, CAPTURE_INFLATE_TOO_LARGE,
+                                        "decompressed size limit exceeded");
+        }
+
         switch (rc) {
 
         case Z_OK:
@@ -190,11 +199,6 @@ capture_inflate_feed(capture_inflate_t *ci, const u_char *p, size_t len)
             return capture_inflate_fail(ci, CAPTURE_INFLATE_ERROR,
                                         ci->zs.msg ? ci->zs.msg
                                                    : "corrupt stream");
-        }
-
-        if (ci->len > ci->max_size) {
-            return capture_inflate_fail(ci, CAPTURE_INFLATE_TOO_LARGE,
-                                        "decompressed size limit exceeded");
         }
 
         pending = (ci->zs.avail_out == 0

@@ -6,8 +6,11 @@
  * LZString.decompressFromBase64() of the lz-string JS library, as used by
  * posthog-js "compression=lz64" (spec/capture.md §2.6 step 2), producing
  * UTF-8.  Memory is bounded: the UTF-16 output is capped at max_size
- * code units and dictionary entries are (offset, length) references
- * into that output, so nothing grows quadratically.
+ * code units and dictionary entries are 8-byte (offset, length)
+ * references into that output, so nothing grows quadratically.  Peak
+ * use is 2 bytes per output unit, 8 bytes per dictionary entry (at most
+ * two per code read, so at most 2 * min(max_size, 8 * len / 3)), plus
+ * the UTF-8 result.
  */
 
 #ifndef _CAPTURE_LZSTRING_H_INCLUDED_

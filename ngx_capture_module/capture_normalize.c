@@ -173,6 +173,12 @@ capture_format_real(double d, char buf[CAPTURE_REAL_STR_MAX])
     char    tmp[40], digits[24], *e, *p;
     size_t  n;
 
+    /* serde_json writes non-finite numbers as null */
+    if (!isfinite(d)) {
+        memcpy(buf, "null", 5);
+        return 4;
+    }
+
     neg = signbit(d) != 0;
     p = buf;
 
@@ -378,7 +384,7 @@ capture_buf_add(capture_buf_t *b, const void *p, size_t n)
     size_t   cap;
     u_char  *d;
 
-    if (b->failed) {
+    if (b->failed || n == 0) {
         return;
     }
 

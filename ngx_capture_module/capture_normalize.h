@@ -59,7 +59,7 @@ int capture_distinct_id_normalize(const json_t *v, const capture_alloc_t *a,
 int capture_json_dump_sorted(const json_t *v, const capture_alloc_t *a,
     u_char **out, size_t *out_len);
 
-/* ryu / serde_json formatting of a finite double: 23.4, 1.0, 1e21, 1e-7 */
+/* ryu / serde_json formatting of a double: 23.4, 1.0, 1e21, 1e-7, null */
 size_t capture_format_real(double d, char buf[CAPTURE_REAL_STR_MAX]);
 
 /* 1 if p is well-formed UTF-8 (no surrogates, no overlongs, <= U+10FFFF) */

@@ -534,7 +534,7 @@ decide_eval_flags(const decide_team_t *team, const decide_request_t *req,
 
     for (i = 0; i < team->nflags; i++) {
         memset(&out[i], 0, sizeof(decide_result_t));
-        out[i].status = DECIDE_STATUS_BUSY + 1;
+        out[i].status = DECIDE_STATUS_PENDING;
     }
 
     need = 0;
@@ -559,7 +559,7 @@ decide_eval_flag(decide_ctx_t *ctx, size_t i, int depth)
 
     r = &ctx->out[i];
 
-    if (r->status != DECIDE_STATUS_BUSY + 1) {
+    if (r->status != DECIDE_STATUS_PENDING) {
         return;
     }
 

@@ -68,7 +68,8 @@ typedef enum {
     DECIDE_STATUS_OK,
     DECIDE_STATUS_NEEDS_LOOKUP,
     DECIDE_STATUS_FAILED,               /* "failed": true in flags-v2 */
-    DECIDE_STATUS_BUSY                  /* internal: being evaluated */
+    DECIDE_STATUS_BUSY,                 /* internal: being evaluated */
+    DECIDE_STATUS_PENDING               /* internal: not yet evaluated */
 } decide_status_e;
 
 

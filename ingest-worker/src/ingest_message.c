@@ -500,7 +500,8 @@ ingest_message_merge_top(ingest_message_t *m, const char *key)
 
     top = json_object_get(m->root, key);
 
-    if (!json_is_object(top) || json_object_size(top) == 0) {
+    /* any object is truthy in JavaScript, even an empty one */
+    if (!json_is_object(top)) {
         return 0;
     }
 

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "eh_time.h"
 #include "ingest_json.h"
 #include "ingest_message.h"
 #include "ingest_output.h"
@@ -39,7 +40,7 @@ static char *ingest_output_dump(json_t *row, size_t *len);
 static int ingest_output_set_str(json_t *row, const char *key,
     const char *s, size_t len);
 static int ingest_output_set_time(json_t *row, const char *key, int64_t us,
-    int ms);
+    int ms, int nullable);
 static int ingest_output_set_uuid(json_t *row, const char *key,
     const char *uuid);
 static int ingest_output_set_json(json_t *row, const char *key, json_t *v);
@@ -58,7 +59,10 @@ static const char  *ingest_person_modes[] = {
 void
 ingest_time_format(int64_t us, int ms, char buf[INGEST_TIME_BUF_LEN])
 {
-    int64_t   secs, days, rem, z, era, doe, yoe, y, doy, mp, d, m, frac;
+    /*
+     * eh_time prints any year, with a sign if need be; ClickHouse wants
+     * exactly four digits, so clamp first
+     */
 
     if (us < INGEST_TIME_MIN_US) {
         us = INGEST_TIME_MIN_US;
@@ -67,46 +71,11 @@ ingest_time_format(int64_t us, int ms, char buf[INGEST_TIME_BUF_LEN])
         us = INGEST_TIME_MAX_US;
     }
 
-    /* floor division: times before 1970 are negative */
-    secs = us / 1000000;
-    frac = us % 1000000;
-
-    if (frac < 0) {
-        secs--;
-        frac += 1000000;
-    }
-
-    days = secs / 86400;
-    rem = secs % 86400;
-
-    if (rem < 0) {
-        days--;
-        rem += 86400;
-    }
-
-    /* Howard Hinnant's civil_from_days() */
-    z = days + 719468;
-    era = (z >= 0 ? z : z - 146096) / 146097;
-    doe = z - era * 146097;
-    yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    y = yoe + era * 400;
-    doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    mp = (5 * doy + 2) / 153;
-    d = doy - (153 * mp + 2) / 5 + 1;
-    m = mp < 10 ? mp + 3 : mp - 9;
-    y += (m <= 2);
-
     if (ms) {
-        snprintf(buf, INGEST_TIME_BUF_LEN,
-                 "%04d-%02d-%02d %02d:%02d:%02d.%03d",
-                 (int) y, (int) m, (int) d, (int) (rem / 3600),
-                 (int) (rem / 60 % 60), (int) (rem % 60),
-                 (int) (frac / 1000));
+        eh_time_format_ch_ms(us, buf);
 
     } else {
-        snprintf(buf, INGEST_TIME_BUF_LEN, "%04d-%02d-%02d %02d:%02d:%02d",
-                 (int) y, (int) m, (int) d, (int) (rem / 3600),
-                 (int) (rem / 60 % 60), (int) (rem % 60));
+        eh_time_format_ch(us, buf);
     }
 }
 
@@ -161,16 +130,56 @@ ingest_buf_add_escaped(ingest_buf_t *b, const char *s)
 }
 
 
-/* value.toString() of an attribute; null and objects never throw here */
+/*
+ * value.toString() of an attribute: arrays join their elements with ","
+ * (null becomes ""), objects are "[object Object]"; null, which throws
+ * in JavaScript, is "null" here
+ */
 
 static char *
 ingest_output_js_string(json_t *v)
 {
+    char          *e;
+    size_t         i;
+    json_t        *el;
+    ingest_buf_t   b;
+
     if (json_is_object(v)) {
         return strdup("[object Object]");
     }
 
-    return ingest_json_to_js_string(v);
+    if (!json_is_array(v)) {
+        return ingest_json_to_js_string(v);
+    }
+
+    memset(&b, 0, sizeof(ingest_buf_t));
+    ingest_buf_add(&b, "", 0);
+
+    json_array_foreach(v, i, el) {
+        if (i > 0) {
+            ingest_buf_add(&b, ",", 1);
+        }
+
+        if (json_is_null(el)) {
+            continue;
+        }
+
+        e = ingest_output_js_string(el);
+        if (e == NULL) {
+            b.failed = 1;
+            break;
+        }
+
+        ingest_buf_add(&b, e, strlen(e));
+        free(e);
+    }
+
+    if (b.failed) {
+        free(b.data);
+        return NULL;
+    }
+
+    return b.data;
 }
 
 
@@ -506,11 +515,13 @@ ingest_output_set_str(json_t *row, const char *key, const char *s,
 
 
 static int
-ingest_output_set_time(json_t *row, const char *key, int64_t us, int ms)
+ingest_output_set_time(json_t *row, const char *key, int64_t us, int ms,
+    int nullable)
 {
     char  buf[INGEST_TIME_BUF_LEN];
 
-    if (us == INGEST_TIME_NONE) {
+    /* a null in a non-Nullable column would stop the Kafka table */
+    if (nullable && us == INGEST_TIME_NONE) {
         return json_object_set_new(row, key, json_null());
     }
 
@@ -601,7 +612,7 @@ ingest_output_event(ingest_event_row_t *row, size_t *len)
     rc |= ingest_output_set_str(o, "event", row->event,
                                 row->event ? strlen(row->event) : 0);
     rc |= ingest_output_set_json(o, "properties", row->properties);
-    rc |= ingest_output_set_time(o, "timestamp", row->timestamp_us, 1);
+    rc |= ingest_output_set_time(o, "timestamp", row->timestamp_us, 1, 0);
     rc |= json_object_set_new(o, "team_id", json_integer(row->team_id));
 
     if (row->project_id >= 0) {
@@ -613,8 +624,8 @@ ingest_output_event(ingest_event_row_t *row, size_t *len)
                                 row->distinct_id
                                 ? strlen(row->distinct_id) : 0);
     rc |= ingest_output_set_str(o, "elements_chain", chain, strlen(chain));
-    rc |= ingest_output_set_time(o, "created_at", row->created_at_us, 1);
-    rc |= ingest_output_set_time(o, "captured_at", row->captured_at_us, 1);
+    rc |= ingest_output_set_time(o, "created_at", row->created_at_us, 1, 0);
+    rc |= ingest_output_set_time(o, "captured_at", row->captured_at_us, 1, 1);
     rc |= ingest_output_set_uuid(o, "person_id", row->person_id);
 
     free(chain);
@@ -640,7 +651,7 @@ ingest_output_event(ingest_event_row_t *row, size_t *len)
     }
 
     rc |= ingest_output_set_time(o, "person_created_at",
-                                 row->person_created_at_us, 0);
+                                 row->person_created_at_us, 0, 0);
     rc |= json_object_set_new(o, "person_mode",
                               json_string(ingest_person_modes[mode]));
 
@@ -671,7 +682,7 @@ ingest_output_person(const char *uuid, int64_t team_id,
     }
 
     rc = ingest_output_set_uuid(o, "id", uuid);
-    rc |= ingest_output_set_time(o, "created_at", created_at_us, 0);
+    rc |= ingest_output_set_time(o, "created_at", created_at_us, 0, 0);
     rc |= ingest_output_set_json(o, "properties", properties);
     rc |= json_object_set_new(o, "team_id", json_integer(team_id));
     rc |= json_object_set_new(o, "is_identified",
@@ -679,7 +690,7 @@ ingest_output_person(const char *uuid, int64_t team_id,
     rc |= json_object_set_new(o, "is_deleted",
                               json_integer(is_deleted ? 1 : 0));
     rc |= json_object_set_new(o, "version", json_integer(version));
-    rc |= ingest_output_set_time(o, "last_seen_at", last_seen_us, 0);
+    rc |= ingest_output_set_time(o, "last_seen_at", last_seen_us, 0, 1);
 
     if (rc != 0) {
         json_decref(o);
@@ -736,7 +747,7 @@ ingest_output_warning(int64_t team_id, const char *type, json_t *details,
     rc |= ingest_output_set_str(o, "type", type, type ? strlen(type) : 0);
     rc |= json_object_set_new(o, "source", json_string("plugin-server"));
     rc |= ingest_output_set_json(o, "details", details);
-    rc |= ingest_output_set_time(o, "timestamp", now_us, 1);
+    rc |= ingest_output_set_time(o, "timestamp", now_us, 1, 0);
 
     if (rc != 0) {
         json_decref(o);

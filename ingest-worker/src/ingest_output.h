@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <jansson.h>
 
+#include "eh_time.h"
 #include "ingest_props.h"
 
 
@@ -26,8 +27,8 @@
 #define INGEST_ELEMENT_TEXT_MAX  400
 #define INGEST_ELEMENT_HREF_MAX  2048
 
-/* "YYYY-MM-DD HH:MM:SS.mmm" is 24 with NUL; room for any int */
-#define INGEST_TIME_BUF_LEN      40
+/* what eh_time formatters need */
+#define INGEST_TIME_BUF_LEN      EH_TIME_STR_MAX
 
 
 typedef struct {

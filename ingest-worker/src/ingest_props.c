@@ -70,6 +70,7 @@ ingest_props_ops(json_t *properties, ingest_props_ops_t *ops)
     ops->set = NULL;
     ops->set_once = NULL;
     ops->unset = NULL;
+    ops->survey_last_seen = NULL;
 
     if (!json_is_object(properties)) {
         return;
@@ -307,6 +308,24 @@ ingest_props_update(json_t *props, const ingest_props_ops_t *ops)
         }
     }
 
+    if (ops->survey_last_seen) {
+        v = json_string(ops->survey_last_seen);
+        cur = json_object_get(props, "$survey_last_seen_date");
+
+        if (v == NULL) {
+            goto failed;
+        }
+
+        if ((cur == NULL || !ingest_props_strict_eq(cur, v))
+            && json_object_set(to_set, "$survey_last_seen_date", v) != 0)
+        {
+            json_decref(v);
+            goto failed;
+        }
+
+        json_decref(v);
+    }
+
     /* G3: only keys of the original properties are unset, after the sets */
     if (ops->unset
         && ingest_props_collect_unset(props, ops->unset, to_unset) != 0)
@@ -437,8 +456,8 @@ ingest_props_in_list(const char *id, size_t len, const char **list, int fold)
 static int
 ingest_props_blank(const char *id, size_t len)
 {
-    size_t               i;
-    uint32_t             cp;
+    size_t                i;
+    uint32_t              cp;
     const unsigned char  *p;
 
     p = (const unsigned char *) id;
@@ -584,6 +603,36 @@ ingest_merge_decide(const char *event, const ingest_person_state_t *other,
     }
 
     return INGEST_MERGE_REFUSE_IDENTIFIED;
+}
+
+
+json_t *
+ingest_warning_illegal_id(const char *illegal, const char *other,
+    const char *event_uuid)
+{
+    return json_pack("{s:o, s:o, s:o}",
+                     "illegalDistinctId",
+                     ingest_json_string(illegal, strlen(illegal)),
+                     "otherDistinctId",
+                     ingest_json_string(other, strlen(other)),
+                     "eventUuid",
+                     ingest_json_string(event_uuid, strlen(event_uuid)));
+}
+
+
+json_t *
+ingest_warning_merge(const char *source_distinct_id,
+    const char *target_distinct_id, const char *event_uuid)
+{
+    return json_pack("{s:o, s:o, s:o}",
+                     "sourcePersonDistinctId",
+                     ingest_json_string(source_distinct_id,
+                                        strlen(source_distinct_id)),
+                     "targetPersonDistinctId",
+                     ingest_json_string(target_distinct_id,
+                                        strlen(target_distinct_id)),
+                     "eventUuid",
+                     ingest_json_string(event_uuid, strlen(event_uuid)));
 }
 
 

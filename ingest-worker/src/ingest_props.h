@@ -35,6 +35,11 @@ typedef struct {
     json_t                     *set;        /* object or NULL, borrowed */
     json_t                     *set_once;   /* object or NULL, borrowed */
     json_t                     *unset;      /* array or object or NULL */
+    /*
+     * §3.4 step 4: for "survey shown" the caller puts the event
+     * timestamp here and it is $set as $survey_last_seen_date
+     */
+    const char                 *survey_last_seen;
 } ingest_props_ops_t;
 
 
@@ -121,6 +126,16 @@ ingest_merge_trigger_e ingest_merge_trigger(const char *event,
 /* §3.5 table: what to do with the two fetched persons */
 ingest_merge_action_e ingest_merge_decide(const char *event,
     const ingest_person_state_t *other, const ingest_person_state_t *into);
+
+/*
+ * §7 details of cannot_merge_with_illegal_distinct_id, and of
+ * cannot_merge_already_identified / merge_race_condition; new
+ * references, NULL on ENOMEM
+ */
+json_t *ingest_warning_illegal_id(const char *illegal, const char *other,
+    const char *event_uuid);
+json_t *ingest_warning_merge(const char *source_distinct_id,
+    const char *target_distinct_id, const char *event_uuid);
 
 /* §3.5 G3: the merge target's new version, max(target, source) + 1 */
 int64_t ingest_merge_version(int64_t target_version, int64_t source_version);

@@ -101,28 +101,43 @@ def _terminate(pid, timeout=20.0, proc=None):
     raise ServiceError(f"pid {pid} survived SIGKILL")
 
 
-def stop_by_pidfile(path, timeout=20.0):
-    """Stop the daemon recorded in pidfile `path` (a leftover of an earlier run).
-
-    A pid can be reused by an unrelated process, so it is only signalled when its
-    /proc/<pid>/cmdline mentions the pidfile's directory (every service here has
-    its data/config path on its command line). Returns True if something was
-    stopped. The pidfile is removed either way."""
+def _pid_from(path):
+    """The pid in pidfile `path` if that process is alive and is ours: a pid can
+    be reused by an unrelated process, so its /proc/<pid>/cmdline must mention
+    the pidfile's directory (every service here has its data/config path on its
+    command line). None otherwise."""
     try:
         with open(path) as f:
             pid = int(f.read().split()[0])
     except (OSError, ValueError, IndexError):
-        return False
+        return None
     marker = os.path.dirname(os.path.abspath(path))
-    stopped = False
-    if _alive(pid) and marker in _cmdline(pid):
+    return pid if _alive(pid) and marker in _cmdline(pid) else None
+
+
+def stop_by_pidfile(path, timeout=20.0):
+    """Stop the daemon recorded in pidfile `path` (a leftover of an earlier run).
+    Returns True if something was stopped. The pidfile is removed either way."""
+    return stop_pidfiles([path], timeout) == 1
+
+
+def stop_pidfiles(paths, timeout=20.0):
+    """stop_by_pidfile() for many pidfiles at once: TERM all, then wait (shutdowns
+    overlap, which matters for the ClickHouse cluster). Returns how many stopped."""
+    pids = [pid for pid in map(_pid_from, paths) if pid is not None]
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    for pid in pids:
         _terminate(pid, timeout)
-        stopped = True
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-    return stopped
+    for path in paths:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+    return len(pids)
 
 
 def _render(template, dest, **values):

@@ -144,7 +144,7 @@ main(void)
     capture_inflate_t  *ci;
 
     for (i = 0; i < sizeof(text) - 1; i++) {
-        text[i] = "{\"event\":\"$pageview\",\"n\":"[i % 26] + (i / 700) % 3;
+        text[i] = "{\"event\":\"$pageview\",\"n\":"[i % 25] + (i / 700) % 3;
     }
     text[sizeof(text) - 1] = '\0';
 

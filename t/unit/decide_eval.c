@@ -464,7 +464,7 @@ decide_t_continuity(void)
 {
     json_t            *ov;
     decide_team_t     *team, *ref;
-    decide_result_t    out[1], want[1];
+    decide_result_t    out[2], want[1];
     decide_request_t   req;
 
     team = decide_t_team(

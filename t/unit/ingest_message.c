@@ -327,7 +327,7 @@ test_initial(void)
 static void
 test_event_name(void)
 {
-    char              name[400], data[512];
+    char               name[400], data[512];
     ingest_message_t   m;
 
     /* AC-21(d) */

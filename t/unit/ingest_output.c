@@ -207,7 +207,8 @@ test_event(void)
               "\"properties\":\"{\\\"$ip\\\":\\\"1.2.3.4\\\"}\","
               "\"timestamp\":\"2024-01-01 10:00:00.000\",\"team_id\":1,"
               "\"project_id\":1,\"distinct_id\":\"anon-1\","
-              "\"elements_chain\":\"a:nth-child=\\\"0\\\"nth-of-type=\\\"0\\\"\","
+              "\"elements_chain\":"
+              "\"a:nth-child=\\\"0\\\"nth-of-type=\\\"0\\\"\","
               "\"created_at\":\"2024-01-01 10:00:00.001\","
               "\"captured_at\":null,\"person_id\":\"" ANON1 "\","
               "\"person_properties\":"
@@ -289,7 +290,7 @@ test_hostile(void)
 {
     char                *s, *c;
     size_t               n;
-    json_t              *o, *props;
+    json_t              *o, *props, *props2;
     ingest_event_row_t   r;
 
     c = ingest_utf8_sanitize("a\xff" "b\xc0\xaf" "c\xed\xa0\x80" "d\0e"
@@ -324,7 +325,9 @@ test_hostile(void)
     is_str(field(o, "distinct_id"), "id\xef\xbf\xbd", "distinct_id repaired");
     is_str(field(o, "timestamp"), "0000-01-01 00:00:00.000",
            "absurd time clamped");
-    ok(js(field(o, "properties")) != NULL, "properties string is JSON");
+    props2 = js(field(o, "properties"));
+    ok(props2 != NULL, "properties string is JSON");
+    json_decref(props2);
     json_decref(o);
     free(s);
     json_decref(props);

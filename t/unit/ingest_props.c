@@ -156,8 +156,9 @@ test_create(void)
 static void
 test_update(void)
 {
-    char    *s;
-    json_t  *p;
+    char                *s;
+    json_t              *p;
+    ingest_props_ops_t   o;
 
     /* AC-04 */
     p = js("{\"a\":1,\"b\":2}");
@@ -221,6 +222,19 @@ test_update(void)
 
     json_decref(p);
 
+    p = js("{}");
+    ingest_props_ops(NULL, &o);
+    o.survey_last_seen = "2024-01-01T10:00:00.000Z";
+    is_int(ingest_props_update(p, &o),
+           INGEST_PROPS_CHANGED | INGEST_PROPS_SIGNIFICANT,
+           "survey shown sets $survey_last_seen_date");
+    is_int(ingest_props_update(p, &o), 0, "same survey date: no change");
+    s = dump(p);
+    is_str(s, "{\"$survey_last_seen_date\":\"2024-01-01T10:00:00.000Z\"}",
+           "$survey_last_seen_date");
+    free(s);
+    json_decref(p);
+
     ok(ingest_props_person_event("$identify")
        && ingest_props_person_event("$set")
        && !ingest_props_person_event("$pageview"), "PERSON_EVENTS");
@@ -277,6 +291,22 @@ test_merge(void)
     json_decref(m);
     json_decref(src);
     json_decref(dst);
+
+    m = ingest_warning_merge("old", "new", "E");
+    s = dump(m);
+    is_str(s, "{\"sourcePersonDistinctId\":\"old\","
+              "\"targetPersonDistinctId\":\"new\",\"eventUuid\":\"E\"}",
+           "AC-09 warning details");
+    free(s);
+    json_decref(m);
+
+    m = ingest_warning_illegal_id("null", "user-1\xff", "E");
+    s = dump(m);
+    is_str(s, "{\"illegalDistinctId\":\"null\","
+              "\"otherDistinctId\":\"user-1\xef\xbf\xbd\","
+              "\"eventUuid\":\"E\"}", "AC-11 warning details, repaired");
+    free(s);
+    json_decref(m);
 
     is_int(ingest_merge_version(0, 0), 1, "AC-08 merge version max(0,0)+1");
     is_int(ingest_merge_version(3, 7), 8, "merge version uses the source");

@@ -1,0 +1,108 @@
+/*
+ * Copyright (C) edgehog
+ */
+
+/*
+ * libFuzzer target for the flag engine.  The input is one JSON
+ * document: either an array of flags, or an object
+ *
+ *     {"flags": [...], "group_type_mapping": ..., "cohorts": ...,
+ *      "distinct_id": "..", "person_properties": {..}, "groups": {..},
+ *      "group_properties": {..}, "hash_key_overrides": {..},
+ *      "static_cohorts": [..], "filter": {..}}
+ *
+ * Every flag is evaluated twice, first as a request without stored
+ * data (lookups pending), then with everything loaded, the way the
+ * module does; "filter" also goes straight to decide_props_match().
+ */
+
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <jansson.h>
+
+#include "decide_eval.h"
+#include "decide_props.h"
+
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    char                buf[128];
+    size_t              i, n;
+    json_t             *root, *flags;
+    decide_team_t      *team;
+    decide_result_t    *out;
+    decide_request_t    req;
+    decide_props_ctx_t  pctx;
+
+    root = json_loadb((const char *) data, size, JSON_DECODE_ANY, NULL);
+    if (root == NULL) {
+        return 0;
+    }
+
+    flags = json_is_array(root) ? root : json_object_get(root, "flags");
+
+    pctx.now = 1718452800.0;
+    pctx.regex = NULL;
+    (void) decide_props_match(json_object_get(root, "filter"),
+                              json_object_get(root, "person_properties"),
+                              &pctx);
+
+    team = decide_team_create(flags, json_object_get(root,
+                                                     "group_type_mapping"),
+                              json_object_get(root, "cohorts"), buf,
+                              sizeof(buf));
+    if (team == NULL) {
+        json_decref(root);
+        return 0;
+    }
+
+    n = decide_team_nflags(team);
+    out = calloc(n + 1, sizeof(decide_result_t));
+
+    memset(&req, 0, sizeof(req));
+    req.distinct_id = json_string_value(json_object_get(root, "distinct_id"));
+    if (req.distinct_id == NULL) {
+        req.distinct_id = "user-1";
+    }
+
+    req.device_id = json_string_value(json_object_get(root, "device_id"));
+    req.anon_distinct_id = json_string_value(json_object_get(root,
+                                                        "anon_distinct_id"));
+    req.person_properties = json_object_get(root, "person_properties");
+    req.groups = json_object_get(root, "groups");
+    req.group_properties = json_object_get(root, "group_properties");
+    req.hash_key_overrides = json_object_get(root, "hash_key_overrides");
+    req.static_cohorts = json_object_get(root, "static_cohorts");
+    req.now = 1718452800.0;
+    req.runtime = (decide_runtime_e) (size % 4);
+
+    if (out) {
+        (void) decide_eval_flags(team, &req, out);
+
+        req.person_loaded = 1;
+        req.groups_loaded = 1;
+        req.overrides_loaded = 1;
+
+        if (decide_eval_flags(team, &req, out) != 0) {
+            /* everything loaded: nothing may stay pending */
+            abort();
+        }
+
+        for (i = 0; i < n; i++) {
+            (void) decide_reason_code(&out[i]);
+            (void) decide_reason_description(&out[i], buf, sizeof(buf));
+        }
+    }
+
+    free(out);
+    decide_team_free(team);
+    json_decref(root);
+
+    return 0;
+}

@@ -1,0 +1,208 @@
+/*
+ * Copyright (C) edgehog
+ */
+
+/*
+ * libFuzzer target: arbitrary bytes as an events_plugin_ingestion value,
+ * through parse, prepare and every row builder.  Any row that is not
+ * valid UTF-8 JSON would stop a ClickHouse Kafka table, so it aborts.
+ */
+
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <jansson.h>
+
+#include "ingest_json.h"
+#include "ingest_message.h"
+#include "ingest_output.h"
+#include "ingest_props.h"
+
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+static void fuzz_check_row(char *row, size_t len);
+static void fuzz_person(ingest_message_t *m, const uint8_t *data,
+    size_t size);
+static void fuzz_one(const char *value, size_t len, const uint8_t *data,
+    size_t size);
+
+
+static void
+fuzz_check_row(char *row, size_t len)
+{
+    json_t        *v;
+    json_error_t   err;
+
+    if (row == NULL) {
+        abort();
+    }
+
+    if (strlen(row) != len || !ingest_utf8_valid(row, len)) {
+        abort();
+    }
+
+    v = json_loadb(row, len, 0, &err);
+    if (!json_is_object(v)) {
+        abort();
+    }
+
+    json_decref(v);
+    free(row);
+}
+
+
+static void
+fuzz_person(ingest_message_t *m, const uint8_t *data, size_t size)
+{
+    int                      rc;
+    char                     uuid[INGEST_PERSON_UUID_LEN + 1], *other, *row;
+    size_t                   len;
+    json_t                  *p, *merged;
+    const char              *illegal;
+    ingest_props_ops_t       ops;
+    ingest_merge_trigger_e   t;
+
+    if (ingest_person_uuid(1, m->distinct_id, strlen(m->distinct_id), uuid)
+        != 0)
+    {
+        abort();
+    }
+
+    ingest_props_ops(m->properties, &ops);
+
+    p = ingest_props_create(&ops, m->uuid, NULL, NULL, NULL);
+    if (p == NULL) {
+        abort();
+    }
+
+    rc = ingest_props_update(p, &ops);
+    if (rc < 0 || ((rc & INGEST_PROPS_CHANGED) && ops.unset == NULL
+                   && ops.set == NULL))
+    {
+        abort();
+    }
+
+    merged = ingest_props_merge(m->properties, p);
+    json_decref(merged);
+
+    t = ingest_merge_trigger(m->event, m->distinct_id, m->properties, &other,
+                             &illegal);
+    if (t == INGEST_MERGE_ILLEGAL_ID && illegal == NULL) {
+        abort();
+    }
+
+    free(other);
+
+    row = ingest_output_person(uuid, 1, (int64_t) size * 1000003, p, 1, 0,
+                               (int64_t) size, INGEST_TIME_NONE, &len);
+    fuzz_check_row(row, len);
+
+    /* raw fuzz bytes as a distinct id straight from Postgres */
+    row = ingest_output_distinct_id(uuid, 1, (const char *) data,
+                                    size > 64 ? 64 : size, 0, 0, &len);
+    fuzz_check_row(row, len);
+
+    row = ingest_output_warning(1, "fuzz", m->properties, 0, &len);
+    fuzz_check_row(row, len);
+
+    json_decref(p);
+}
+
+
+static void
+fuzz_one(const char *value, size_t vlen, const uint8_t *data, size_t size)
+{
+    char                *row;
+    size_t               len;
+    json_t              *pp;
+    ingest_message_t     m;
+    ingest_event_row_t   r;
+    ingest_team_opts_t   team;
+
+    if (ingest_message_parse(&m, value, vlen) != INGEST_MSG_OK) {
+        if (m.error == NULL) {
+            abort();
+        }
+
+        ingest_message_free(&m);
+        return;
+    }
+
+    memset(&team, 0, sizeof(team));
+    team.anonymize_ips = size & 1;
+
+    if (ingest_message_prepare(&m, &team) != INGEST_MSG_OK) {
+        ingest_message_free(&m);
+        return;
+    }
+
+    fuzz_person(&m, data, size);
+
+    pp = json_copy(json_object_get(m.properties, "$set"));
+
+    memset(&r, 0, sizeof(r));
+
+    r.uuid = m.uuid;
+    r.event = m.event;
+    r.distinct_id = m.distinct_id;
+    r.properties = m.properties;
+    r.team_id = 1;
+    r.project_id = 1;
+    r.timestamp_us = (int64_t) size * 7919 * 1000003;
+    r.created_at_us = -r.timestamp_us;
+    r.captured_at_us = (size & 2) ? INGEST_TIME_NONE : INT64_MAX;
+    r.person_id = m.uuid;
+    r.person_properties = pp;
+    r.person_created_at_us = INT64_MIN;
+    r.person_mode = m.process_person ? INGEST_PERSON_MODE_FULL
+                                     : INGEST_PERSON_MODE_PROPERTYLESS;
+    r.historical_migration = m.historical_migration;
+
+    row = ingest_output_event(&r, &len);
+    fuzz_check_row(row, len);
+
+    json_decref(pp);
+    ingest_message_free(&m);
+}
+
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    char    *value;
+    json_t  *outer, *inner;
+
+    fuzz_one((const char *) data, size, data, size);
+
+    /*
+     * mutations rarely survive the double encoding of "data", so the
+     * bytes also go in as the inner event of a well-formed envelope
+     */
+
+    inner = json_stringn((const char *) data, size);
+    if (inner == NULL) {
+        return 0;
+    }
+
+    outer = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o}",
+                      "uuid", "018c0b2a-0000-7000-8000-000000000001",
+                      "distinct_id", "anon-1", "ip", "127.0.0.1",
+                      "now", "2024-01-01T10:00:00Z", "token", "phc_test",
+                      "data", inner);
+    if (outer == NULL) {
+        abort();
+    }
+
+    value = json_dumps(outer, JSON_COMPACT);
+    json_decref(outer);
+
+    if (value == NULL) {
+        abort();
+    }
+
+    fuzz_one(value, strlen(value), data, size);
+    free(value);
+
+    return 0;
+}

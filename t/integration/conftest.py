@@ -1,0 +1,82 @@
+"""Session fixtures: real services started once per test session in a
+temporary directory on free ports, always torn down (also on failure and
+Ctrl-C, through pytest's fixture finalisation)."""
+
+import os
+import sys
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+
+import services as S  # noqa: E402
+import stack as ST  # noqa: E402
+
+FIXTURES = os.environ.get(
+    "EDGEHOG_FIXTURES",
+    os.path.abspath(os.path.join(ST.REPO, "..", "shared", "fixtures")))
+
+
+def wait_for(cond, timeout=60.0, what="condition", interval=0.2):
+    """Polls cond() until it returns a truthy value; fails after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory):
+    st = ST.Stack(str(tmp_path_factory.mktemp("stack")))
+    st.start()
+    yield st
+    st.stop()
+
+
+@pytest.fixture(scope="session")
+def cluster(stack, tmp_path_factory):
+    """ZooKeeper and 2 shards x 2 replicas of ClickHouse, fed by a second
+    ingest-worker (own consumer group, own output topics) from the same
+    Kafka, so the single-node tests are unaffected."""
+    d = str(tmp_path_factory.mktemp("cluster"))
+    zk = S.ZooKeeper(d)
+    ch = S.ClickHouseCluster(d, zk)
+    prefix = "cluster_"
+    stack.kafka.create_topics([prefix + t for t in ST.OUTPUT_TOPICS])
+    worker = ST.Worker(
+        d, kafka=stack.kafka.bootstrap, postgres=stack.postgres.dsn,
+        clickhouse=",".join(f"http://127.0.0.1:{n.http_port}"
+                            for n in ch.nodes),
+        redis=f"127.0.0.1:{stack.redis.port}", cluster="edgehog",
+        group="edgehog-cluster", topic_prefix=prefix)
+    started = []
+    try:
+        for svc in (zk, ch):
+            svc.start()
+            started.append(svc)
+        worker.migrate()
+        worker.start()
+        started.append(worker)
+        yield ch
+    finally:
+        for svc in reversed(started):
+            svc.stop()
+
+
+@pytest.fixture(autouse=True)
+def nginx_log_clean(request):
+    """nginx-tests' rule: a test fails when the error log of the nginx it
+    used shows [alert], [crit], [emerg] or a sanitizer report."""
+    if "stack" not in request.fixturenames:
+        yield
+        return
+    nginx = request.getfixturevalue("stack").nginx
+    start = len(nginx.log_text())
+    yield
+    bad = nginx.bad_log_lines(start)
+    assert not bad, "nginx error log:\n" + "\n".join(bad)
