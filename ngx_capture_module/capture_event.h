@@ -23,11 +23,15 @@ typedef enum {
     CAPTURE_TOPIC_EXCEPTIONS,
     CAPTURE_TOPIC_HEATMAPS,
     CAPTURE_TOPIC_WARNINGS,
+    CAPTURE_TOPIC_OVERFLOW,
     CAPTURE_TOPIC_N
 } capture_topic_e;
 
 
 #define CAPTURE_MAX_HEADERS  8
+
+/* Kafka's message.max.bytes default, as capture-rs */
+#define CAPTURE_MAX_MESSAGE_SIZE  1000000
 
 
 typedef struct {
@@ -38,11 +42,18 @@ typedef struct {
 
 typedef struct {
     capture_topic_e             topic;
+    /* NULL: no key (random partition) */
     char                       *key;
     char                       *value;
     size_t                      value_len;
     capture_header_t            headers[CAPTURE_MAX_HEADERS];
     size_t                      nheaders;
+    /* borrowed from the headers, for the limits */
+    const char                 *token;
+    const char                 *distinct_id;
+    const char                 *event;
+    /* set by calloc(): the limits may drop or reroute a message */
+    unsigned                    dropped:1;
 } capture_msg_t;
 
 
@@ -56,13 +67,33 @@ typedef struct {
 typedef struct {
     const char                 *ip;          /* client address, text */
     int64_t                     now_us;      /* server receive time */
+    /* query "_" in microseconds, when valid (§2.1) */
+    int64_t                     sent_at_us;
+    /* value + key above this are refused with 413; 0: no limit */
+    size_t                      max_message_size;
+    unsigned                    has_sent_at:1;
+    unsigned                    engage:1;    /* path starts with /engage */
+    unsigned                    strict:1;    /* capture_compat strict */
 } capture_request_t;
 
 
-/* returns 0 and fills *msgs (malloc'd), or -1 and fills *err */
+/*
+ * Parses, validates and normalises a decoded payload (§2.9-§4) and lays
+ * out one message per event (§6).  Returns 0 and fills *msgs (malloc'd;
+ * *n may be 0 when every event was filtered), or -1 and fills *err;
+ * nothing is built when any event is bad.
+ */
 int capture_event_build(const capture_request_t *req, const char *payload,
     size_t len, capture_msg_t **msgs, size_t *n, capture_error_t *err);
 void capture_msgs_free(capture_msg_t *msgs, size_t n);
+
+/* fills *err; returns -1 */
+int capture_error_set(capture_error_t *err, int status, const char *code,
+    const char *fmt, ...);
+
+/* "_" of the query: 0 and *us when an integer of a year after 2020 */
+int capture_event_sent_at_ms(const char *p, size_t len, int64_t *us,
+    int *valid_int);
 
 
 #endif /* _CAPTURE_EVENT_H_INCLUDED_ */

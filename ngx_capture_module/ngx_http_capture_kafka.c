@@ -435,8 +435,7 @@ ngx_http_capture_kafka_produce(ngx_http_request_t *r, capture_msg_t *msgs,
     mcf = ngx_http_get_module_main_conf(r, ngx_http_capture_module);
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_capture_module);
 
-    rkt = mcf->rk ? ngx_http_capture_kafka_topic(mcf, &lcf->topic) : NULL;
-    if (rkt == NULL) {
+    if (mcf->rk == NULL) {
         done(r, NGX_HTTP_SERVICE_UNAVAILABLE);
         return NGX_DONE;
     }
@@ -462,6 +461,16 @@ ngx_http_capture_kafka_produce(ngx_http_request_t *r, capture_msg_t *msgs,
     }
 
     for (i = 0; i < n; i++) {
+        if (msgs[i].dropped) {
+            continue;
+        }
+
+        rkt = ngx_http_capture_kafka_topic(mcf, &lcf->topics[msgs[i].topic]);
+        if (rkt == NULL) {
+            err = RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
+            goto failed;
+        }
+
         hdrs = rd_kafka_headers_new(msgs[i].nheaders);
 
         for (h = 0; h < msgs[i].nheaders; h++) {
@@ -469,7 +478,7 @@ ngx_http_capture_kafka_produce(ngx_http_request_t *r, capture_msg_t *msgs,
                                 msgs[i].headers[h].value, -1);
         }
 
-        klen = ngx_strlen(msgs[i].key);
+        klen = msgs[i].key ? ngx_strlen(msgs[i].key) : 0;
 
         err = rd_kafka_producev(mcf->rk,
                                 RD_KAFKA_V_RKT(rkt),
@@ -484,18 +493,7 @@ ngx_http_capture_kafka_produce(ngx_http_request_t *r, capture_msg_t *msgs,
         if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
             /* headers are ours again when producev fails */
             rd_kafka_headers_destroy(hdrs);
-
-            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                          "capture: produce failed: %s",
-                          rd_kafka_err2str(err));
-
-            if (w) {
-                w->failed = 1;
-                w->answered = 1;
-            }
-
-            done(r, NGX_HTTP_SERVICE_UNAVAILABLE);
-            return NGX_DONE;
+            goto failed;
         }
 
         if (w) {
@@ -510,7 +508,30 @@ ngx_http_capture_kafka_produce(ngx_http_request_t *r, capture_msg_t *msgs,
         return NGX_DONE;
     }
 
+    if (w->pending == 0) {
+        done(r, NGX_HTTP_OK);
+        return NGX_DONE;
+    }
+
     ngx_add_timer(&w->timer, lcf->ack_timeout);
+
+    return NGX_DONE;
+
+failed:
+
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                  "capture: produce failed: %s", rd_kafka_err2str(err));
+
+    if (w) {
+        w->failed = 1;
+        w->answered = 1;
+    }
+
+    ngx_http_capture_kafka_arm_timer(mcf);
+
+    done(r, err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE
+            ? NGX_HTTP_REQUEST_ENTITY_TOO_LARGE
+            : NGX_HTTP_SERVICE_UNAVAILABLE);
 
     return NGX_DONE;
 }

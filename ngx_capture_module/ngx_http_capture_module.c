@@ -14,9 +14,6 @@
 
 static ngx_int_t ngx_http_capture_handler(ngx_http_request_t *r);
 static void ngx_http_capture_body_handler(ngx_http_request_t *r);
-static ngx_int_t ngx_http_capture_payload(ngx_http_request_t *r,
-    ngx_str_t *payload);
-static void ngx_http_capture_done(ngx_http_request_t *r, ngx_int_t status);
 static void *ngx_http_capture_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_capture_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_http_capture_create_loc_conf(ngx_conf_t *cf);
@@ -33,6 +30,13 @@ static void ngx_http_capture_exit_process(ngx_cycle_t *cycle);
 static ngx_conf_enum_t  ngx_http_capture_ack[] = {
     { ngx_string("enqueue"), NGX_HTTP_CAPTURE_ACK_ENQUEUE },
     { ngx_string("delivery"), NGX_HTTP_CAPTURE_ACK_DELIVERY },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_enum_t  ngx_http_capture_compat[] = {
+    { ngx_string("lenient"), 0 },
+    { ngx_string("strict"), 1 },
     { ngx_null_string, 0 }
 };
 
@@ -71,7 +75,73 @@ static ngx_command_t  ngx_http_capture_commands[] = {
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
-      offsetof(ngx_http_capture_loc_conf_t, topic),
+      offsetof(ngx_http_capture_loc_conf_t, topics[CAPTURE_TOPIC_MAIN]),
+      NULL },
+
+    { ngx_string("capture_kafka_topic_historical"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_capture_loc_conf_t,
+               topics[CAPTURE_TOPIC_HISTORICAL]),
+      NULL },
+
+    { ngx_string("capture_kafka_topic_exceptions"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_capture_loc_conf_t,
+               topics[CAPTURE_TOPIC_EXCEPTIONS]),
+      NULL },
+
+    { ngx_string("capture_kafka_topic_heatmaps"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_capture_loc_conf_t, topics[CAPTURE_TOPIC_HEATMAPS]),
+      NULL },
+
+    { ngx_string("capture_kafka_topic_client_warnings"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_capture_loc_conf_t, topics[CAPTURE_TOPIC_WARNINGS]),
+      NULL },
+
+    { ngx_string("capture_kafka_topic_overflow"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_capture_loc_conf_t, topics[CAPTURE_TOPIC_OVERFLOW]),
+      NULL },
+
+    { ngx_string("capture_compat"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_capture_loc_conf_t, strict),
+      &ngx_http_capture_compat },
+
+    { ngx_string("capture_max_decompressed_size"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_capture_loc_conf_t, max_decompressed_size),
+      NULL },
+
+    { ngx_string("capture_max_message_size"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_capture_loc_conf_t, max_message_size),
+      NULL },
+
+    /* pins "now" from X-Capture-Test-Now: for tests only, never in prod */
+    { ngx_string("capture_test_clock"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_capture_loc_conf_t, test_clock),
       NULL },
 
     { ngx_string("capture_ack"),
@@ -148,6 +218,21 @@ ngx_http_capture_handler(ngx_http_request_t *r)
 
     rc = ngx_http_read_client_request_body(r, ngx_http_capture_body_handler);
 
+    if (rc == NGX_HTTP_REQUEST_ENTITY_TOO_LARGE) {
+        /* a JSON answer instead of nginx's HTML page; the rest is dropped */
+        r->main->count++;
+
+        if (ngx_http_discard_request_body(r) != NGX_OK) {
+            r->keepalive = 0;
+        }
+
+        rc = ngx_http_edgehog_send_error(r, rc, "payload_too_large",
+                                         "maximum event size exceeded: "
+                                         "request body too large");
+        ngx_http_finalize_request(r, rc);
+        return NGX_DONE;
+    }
+
     if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
         return rc;
     }
@@ -159,143 +244,11 @@ ngx_http_capture_handler(ngx_http_request_t *r)
 static void
 ngx_http_capture_body_handler(ngx_http_request_t *r)
 {
-    size_t              n;
-    ngx_int_t           rc;
-    ngx_str_t           payload;
-    struct timeval      tv;
-    capture_msg_t      *msgs;
-    capture_error_t     err;
-    capture_request_t   req;
-
-    rc = ngx_http_capture_payload(r, &payload);
-    if (rc != NGX_OK) {
-        ngx_http_finalize_request(r, rc);
-        return;
-    }
-
-    /* the pure core wants a C string for the client address */
-
-    req.ip = (const char *) ngx_pnalloc(r->pool,
-                                        r->connection->addr_text.len + 1);
-    if (req.ip == NULL) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    ngx_cpystrn((u_char *) req.ip, r->connection->addr_text.data,
-                r->connection->addr_text.len + 1);
-
-    ngx_gettimeofday(&tv);
-    req.now_us = (int64_t) tv.tv_sec * 1000000 + tv.tv_usec;
-
-    if (capture_event_build(&req, (const char *) payload.data, payload.len,
-                            &msgs, &n, &err)
-        != 0)
-    {
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "capture: rejected request: %d %s", err.status,
-                      err.error);
-
-        rc = ngx_http_edgehog_send_error(r, err.status, err.code, err.error);
-        ngx_http_finalize_request(r, rc);
-        return;
-    }
-
-    rc = ngx_http_capture_kafka_produce(r, msgs, n, ngx_http_capture_done);
-
-    /* librdkafka copied what it needed (RD_KAFKA_MSG_F_COPY) */
-    capture_msgs_free(msgs, n);
-
-    if (rc == NGX_DONE) {
-        /* finalized by ngx_http_capture_done() after delivery */
-        return;
-    }
-
-    ngx_http_finalize_request(r, rc);
+    ngx_http_capture_body_process(r);
 }
 
 
-/*
- * The payload is the query's data= when present, else the body, flattened
- * into one buffer (a body spilled to a temp file is read back).
- */
-
-static ngx_int_t
-ngx_http_capture_payload(ngx_http_request_t *r, ngx_str_t *payload)
-{
-    off_t         len;
-    u_char       *p, *dst, *src;
-    ssize_t       n;
-    ngx_buf_t    *b;
-    ngx_str_t     arg;
-    ngx_chain_t  *cl;
-
-    if (ngx_http_arg(r, (u_char *) "data", 4, &arg) == NGX_OK && arg.len) {
-        p = ngx_pnalloc(r->pool, arg.len);
-        if (p == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        dst = p;
-        src = arg.data;
-        ngx_unescape_uri(&dst, &src, arg.len, NGX_UNESCAPE_URI);
-
-        payload->data = p;
-        payload->len = dst - p;
-
-        return NGX_OK;
-    }
-
-    payload->len = 0;
-    payload->data = NULL;
-
-    if (r->request_body == NULL || r->request_body->bufs == NULL) {
-        return NGX_OK;
-    }
-
-    len = 0;
-
-    for (cl = r->request_body->bufs; cl; cl = cl->next) {
-        b = cl->buf;
-        len += b->in_file ? b->file_last - b->file_pos : b->last - b->pos;
-    }
-
-    if (len == 0) {
-        return NGX_OK;
-    }
-
-    p = ngx_pnalloc(r->pool, len);
-    if (p == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    payload->data = p;
-
-    for (cl = r->request_body->bufs; cl; cl = cl->next) {
-        b = cl->buf;
-
-        if (b->in_file) {
-            /* a bounded disk read, as nginx's own static paths do */
-            n = ngx_read_file(b->file, p, b->file_last - b->file_pos,
-                              b->file_pos);
-            if (n == NGX_ERROR) {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-
-            p += n;
-            continue;
-        }
-
-        p = ngx_cpymem(p, b->pos, b->last - b->pos);
-    }
-
-    payload->len = p - payload->data;
-
-    return NGX_OK;
-}
-
-
-static void
+void
 ngx_http_capture_done(ngx_http_request_t *r, ngx_int_t status)
 {
     ngx_int_t         rc;
@@ -314,6 +267,12 @@ ngx_http_capture_done(ngx_http_request_t *r, ngx_int_t status)
         ngx_str_set(&type, "application/json");
         ngx_str_set(&body, "{\"status\":\"Ok\"}");
         rc = ngx_http_edgehog_send(r, NGX_HTTP_OK, &type, &body);
+
+    } else if (status == NGX_HTTP_REQUEST_ENTITY_TOO_LARGE) {
+        rc = ngx_http_edgehog_send_error(r, status, "payload_too_large",
+                                         "maximum event size exceeded: "
+                                         "Event rejected by kafka during "
+                                         "send");
 
     } else {
         /* SDKs retry 503; Retry-After tells them when */
@@ -386,6 +345,10 @@ ngx_http_capture_create_loc_conf(ngx_conf_t *cf)
 
     lcf->enable = NGX_CONF_UNSET;
     lcf->ack = NGX_CONF_UNSET_UINT;
+    lcf->strict = NGX_CONF_UNSET_UINT;
+    lcf->max_decompressed_size = NGX_CONF_UNSET_SIZE;
+    lcf->max_message_size = NGX_CONF_UNSET_SIZE;
+    lcf->test_clock = NGX_CONF_UNSET;
     lcf->ack_timeout = NGX_CONF_UNSET_MSEC;
 
     return lcf;
@@ -399,8 +362,32 @@ ngx_http_capture_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_capture_loc_conf_t *conf = child;
 
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
-    ngx_conf_merge_str_value(conf->topic, prev->topic,
+    ngx_conf_merge_str_value(conf->topics[CAPTURE_TOPIC_MAIN],
+                             prev->topics[CAPTURE_TOPIC_MAIN],
                              "events_plugin_ingestion");
+    ngx_conf_merge_str_value(conf->topics[CAPTURE_TOPIC_HISTORICAL],
+                             prev->topics[CAPTURE_TOPIC_HISTORICAL],
+                             "events_plugin_ingestion_historical");
+    ngx_conf_merge_str_value(conf->topics[CAPTURE_TOPIC_EXCEPTIONS],
+                             prev->topics[CAPTURE_TOPIC_EXCEPTIONS],
+                             "error_tracking_events");
+    ngx_conf_merge_str_value(conf->topics[CAPTURE_TOPIC_HEATMAPS],
+                             prev->topics[CAPTURE_TOPIC_HEATMAPS],
+                             "heatmaps_ingestion");
+    ngx_conf_merge_str_value(conf->topics[CAPTURE_TOPIC_WARNINGS],
+                             prev->topics[CAPTURE_TOPIC_WARNINGS],
+                             "ingestion-clientwarnings-main-1");
+    ngx_conf_merge_str_value(conf->topics[CAPTURE_TOPIC_OVERFLOW],
+                             prev->topics[CAPTURE_TOPIC_OVERFLOW],
+                             "events_plugin_ingestion_overflow");
+    ngx_conf_merge_uint_value(conf->strict, prev->strict, 0);
+    ngx_conf_merge_size_value(conf->max_decompressed_size,
+                              prev->max_decompressed_size,
+                              100 * 1024 * 1024);
+    ngx_conf_merge_size_value(conf->max_message_size,
+                              prev->max_message_size,
+                              CAPTURE_MAX_MESSAGE_SIZE);
+    ngx_conf_merge_value(conf->test_clock, prev->test_clock, 0);
     ngx_conf_merge_uint_value(conf->ack, prev->ack,
                               NGX_HTTP_CAPTURE_ACK_DELIVERY);
     ngx_conf_merge_msec_value(conf->ack_timeout, prev->ack_timeout, 30000);

@@ -16,6 +16,9 @@
 #define NGX_HTTP_CAPTURE_ACK_ENQUEUE   0
 #define NGX_HTTP_CAPTURE_ACK_DELIVERY  1
 
+/* main, historical, exceptions, heatmaps, warnings, overflow */
+#define NGX_HTTP_CAPTURE_TOPICS        6
+
 
 typedef struct {
     ngx_str_t                   name;
@@ -43,10 +46,19 @@ typedef struct {
 
 typedef struct {
     ngx_flag_t                  enable;
-    ngx_str_t                   topic;
+    /* indexed by capture_topic_e */
+    ngx_str_t                   topics[NGX_HTTP_CAPTURE_TOPICS];
     ngx_uint_t                  ack;
     ngx_msec_t                  ack_timeout;
+    ngx_uint_t                  strict;
+    size_t                      max_decompressed_size;
+    size_t                      max_message_size;
+    ngx_flag_t                  test_clock;
 } ngx_http_capture_loc_conf_t;
+
+
+void ngx_http_capture_body_process(ngx_http_request_t *r);
+void ngx_http_capture_done(ngx_http_request_t *r, ngx_int_t status);
 
 
 extern ngx_module_t  ngx_http_capture_module;

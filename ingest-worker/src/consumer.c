@@ -3,6 +3,8 @@
  */
 
 
+#define _GNU_SOURCE  /* memmem() */
+
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -14,10 +16,13 @@
 #include "ingest_message.h"
 #include "ingest_output.h"
 #include "ingest_props.h"
+#include "person.h"
 
 
 #define WORKER_DELIVERY_WAIT_MS  100
 #define WORKER_RETRY_BACKOFF_MS  1000
+/* §4.4: debounced warnings pass once per team and type per hour */
+#define WORKER_WARN_DEBOUNCE_S   3600
 
 
 typedef struct {
@@ -26,6 +31,8 @@ typedef struct {
     rd_kafka_t                 *producer;
     worker_pg_t                *pg;
     json_t                     *teams;       /* token -> [id, anon, exp] */
+    json_t                     *warned;      /* "team:type" -> last time */
+    worker_persons_t           *persons;
     long                        in_flight;
     long                        failed;
     unsigned long               events_out;
@@ -55,6 +62,17 @@ static void worker_rewind(worker_ctx_t *ctx, rd_kafka_message_t **batch,
 static void worker_dr(rd_kafka_t *rk, const rd_kafka_message_t *msg,
     void *opaque);
 static int64_t worker_now_us(void);
+static int worker_emit(void *data, const char *topic, const char *value,
+    size_t len);
+static void worker_warn(void *data, int64_t team_id, const char *type,
+    json_t *details, int always);
+static void worker_warnings(worker_ctx_t *ctx, ingest_message_t *m,
+    int64_t team_id);
+static int worker_outer_timestamp(rd_kafka_message_t *msg);
+static int64_t worker_timestamp(worker_ctx_t *ctx, rd_kafka_message_t *msg,
+    ingest_message_t *m, int64_t team_id);
+static worker_rc_e worker_dlq(worker_ctx_t *ctx, rd_kafka_message_t *msg,
+    const char *uuid);
 static void worker_backoff(int ms);
 
 
@@ -71,14 +89,17 @@ worker_run(const worker_config_t *cf)
     memset(&ctx, 0, sizeof(worker_ctx_t));
     ctx.cf = cf;
     ctx.teams = json_object();
+    ctx.warned = json_object();
 
     batch = calloc(cf->batch_size, sizeof(rd_kafka_message_t *));
 
     ctx.pg = worker_pg_connect(cf->postgres_dsn);
     ctx.producer = worker_kafka_new(cf, RD_KAFKA_PRODUCER, &ctx);
     ctx.consumer = worker_kafka_new(cf, RD_KAFKA_CONSUMER, &ctx);
+    ctx.persons = worker_persons_open(cf, worker_emit, worker_warn, &ctx);
 
     if (batch == NULL || ctx.teams == NULL || ctx.pg == NULL
+        || ctx.warned == NULL || ctx.persons == NULL
         || ctx.producer == NULL || ctx.consumer == NULL)
     {
         worker_log(WORKER_LOG_ERROR, "worker start failed");
@@ -178,7 +199,9 @@ worker_run(const worker_config_t *cf)
     rd_kafka_flush(ctx.producer, 10000);
     rd_kafka_destroy(ctx.producer);
     worker_pg_close(ctx.pg);
+    worker_persons_close(ctx.persons);
     json_decref(ctx.teams);
+    json_decref(ctx.warned);
     free(batch);
 
     return 0;
@@ -253,15 +276,15 @@ worker_kafka_new(const worker_config_t *cf, rd_kafka_type_t type,
 static worker_rc_e
 worker_process(worker_ctx_t *ctx, rd_kafka_message_t *msg)
 {
-    int                     rc, anonymize;
-    char                   *row, person[INGEST_PERSON_UUID_LEN + 1];
-    size_t                  len;
-    int64_t                 team_id;
-    ingest_msg_rc_e         mrc;
-    ingest_message_t        m;
-    ingest_team_opts_t      opts;
-    ingest_event_row_t      er;
-    eh_time_resolve_out_t   ts;
+    int                      rc, anonymize;
+    char                    *row;
+    size_t                   len;
+    int64_t                  team_id, ts;
+    ingest_msg_rc_e          mrc;
+    ingest_message_t         m;
+    ingest_team_opts_t       opts;
+    ingest_event_row_t       er;
+    worker_person_result_t   person;
 
     mrc = ingest_message_parse(&m, msg->payload, msg->len);
 
@@ -269,11 +292,8 @@ worker_process(worker_ctx_t *ctx, rd_kafka_message_t *msg)
         /* the original bytes, so nothing is lost to a parser bug */
         worker_log(WORKER_LOG_INFO, "message to DLQ: %s", m.error);
         ingest_message_free(&m);
-        ctx->dlq++;
 
-        return worker_produce(ctx, ctx->cf->dlq_topic, msg->key,
-                              msg->key_len, msg->payload, msg->len)
-               ? WORKER_RETRY : WORKER_OK;
+        return worker_dlq(ctx, msg, NULL);
     }
 
     rc = m.token ? worker_team(ctx, m.token, &team_id, &anonymize) : 0;
@@ -295,7 +315,12 @@ worker_process(worker_ctx_t *ctx, rd_kafka_message_t *msg)
     m.team_id = team_id;
     m.has_team_id = 1;
 
-    if (ingest_message_prepare(&m, &opts) != INGEST_MSG_OK
+    mrc = ingest_message_prepare(&m, &opts);
+
+    /* drops and warning-only events still carry their warnings */
+    worker_warnings(ctx, &m, team_id);
+
+    if (mrc != INGEST_MSG_OK
         || (m.route != INGEST_ROUTE_EVENT
             && m.route != INGEST_ROUTE_EXCEPTION))
     {
@@ -304,18 +329,21 @@ worker_process(worker_ctx_t *ctx, rd_kafka_message_t *msg)
         return WORKER_OK;
     }
 
-    /* capture already corrected clock skew: no second correction */
-    eh_time_ingest_check(json_string_value(m.timestamp),
-                         json_string_length(m.timestamp), worker_now_us(),
-                         &ts);
+    ts = worker_timestamp(ctx, msg, &m, team_id);
 
-    if (ingest_person_uuid(team_id, m.distinct_id, strlen(m.distinct_id),
-                           person)
-        != 0)
-    {
-        ctx->dropped++;
+    rc = worker_persons_process(ctx->persons, team_id, &m, ts, 0, &person);
+
+    if (rc == WORKER_PERSON_RETRY) {
         ingest_message_free(&m);
-        return WORKER_OK;
+        return WORKER_RETRY;
+    }
+
+    if (rc == WORKER_PERSON_FAIL) {
+        worker_log(WORKER_LOG_WARN, "person processing failed for event "
+                   "%s: to DLQ", m.uuid);
+        rc = worker_dlq(ctx, msg, m.uuid);
+        ingest_message_free(&m);
+        return rc;
     }
 
     memset(&er, 0, sizeof(ingest_event_row_t));
@@ -325,14 +353,17 @@ worker_process(worker_ctx_t *ctx, rd_kafka_message_t *msg)
     er.properties = m.properties;
     er.team_id = team_id;
     er.project_id = team_id;
-    er.timestamp_us = ts.result;
+    er.timestamp_us = ts;
     er.created_at_us = worker_now_us();
     er.captured_at_us = INGEST_TIME_NONE;
-    er.person_id = person;
-    er.person_created_at_us = ts.result;
-    er.person_mode = INGEST_PERSON_MODE_PROPERTYLESS;
+    er.person_id = person.uuid;
+    er.person_properties = person.properties;
+    er.person_created_at_us = person.created_at_us;
+    er.person_mode = person.mode;
+    er.historical_migration = m.historical_migration;
 
     row = ingest_output_event(&er, &len);
+    json_decref(person.properties);
 
     if (row == NULL) {
         ctx->dropped++;
@@ -353,6 +384,219 @@ worker_process(worker_ctx_t *ctx, rd_kafka_message_t *msg)
     ctx->events_out++;
 
     return WORKER_OK;
+}
+
+
+/* §4.5: original bytes and key, header event-id when known */
+
+static worker_rc_e
+worker_dlq(worker_ctx_t *ctx, rd_kafka_message_t *msg, const char *uuid)
+{
+    rd_kafka_resp_err_t   err;
+    rd_kafka_headers_t   *hdrs;
+
+    hdrs = rd_kafka_headers_new(1);
+
+    if (uuid) {
+        rd_kafka_header_add(hdrs, "event-id", -1, uuid, -1);
+    }
+
+    err = rd_kafka_producev(ctx->producer,
+                            RD_KAFKA_V_TOPIC(ctx->cf->dlq_topic),
+                            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                            RD_KAFKA_V_VALUE(msg->payload, msg->len),
+                            RD_KAFKA_V_KEY(msg->key, msg->key_len),
+                            RD_KAFKA_V_HEADERS(hdrs),
+                            RD_KAFKA_V_END);
+    if (err) {
+        /* producev() owns the headers only on success */
+        rd_kafka_headers_destroy(hdrs);
+        worker_log(WORKER_LOG_ERROR, "produce to \"%s\" failed: %s",
+                   ctx->cf->dlq_topic, rd_kafka_err2str(err));
+        return WORKER_RETRY;
+    }
+
+    ctx->in_flight++;
+    ctx->dlq++;
+
+    return WORKER_OK;
+}
+
+
+static int
+worker_emit(void *data, const char *topic, const char *value, size_t len)
+{
+    return worker_produce(data, topic, NULL, 0, value, len);
+}
+
+
+/* §4.4: stamped with the team, debounced unless always sent */
+
+static void
+worker_warn(void *data, int64_t team_id, const char *type, json_t *details,
+    int always)
+{
+    char           key[256], *v;
+    size_t         len;
+    int64_t        now;
+    json_t        *last;
+    worker_ctx_t  *ctx = data;
+
+    now = worker_now_us();
+
+    if (!always) {
+        snprintf(key, sizeof(key), "%lld:%s", (long long) team_id, type);
+        last = json_object_get(ctx->warned, key);
+
+        if (last && now / 1000000 - json_integer_value(last)
+                    < WORKER_WARN_DEBOUNCE_S)
+        {
+            json_decref(details);
+            return;
+        }
+
+        json_object_set_new(ctx->warned, key,
+                            json_integer(now / 1000000));
+    }
+
+    v = ingest_output_warning(team_id, type, details, now, &len);
+    json_decref(details);
+
+    if (v == NULL) {
+        return;
+    }
+
+    /* fire and forget in PostHog; here it is acked with the batch */
+    (void) worker_produce(ctx, ctx->cf->warnings_topic, NULL, 0, v, len);
+    free(v);
+}
+
+
+static void
+worker_warnings(worker_ctx_t *ctx, ingest_message_t *m, int64_t team_id)
+{
+    int  i;
+
+    for (i = 0; i < m->nwarnings; i++) {
+        worker_warn(ctx, team_id, m->warnings[i].type,
+                    m->warnings[i].details, m->warnings[i].always);
+        m->warnings[i].details = NULL;
+    }
+
+    m->nwarnings = 0;
+}
+
+
+/*
+ * §2.2: capture's outer timestamp is authoritative (no second skew
+ * correction); a message without one gets the full §2.1 algorithm
+ */
+
+static int
+worker_outer_timestamp(rd_kafka_message_t *msg)
+{
+    int      rc;
+    json_t  *outer;
+
+    if (memmem(msg->payload, msg->len, "\"timestamp\"", 11) == NULL) {
+        return 0;
+    }
+
+    outer = json_loadb(msg->payload, msg->len, 0, NULL);
+    rc = json_object_get(outer, "timestamp") != NULL;
+    json_decref(outer);
+
+    return rc;
+}
+
+
+static int64_t
+worker_timestamp(worker_ctx_t *ctx, rd_kafka_message_t *msg,
+    ingest_message_t *m, int64_t team_id)
+{
+    char                   buf[4][EH_TIME_STR_MAX];
+    int64_t                wall;
+    json_t                *d, *ign;
+    const char            *ts;
+    eh_time_resolve_in_t   in;
+    eh_time_resolve_out_t  out;
+
+    wall = worker_now_us();
+    ts = json_is_string(m->timestamp) ? json_string_value(m->timestamp)
+                                      : NULL;
+
+    memset(&in, 0, sizeof(eh_time_resolve_in_t));
+    memset(&out, 0, sizeof(eh_time_resolve_out_t));
+
+    if (worker_outer_timestamp(msg)) {
+        eh_time_ingest_check(ts, ts ? strlen(ts) : 0, wall, &out);
+
+    } else {
+        in.wall_clock = wall;
+
+        if (m->now == NULL
+            || eh_time_parse(m->now, strlen(m->now), EH_TIME_PARSE_INGEST,
+                             &in.now) != 0)
+        {
+            in.now = wall;
+        }
+
+        in.timestamp = ts;
+        in.timestamp_len = ts ? strlen(ts) : 0;
+        in.sent_at = m->sent_at;
+        in.sent_at_len = m->sent_at ? strlen(m->sent_at) : 0;
+
+        if (json_is_number(m->offset)) {
+            in.offset_ms = (int64_t) json_number_value(m->offset);
+            in.has_offset = in.offset_ms != 0;
+        }
+
+        ign = json_object_get(m->properties, "$ignore_sent_at");
+        in.ignore_sent_at = json_is_true(ign);
+
+        eh_time_ingest_resolve(&in, &out);
+    }
+
+    if (out.warnings & EH_TIME_WARN_INVALID_SENT_AT) {
+        worker_warn(ctx, team_id, "ignored_invalid_timestamp",
+                    json_pack("{ssssss?ss}", "eventUuid", m->uuid,
+                              "field", "sent_at", "value", m->sent_at,
+                              "reason", "invalid"), 0);
+    }
+
+    if (out.warnings & EH_TIME_WARN_FUTURE) {
+        eh_time_format_iso_ms(in.now, buf[0]);
+        eh_time_format_iso_ms(out.unclamped, buf[1]);
+        d = json_pack("{sOssso ssssssss}",
+                      "timestamp", m->timestamp ? m->timestamp : json_null(),
+                      "sentAt", m->sent_at ? m->sent_at : "",
+                      "offset", m->offset ? json_incref(m->offset)
+                                          : json_string(""),
+                      "now", buf[0], "result", buf[1],
+                      "eventUuid", m->uuid, "eventName", m->event);
+        worker_warn(ctx, team_id, "event_timestamp_in_future", d, 0);
+    }
+
+    if (out.warnings & (EH_TIME_WARN_INVALID_TIMESTAMP
+                        | EH_TIME_WARN_OUT_OF_BOUNDS))
+    {
+        d = json_pack("{ssssss?ss}", "eventUuid", m->uuid,
+                      "field", "timestamp", "value", ts,
+                      "reason", (out.warnings & EH_TIME_WARN_OUT_OF_BOUNDS)
+                                ? "out of bounds" : "invalid");
+
+        if (d && (out.warnings & EH_TIME_WARN_OUT_OF_BOUNDS)) {
+            json_object_set_new(d, "parsed_year",
+                                json_integer(out.parsed_year));
+            if (m->offset) {
+                json_object_set(d, "offset", m->offset);
+            }
+        }
+
+        worker_warn(ctx, team_id, "ignored_invalid_timestamp", d, 0);
+    }
+
+    return out.result;
 }
 
 

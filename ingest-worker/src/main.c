@@ -67,7 +67,16 @@ main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     if (strcmp(cmd, "run") == 0) {
+        /* a failed start is not fatal: the next `run` retries */
+        (void) worker_sync_start(&cf);
         rc = worker_run(&cf);
+        worker_sync_stop();
+
+    } else if (strcmp(cmd, "flag") == 0) {
+        rc = worker_cmd_flag(&cf, argc - optind - 1, argv + optind + 1);
+
+    } else if (strcmp(cmd, "sync") == 0) {
+        rc = worker_sync_once(&cf) == 0 ? 0 : 1;
 
     } else if (strcmp(cmd, "migrate") == 0) {
         rc = worker_cmd_migrate(&cf, argc - optind - 1, argv + optind + 1);
@@ -102,6 +111,12 @@ worker_usage(FILE *f)
         "                              create or update the schemas\n"
         "  team create --name N [--token T]\n"
         "                              create a project, print id and token\n"
+        "  flag put --team T [--file F]  create or update a flag from\n"
+        "                              PostHog flag JSON (stdin by default)\n"
+        "  flag list --team T          print the team's flags as JSON\n"
+        "  flag delete --team T --key K\n"
+        "                              delete a flag (soft, as PostHog)\n"
+        "  sync                        publish every team's flag snapshot\n"
         "  check-config                validate the config file and exit\n");
 }
 

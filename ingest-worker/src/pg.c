@@ -163,6 +163,42 @@ static const char  *worker_pg_schema[] = {
     "  team_id INTEGER NOT NULL,"
     "  UNIQUE (team_id, person_id, feature_flag_key))",
 
+    /* flag snapshots: sync.c LISTENs and republishes the team in 1 s */
+    "CREATE OR REPLACE FUNCTION edgehog_snapshot_notify() RETURNS trigger"
+    " LANGUAGE plpgsql AS $$"
+    " DECLARE r RECORD; t TEXT;"
+    " BEGIN"
+    "  IF TG_OP = 'DELETE' THEN r := OLD; ELSE r := NEW; END IF;"
+    "  IF TG_TABLE_NAME = 'posthog_team' THEN t := r.id::text;"
+    "  ELSIF TG_TABLE_NAME = 'posthog_cohortpeople' THEN"
+    "   SELECT c.team_id::text INTO t FROM posthog_cohort c"
+    "    WHERE c.id = r.cohort_id;"
+    "  ELSE t := r.team_id::text;"
+    "  END IF;"
+    "  PERFORM pg_notify('edgehog_snapshot', COALESCE(t, ''));"
+    "  RETURN NULL;"
+    " END $$",
+
+    "CREATE OR REPLACE TRIGGER edgehog_snapshot_team"
+    "  AFTER INSERT OR UPDATE OR DELETE ON posthog_team"
+    "  FOR EACH ROW EXECUTE FUNCTION edgehog_snapshot_notify()",
+
+    "CREATE OR REPLACE TRIGGER edgehog_snapshot_featureflag"
+    "  AFTER INSERT OR UPDATE OR DELETE ON posthog_featureflag"
+    "  FOR EACH ROW EXECUTE FUNCTION edgehog_snapshot_notify()",
+
+    "CREATE OR REPLACE TRIGGER edgehog_snapshot_cohort"
+    "  AFTER INSERT OR UPDATE OR DELETE ON posthog_cohort"
+    "  FOR EACH ROW EXECUTE FUNCTION edgehog_snapshot_notify()",
+
+    "CREATE OR REPLACE TRIGGER edgehog_snapshot_cohortpeople"
+    "  AFTER INSERT OR UPDATE OR DELETE ON posthog_cohortpeople"
+    "  FOR EACH ROW EXECUTE FUNCTION edgehog_snapshot_notify()",
+
+    "CREATE OR REPLACE TRIGGER edgehog_snapshot_grouptypemapping"
+    "  AFTER INSERT OR UPDATE OR DELETE ON posthog_grouptypemapping"
+    "  FOR EACH ROW EXECUTE FUNCTION edgehog_snapshot_notify()",
+
     NULL
 };
 

@@ -74,5 +74,13 @@ int worker_clickhouse_migrate(const worker_config_t *cf);
 /* consumer.c */
 int worker_run(const worker_config_t *cf);
 
+/* sync.c: the flag snapshot publisher thread of `run` */
+int worker_sync_start(const worker_config_t *cf);
+void worker_sync_stop(void);
+int worker_sync_once(const worker_config_t *cf);
+
+/* admin.c */
+int worker_cmd_flag(const worker_config_t *cf, int argc, char **argv);
+
 
 #endif /* _WORKER_H_INCLUDED_ */

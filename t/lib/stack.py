@@ -322,7 +322,7 @@ Send an event:
 
 See it in ClickHouse (the Kafka engine flushes every few seconds):
 
-  clickhouse-client --port {ch.tcp_port} -q "SELECT timestamp, event, distinct_id, properties FROM events ORDER BY timestamp DESC LIMIT 5"
+  clickhouse-client --port {ch.tcp_port} -q "SELECT timestamp, event, distinct_id, properties FROM events FINAL ORDER BY timestamp DESC LIMIT 5"
 
 Addresses for scripts: {args.dir}/stack.env.  Stop everything: make stop
 """)

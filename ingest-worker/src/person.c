@@ -1,0 +1,1363 @@
+/*
+ * Copyright (C) edgehog
+ */
+
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <hiredis/hiredis.h>
+
+#include "worker.h"
+#include "person.h"
+#include "eh_time.h"
+#include "eh_person_entry.h"
+#include "ingest_output.h"
+
+
+/* conflicts retried in place before the event gives up (§10.7) */
+#define PS_ATTEMPTS           5
+#define PS_PERSONLESS_CACHE   100000
+
+/* result of one statement */
+#define PS_OK                 0
+#define PS_CONFLICT           1     /* 23505, 23503, 40P01, 40001 */
+#define PS_ERROR             -1     /* connection: retry the batch */
+#define PS_FAIL              -2     /* anything else: DLQ the event */
+
+
+typedef struct {
+    int64_t                     id;
+    int64_t                     version;
+    int64_t                     created_at_us;
+    char                        uuid[INGEST_PERSON_UUID_LEN + 1];
+    json_t                     *properties;
+    unsigned                    exists:1;
+    unsigned                    is_identified:1;
+} ps_person_t;
+
+
+struct worker_persons_s {
+    const worker_config_t      *cf;
+    PGconn                     *conn;
+    int                         prepared;
+    redisContext               *redis;
+    time_t                      redis_retry;
+    worker_emit_pt              emit;
+    worker_warn_pt              warn;
+    void                       *data;
+    json_t                     *personless;     /* "team:id" seen */
+    worker_person_stats_t       stats;
+
+    /* the event being processed */
+    int64_t                     team_id;
+    ingest_message_t           *m;
+    ingest_props_ops_t          ops;
+    int64_t                     ts_us;
+};
+
+
+typedef struct {
+    const char                 *name;
+    const char                 *sql;
+} ps_stmt_t;
+
+
+static int ps_connect(worker_persons_t *ps);
+static int ps_exec(worker_persons_t *ps, const char *name, int n,
+    const char **params, PGresult **out);
+static int ps_simple(worker_persons_t *ps, const char *sql);
+static int ps_fetch(worker_persons_t *ps, const char *distinct_id, int lock,
+    ps_person_t *p);
+static void ps_person_free(ps_person_t *p);
+static char *ps_jsonb(json_t *v);
+static int ps_create(worker_persons_t *ps, const char *primary,
+    const char *second, int64_t v1, int64_t v2, int identified,
+    ps_person_t *p);
+static int ps_emit_created(worker_persons_t *ps, ps_person_t *p,
+    const char *primary, const char *second, int64_t v1, int64_t v2);
+static int ps_update(worker_persons_t *ps, ps_person_t *p, int identify,
+    int no_update);
+static int ps_personless_merged(worker_persons_t *ps, const char *id,
+    int *existed);
+static int ps_add_distinct_id(worker_persons_t *ps, ps_person_t *p,
+    const char *distinct_id);
+static int ps_merge_people(worker_persons_t *ps, ps_person_t *target,
+    ps_person_t *source);
+static int ps_identify(worker_persons_t *ps, const char *other,
+    ps_person_t *p, int *done);
+static int ps_personless(worker_persons_t *ps, worker_person_result_t *res,
+    int team_opt_out);
+static int ps_emit_person(worker_persons_t *ps, ps_person_t *p,
+    int deleted, int64_t version);
+static int ps_emit_distinct_id(worker_persons_t *ps, const char *uuid,
+    const char *distinct_id, int64_t version);
+static void ps_redis_write(worker_persons_t *ps, ps_person_t *p);
+
+
+static const ps_stmt_t  ps_stmts[] = {
+
+    { "ps_fetch",
+      "SELECT p.id, p.uuid, (extract(epoch FROM p.created_at) * 1000000)"
+      "::bigint, p.properties, COALESCE(p.version, 0), p.is_identified "
+      "FROM posthog_person p JOIN posthog_persondistinctid d "
+      "ON d.person_id = p.id AND d.team_id = p.team_id "
+      "WHERE p.team_id = $1 AND d.team_id = $1 AND d.distinct_id = $2" },
+
+    { "ps_fetch_lock",
+      "SELECT p.id, p.uuid, (extract(epoch FROM p.created_at) * 1000000)"
+      "::bigint, p.properties, COALESCE(p.version, 0), p.is_identified "
+      "FROM posthog_person p JOIN posthog_persondistinctid d "
+      "ON d.person_id = p.id AND d.team_id = p.team_id "
+      "WHERE p.team_id = $1 AND d.team_id = $1 AND d.distinct_id = $2 "
+      "FOR UPDATE OF p" },
+
+    /* §3.7 G3 create: one round trip for the person and its ids */
+    { "ps_create",
+      "WITH p AS (INSERT INTO posthog_person (created_at, properties, "
+      "properties_last_updated_at, properties_last_operation, team_id, "
+      "is_user_id, is_identified, uuid, version) VALUES ("
+      "'epoch'::timestamptz + $1::bigint * interval '1 microsecond', "
+      "$2::jsonb, $3::jsonb, $4::jsonb, $5, NULL, $6::boolean, $7::uuid, 0) "
+      "RETURNING id), d AS (INSERT INTO posthog_persondistinctid "
+      "(distinct_id, person_id, team_id, version) SELECT x.did, p.id, $5, "
+      "x.v FROM p, jsonb_to_recordset($8::jsonb) AS x(did text, v bigint)) "
+      "SELECT id FROM p" },
+
+    { "ps_update",
+      "UPDATE posthog_person SET version = COALESCE(version, 0) + 1, "
+      "properties = $3::jsonb, is_identified = $4::boolean "
+      "WHERE id = $1 AND team_id = $2 RETURNING version" },
+
+    { "ps_add_did",
+      "INSERT INTO posthog_persondistinctid (distinct_id, person_id, "
+      "team_id, version) VALUES ($1, $2, $3, $4)" },
+
+    /* xmax = 0: the row was inserted now, not updated */
+    { "ps_personless_merged",
+      "INSERT INTO posthog_personlessdistinctid (team_id, distinct_id, "
+      "is_merged, created_at) VALUES ($1, $2, true, now()) "
+      "ON CONFLICT (team_id, distinct_id) DO UPDATE SET is_merged = true "
+      "RETURNING (xmax = 0)" },
+
+    { "ps_personless",
+      "INSERT INTO posthog_personlessdistinctid (team_id, distinct_id, "
+      "is_merged, created_at) VALUES ($1, $2, false, now()) "
+      "ON CONFLICT (team_id, distinct_id) DO UPDATE SET is_merged = "
+      "posthog_personlessdistinctid.is_merged RETURNING is_merged" },
+
+    { "ps_merge_target",
+      "UPDATE posthog_person SET version = $3, created_at = "
+      "'epoch'::timestamptz + $4::bigint * interval '1 microsecond', "
+      "properties = $5::jsonb, is_identified = true "
+      "WHERE id = $1 AND team_id = $2" },
+
+    { "ps_merge_move",
+      "UPDATE posthog_persondistinctid SET person_id = $1, "
+      "version = COALESCE(version, 0) + 1 "
+      "WHERE person_id = $2 AND team_id = $3 RETURNING distinct_id, version" },
+
+    { "ps_merge_cohorts",
+      "UPDATE posthog_cohortpeople SET person_id = $1 WHERE person_id = $2" },
+
+    /* the target's overrides win */
+    { "ps_merge_hashkeys",
+      "WITH moved AS (DELETE FROM posthog_featureflaghashkeyoverride "
+      "WHERE team_id = $3 AND person_id = $2 "
+      "RETURNING feature_flag_key, hash_key) "
+      "INSERT INTO posthog_featureflaghashkeyoverride "
+      "(feature_flag_key, hash_key, person_id, team_id) "
+      "SELECT feature_flag_key, hash_key, $1, $3 FROM moved "
+      "ON CONFLICT DO NOTHING" },
+
+    { "ps_merge_delete",
+      "DELETE FROM posthog_person WHERE team_id = $1 AND id = $2 "
+      "RETURNING COALESCE(version, 0)" },
+
+    { "ps_distinct_ids",
+      "SELECT distinct_id FROM posthog_persondistinctid "
+      "WHERE person_id = $1 AND team_id = $2" },
+
+    { NULL, NULL }
+};
+
+
+worker_persons_t *
+worker_persons_open(const worker_config_t *cf, worker_emit_pt emit,
+    worker_warn_pt warn, void *data)
+{
+    worker_persons_t  *ps;
+
+    ps = calloc(1, sizeof(worker_persons_t));
+    if (ps == NULL) {
+        return NULL;
+    }
+
+    ps->cf = cf;
+    ps->emit = emit;
+    ps->warn = warn;
+    ps->data = data;
+    ps->personless = json_object();
+
+    if (ps->personless == NULL) {
+        free(ps);
+        return NULL;
+    }
+
+    /* a failure here is retried on first use, like any outage */
+    (void) ps_connect(ps);
+
+    return ps;
+}
+
+
+void
+worker_persons_close(worker_persons_t *ps)
+{
+    if (ps == NULL) {
+        return;
+    }
+
+    if (ps->conn) {
+        PQfinish(ps->conn);
+    }
+
+    if (ps->redis) {
+        redisFree(ps->redis);
+    }
+
+    json_decref(ps->personless);
+    free(ps);
+}
+
+
+const worker_person_stats_t *
+worker_persons_stats(worker_persons_t *ps)
+{
+    return &ps->stats;
+}
+
+
+static int
+ps_connect(worker_persons_t *ps)
+{
+    PGresult         *res;
+    const ps_stmt_t  *s;
+
+    if (ps->conn && PQstatus(ps->conn) == CONNECTION_OK && ps->prepared) {
+        return 0;
+    }
+
+    if (ps->conn == NULL) {
+        ps->conn = PQconnectdb(ps->cf->postgres_dsn);
+
+    } else {
+        PQreset(ps->conn);
+    }
+
+    ps->prepared = 0;
+
+    if (PQstatus(ps->conn) != CONNECTION_OK) {
+        worker_log(WORKER_LOG_ERROR, "persons: postgres connection "
+                   "failed: %s", PQerrorMessage(ps->conn));
+        ps->stats.pg_errors++;
+        return -1;
+    }
+
+    for (s = ps_stmts; s->name; s++) {
+        res = PQprepare(ps->conn, s->name, s->sql, 0, NULL);
+
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            worker_log(WORKER_LOG_ERROR, "persons: prepare %s failed: %s",
+                       s->name, PQresultErrorMessage(res));
+            PQclear(res);
+            ps->stats.pg_errors++;
+            return -1;
+        }
+
+        PQclear(res);
+    }
+
+    ps->prepared = 1;
+
+    return 0;
+}
+
+
+static int
+ps_classify(worker_persons_t *ps, PGresult *res, const char *what)
+{
+    const char  *state;
+
+    ps->stats.pg_errors++;
+
+    if (PQstatus(ps->conn) != CONNECTION_OK) {
+        worker_log(WORKER_LOG_ERROR, "persons: %s: connection lost: %s",
+                   what, PQerrorMessage(ps->conn));
+        return PS_ERROR;
+    }
+
+    state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+    if (state
+        && (strcmp(state, "23505") == 0 || strcmp(state, "23503") == 0
+            || strcmp(state, "40P01") == 0 || strcmp(state, "40001") == 0))
+    {
+        worker_log(WORKER_LOG_INFO, "persons: %s: conflict %s, retrying",
+                   what, state);
+        return PS_CONFLICT;
+    }
+
+    /* admin shutdown and friends: the server is going away */
+    if (state && (strncmp(state, "57", 2) == 0 || strncmp(state, "08", 2) == 0
+                  || strncmp(state, "53", 2) == 0))
+    {
+        worker_log(WORKER_LOG_ERROR, "persons: %s: %s", what,
+                   res ? PQresultErrorMessage(res) : "");
+        return PS_ERROR;
+    }
+
+    worker_log(WORKER_LOG_ERROR, "persons: %s failed: %s", what,
+               res ? PQresultErrorMessage(res) : PQerrorMessage(ps->conn));
+
+    return PS_FAIL;
+}
+
+
+static int
+ps_exec(worker_persons_t *ps, const char *name, int n, const char **params,
+    PGresult **out)
+{
+    int             rc;
+    PGresult       *res;
+    ExecStatusType  st;
+
+    if (ps_connect(ps) != 0) {
+        return PS_ERROR;
+    }
+
+    res = PQexecPrepared(ps->conn, name, n, params, NULL, NULL, 0);
+    st = PQresultStatus(res);
+
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+        if (out) {
+            *out = res;
+
+        } else {
+            PQclear(res);
+        }
+
+        return PS_OK;
+    }
+
+    rc = ps_classify(ps, res, name);
+    PQclear(res);
+
+    return rc;
+}
+
+
+static int
+ps_simple(worker_persons_t *ps, const char *sql)
+{
+    int        rc;
+    PGresult  *res;
+
+    if (ps_connect(ps) != 0) {
+        return PS_ERROR;
+    }
+
+    res = PQexec(ps->conn, sql);
+
+    if (PQresultStatus(res) == PGRES_COMMAND_OK) {
+        PQclear(res);
+        return PS_OK;
+    }
+
+    rc = ps_classify(ps, res, sql);
+    PQclear(res);
+
+    return rc;
+}
+
+
+static void
+ps_rollback(worker_persons_t *ps)
+{
+    if (ps->conn && PQstatus(ps->conn) == CONNECTION_OK) {
+        PQclear(PQexec(ps->conn, "ROLLBACK"));
+    }
+}
+
+
+static int
+ps_fetch(worker_persons_t *ps, const char *distinct_id, int lock,
+    ps_person_t *p)
+{
+    int          rc;
+    char         team[24];
+    PGresult    *res;
+    const char  *params[2];
+
+    ps_person_free(p);
+
+    snprintf(team, sizeof(team), "%lld", (long long) ps->team_id);
+    params[0] = team;
+    params[1] = distinct_id;
+
+    rc = ps_exec(ps, lock ? "ps_fetch_lock" : "ps_fetch", 2, params, &res);
+    if (rc != PS_OK) {
+        return rc;
+    }
+
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        return PS_OK;
+    }
+
+    p->id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    snprintf(p->uuid, sizeof(p->uuid), "%s", PQgetvalue(res, 0, 1));
+    p->created_at_us = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+    p->properties = json_loads(PQgetvalue(res, 0, 3), 0, NULL);
+    p->version = strtoll(PQgetvalue(res, 0, 4), NULL, 10);
+    p->is_identified = PQgetvalue(res, 0, 5)[0] == 't';
+    p->exists = 1;
+
+    if (!json_is_object(p->properties)) {
+        json_decref(p->properties);
+        p->properties = json_object();
+    }
+
+    PQclear(res);
+
+    return PS_OK;
+}
+
+
+static void
+ps_person_free(ps_person_t *p)
+{
+    json_decref(p->properties);
+    memset(p, 0, sizeof(ps_person_t));
+}
+
+
+/*
+ * JSONB text: Postgres refuses \u0000 in jsonb, so it becomes \ufffd
+ * (PostHog's sanitizeJsonbValue)
+ */
+
+static char *
+ps_jsonb(json_t *v)
+{
+    char  *s, *p;
+
+    s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (s == NULL) {
+        return NULL;
+    }
+
+    for (p = s; *p; p++) {
+        if (*p != '\\') {
+            continue;
+        }
+
+        if (p[1] == 'u' && strncmp(p + 2, "0000", 4) == 0) {
+            memcpy(p + 2, "fffd", 4);
+        }
+
+        if (p[1] != '\0') {
+            p++;
+        }
+    }
+
+    return s;
+}
+
+
+static int
+ps_create(worker_persons_t *ps, const char *primary, const char *second,
+    int64_t v1, int64_t v2, int identified, ps_person_t *p)
+{
+    int          rc;
+    char         ts[24], team[24], iso[INGEST_TIME_BUF_LEN];
+    char        *props_s, *op_s, *upd_s, *ids_s;
+    json_t      *props, *last_op, *last_upd, *ids;
+    PGresult    *res;
+    const char  *params[8];
+
+    ps_person_free(p);
+
+    if (ingest_person_uuid(ps->team_id, primary, strlen(primary), p->uuid)
+        != 0)
+    {
+        return PS_FAIL;
+    }
+
+    eh_time_format_iso_ms(ps->ts_us, iso);
+
+    last_op = last_upd = NULL;
+    props = ingest_props_create(&ps->ops, ps->m->uuid, iso, &last_op,
+                                &last_upd);
+    ids = json_pack("[{sssI}]", "did", primary, "v", (json_int_t) v1);
+
+    if (second && ids) {
+        json_array_append_new(ids, json_pack("{sssI}", "did", second, "v",
+                                             (json_int_t) v2));
+    }
+
+    props_s = props ? ps_jsonb(props) : NULL;
+    op_s = last_op ? ps_jsonb(last_op) : NULL;
+    upd_s = last_upd ? ps_jsonb(last_upd) : NULL;
+    ids_s = ids ? ps_jsonb(ids) : NULL;
+
+    json_decref(last_op);
+    json_decref(last_upd);
+    json_decref(ids);
+
+    if (props_s == NULL || ids_s == NULL) {
+        free(props_s);
+        free(op_s);
+        free(upd_s);
+        free(ids_s);
+        json_decref(props);
+        return PS_FAIL;
+    }
+
+    snprintf(ts, sizeof(ts), "%lld", (long long) ps->ts_us);
+    snprintf(team, sizeof(team), "%lld", (long long) ps->team_id);
+
+    params[0] = ts;
+    params[1] = props_s;
+    params[2] = upd_s ? upd_s : "{}";
+    params[3] = op_s ? op_s : "{}";
+    params[4] = team;
+    params[5] = identified ? "true" : "false";
+    params[6] = p->uuid;
+    params[7] = ids_s;
+
+    rc = ps_exec(ps, "ps_create", 8, params, &res);
+
+    free(props_s);
+    free(op_s);
+    free(upd_s);
+    free(ids_s);
+
+    if (rc != PS_OK) {
+        json_decref(props);
+        return rc;
+    }
+
+    p->id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+
+    p->properties = props;
+    p->created_at_us = ps->ts_us;
+    p->version = 0;
+    p->is_identified = identified;
+    p->exists = 1;
+
+    ps->stats.created++;
+
+    return PS_OK;
+}
+
+
+/* messages of a created person, only after its transaction committed */
+
+static int
+ps_emit_created(worker_persons_t *ps, ps_person_t *p, const char *primary,
+    const char *second, int64_t v1, int64_t v2)
+{
+    if (ps_emit_person(ps, p, 0, 0) != 0
+        || ps_emit_distinct_id(ps, p->uuid, primary, v1) != 0
+        || (second && ps_emit_distinct_id(ps, p->uuid, second, v2) != 0))
+    {
+        return PS_ERROR;
+    }
+
+    ps_redis_write(ps, p);
+
+    return PS_OK;
+}
+
+
+/*
+ * §3.3 updatePersonProperties(): the event's operations, and
+ * is_identified when a merge step asked for it; a 0-row UPDATE means the
+ * person moved away under us (PS_CONFLICT, the caller re-fetches)
+ */
+
+static int
+ps_update(worker_persons_t *ps, ps_person_t *p, int identify, int no_update)
+{
+    int          mask, rc, write;
+    char         id[24], team[24], *props_s;
+    PGresult    *res;
+    const char  *params[4];
+
+    mask = no_update ? 0 : ingest_props_update(p->properties, &ps->ops);
+    if (mask < 0) {
+        return PS_FAIL;
+    }
+
+    write = (mask & INGEST_PROPS_SIGNIFICANT)
+            || ((mask & INGEST_PROPS_CHANGED)
+                && ingest_props_person_event(ps->m->event))
+            || (identify && !p->is_identified);
+
+    if (!write) {
+        return PS_OK;
+    }
+
+    props_s = ps_jsonb(p->properties);
+    if (props_s == NULL) {
+        return PS_FAIL;
+    }
+
+    snprintf(id, sizeof(id), "%lld", (long long) p->id);
+    snprintf(team, sizeof(team), "%lld", (long long) ps->team_id);
+
+    params[0] = id;
+    params[1] = team;
+    params[2] = props_s;
+    params[3] = (identify || p->is_identified) ? "true" : "false";
+
+    rc = ps_exec(ps, "ps_update", 4, params, &res);
+    free(props_s);
+
+    if (rc != PS_OK) {
+        return rc;
+    }
+
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        return PS_CONFLICT;
+    }
+
+    p->version = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    p->is_identified = identify || p->is_identified;
+    PQclear(res);
+
+    ps->stats.updated++;
+
+    if (ps_emit_person(ps, p, 0, p->version) != 0) {
+        return PS_ERROR;
+    }
+
+    ps_redis_write(ps, p);
+
+    return PS_OK;
+}
+
+
+static int
+ps_personless_merged(worker_persons_t *ps, const char *id, int *existed)
+{
+    int          rc;
+    char         team[24];
+    PGresult    *res;
+    const char  *params[2];
+
+    snprintf(team, sizeof(team), "%lld", (long long) ps->team_id);
+    params[0] = team;
+    params[1] = id;
+
+    rc = ps_exec(ps, "ps_personless_merged", 2, params, &res);
+    if (rc != PS_OK) {
+        return rc;
+    }
+
+    *existed = PQntuples(res) > 0 && PQgetvalue(res, 0, 0)[0] != 't';
+    PQclear(res);
+
+    return PS_OK;
+}
+
+
+/* §3.5 add case: version 1 when the id was used personlessly (G3) */
+
+static int
+ps_add_distinct_id(worker_persons_t *ps, ps_person_t *p,
+    const char *distinct_id)
+{
+    int          rc, existed;
+    char         pid[24], team[24];
+    const char  *params[4];
+
+    if (ps_simple(ps, "BEGIN") != PS_OK) {
+        return PS_ERROR;
+    }
+
+    rc = ps_personless_merged(ps, distinct_id, &existed);
+
+    if (rc == PS_OK) {
+        snprintf(pid, sizeof(pid), "%lld", (long long) p->id);
+        snprintf(team, sizeof(team), "%lld", (long long) ps->team_id);
+        params[0] = distinct_id;
+        params[1] = pid;
+        params[2] = team;
+        params[3] = existed ? "1" : "0";
+
+        rc = ps_exec(ps, "ps_add_did", 4, params, NULL);
+    }
+
+    if (rc == PS_OK) {
+        rc = ps_simple(ps, "COMMIT");
+    }
+
+    if (rc != PS_OK) {
+        ps_rollback(ps);
+        return rc;
+    }
+
+    if (ps_emit_distinct_id(ps, p->uuid, distinct_id, existed ? 1 : 0) != 0) {
+        return PS_ERROR;
+    }
+
+    return PS_OK;
+}
+
+
+/*
+ * §3.5 mergePeople() in one transaction: target update (G3 version
+ * rule), distinct ids moved, cohorts and hash key overrides moved, the
+ * source deleted; messages only after COMMIT
+ */
+
+static int
+ps_merge_people(worker_persons_t *ps, ps_person_t *target,
+    ps_person_t *source)
+{
+    int          rc, i, n;
+    char         tid[24], sid[24], team[24], ver[24], created[24];
+    char        *props_s, **dids;
+    json_t      *merged;
+    int64_t      version, created_at, src_version, *dvers;
+    PGresult    *res;
+    const char  *params[5];
+
+    merged = ingest_props_merge(source->properties, target->properties);
+    if (merged == NULL || ingest_props_update(merged, &ps->ops) < 0) {
+        json_decref(merged);
+        return PS_FAIL;
+    }
+
+    version = ingest_merge_version(target->version, source->version);
+    created_at = target->created_at_us < source->created_at_us
+                 ? target->created_at_us : source->created_at_us;
+
+    props_s = ps_jsonb(merged);
+    if (props_s == NULL) {
+        json_decref(merged);
+        return PS_FAIL;
+    }
+
+    snprintf(tid, sizeof(tid), "%lld", (long long) target->id);
+    snprintf(sid, sizeof(sid), "%lld", (long long) source->id);
+    snprintf(team, sizeof(team), "%lld", (long long) ps->team_id);
+    snprintf(ver, sizeof(ver), "%lld", (long long) version);
+    snprintf(created, sizeof(created), "%lld", (long long) created_at);
+
+    params[0] = tid;
+    params[1] = team;
+    params[2] = ver;
+    params[3] = created;
+    params[4] = props_s;
+
+    res = NULL;
+    dids = NULL;
+    dvers = NULL;
+    n = 0;
+    src_version = 0;
+
+    rc = ps_exec(ps, "ps_merge_target", 5, params, NULL);
+    free(props_s);
+
+    if (rc == PS_OK) {
+        params[0] = tid;
+        params[1] = sid;
+        params[2] = team;
+        rc = ps_exec(ps, "ps_merge_move", 3, params, &res);
+    }
+
+    if (rc == PS_OK) {
+        n = PQntuples(res);
+        if (n == 0) {
+            /* the source vanished: a race, start over */
+            rc = PS_CONFLICT;
+        }
+    }
+
+    if (rc == PS_OK) {
+        dids = calloc(n, sizeof(char *));
+        dvers = calloc(n, sizeof(int64_t));
+
+        if (dids == NULL || dvers == NULL) {
+            rc = PS_FAIL;
+        }
+
+        for (i = 0; rc == PS_OK && i < n; i++) {
+            dids[i] = strdup(PQgetvalue(res, i, 0));
+            dvers[i] = strtoll(PQgetvalue(res, i, 1), NULL, 10);
+            if (dids[i] == NULL) {
+                rc = PS_FAIL;
+            }
+        }
+    }
+
+    PQclear(res);
+    res = NULL;
+
+    if (rc == PS_OK) {
+        rc = ps_exec(ps, "ps_merge_cohorts", 2, params, NULL);
+    }
+
+    if (rc == PS_OK) {
+        rc = ps_exec(ps, "ps_merge_hashkeys", 3, params, NULL);
+    }
+
+    if (rc == PS_OK) {
+        params[0] = team;
+        params[1] = sid;
+        rc = ps_exec(ps, "ps_merge_delete", 2, params, &res);
+
+        if (rc == PS_OK) {
+            if (PQntuples(res) == 0) {
+                rc = PS_CONFLICT;
+
+            } else {
+                src_version = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+            }
+
+            PQclear(res);
+        }
+    }
+
+    if (rc == PS_OK) {
+        /* deferred FK violations surface here, as a conflict */
+        rc = ps_simple(ps, "COMMIT");
+    }
+
+    if (rc != PS_OK) {
+        for (i = 0; dids && i < n; i++) {
+            free(dids[i]);
+        }
+
+        free(dids);
+        free(dvers);
+        json_decref(merged);
+
+        return rc;
+    }
+
+    json_decref(target->properties);
+    target->properties = merged;
+    target->version = version;
+    target->created_at_us = created_at;
+    target->is_identified = 1;
+
+    ps->stats.merged++;
+
+    rc = ps_emit_person(ps, target, 0, version);
+
+    for (i = 0; i < n; i++) {
+        if (rc == 0) {
+            rc = ps_emit_distinct_id(ps, target->uuid, dids[i], dvers[i]);
+        }
+
+        free(dids[i]);
+    }
+
+    free(dids);
+    free(dvers);
+
+    if (rc == 0) {
+        rc = ps_emit_person(ps, source, 1,
+                            src_version + INGEST_DELETE_VERSION_BUMP);
+    }
+
+    if (rc != 0) {
+        return PS_ERROR;
+    }
+
+    ps_redis_write(ps, target);
+
+    return PS_OK;
+}
+
+
+/*
+ * §3.5 mergeDistinctIds(other, into).  On success *p is the surviving
+ * person and *done tells that the event's properties are already applied
+ */
+
+static int
+ps_identify(worker_persons_t *ps, const char *other, ps_person_t *p,
+    int *done)
+{
+    int                     rc, attempt, existed_o, existed_i;
+    const char             *into, *primary, *second;
+    ps_person_t             o, i;
+    ingest_merge_action_e   action;
+    ingest_person_state_t   so, si;
+
+    into = ps->m->distinct_id;
+    memset(&o, 0, sizeof(ps_person_t));
+    memset(&i, 0, sizeof(ps_person_t));
+
+    rc = PS_CONFLICT;
+    *done = 0;
+
+    for (attempt = 0; attempt < PS_ATTEMPTS && rc == PS_CONFLICT; attempt++)
+    {
+        if (ps_simple(ps, "BEGIN") != PS_OK) {
+            rc = PS_ERROR;
+            break;
+        }
+
+        rc = ps_fetch(ps, other, 1, &o);
+        if (rc == PS_OK) {
+            rc = ps_fetch(ps, into, 1, &i);
+        }
+
+        if (rc != PS_OK) {
+            ps_rollback(ps);
+            continue;
+        }
+
+        memset(&so, 0, sizeof(so));
+        memset(&si, 0, sizeof(si));
+        so.id = o.id;
+        so.version = o.version;
+        so.exists = o.exists;
+        so.is_identified = o.is_identified;
+        si.id = i.id;
+        si.version = i.version;
+        si.exists = i.exists;
+        si.is_identified = i.is_identified;
+
+        action = ingest_merge_decide(ps->m->event, &so, &si);
+
+        if (action != INGEST_MERGE_PEOPLE) {
+            /* the row locks only matter to the merge transaction */
+            ps_rollback(ps);
+        }
+
+        switch (action) {
+
+        case INGEST_MERGE_CREATE:
+            /* personless bookkeeping decides the primary id (G3) */
+            rc = ps_simple(ps, "BEGIN");
+            if (rc == PS_OK) {
+                rc = ps_personless_merged(ps, into, &existed_i);
+            }
+            if (rc == PS_OK) {
+                rc = ps_personless_merged(ps, other, &existed_o);
+            }
+
+            if (rc == PS_OK) {
+                primary = into;
+                second = other;
+
+                if (existed_o && !existed_i) {
+                    primary = other;
+                    second = into;
+                    existed_i = 0;
+                }
+
+                rc = ps_create(ps, primary, second, 0,
+                               existed_o && existed_i ? 1 : 0, 1, p);
+            }
+
+            if (rc == PS_OK) {
+                rc = ps_simple(ps, "COMMIT");
+            }
+
+            if (rc != PS_OK) {
+                ps_rollback(ps);
+                ps_person_free(p);
+                break;
+            }
+
+            rc = ps_emit_created(ps, p, primary, second, 0,
+                                 existed_o && existed_i ? 1 : 0);
+            *done = 1;
+            break;
+
+        case INGEST_MERGE_ADD_TO_OTHER:
+            rc = ps_add_distinct_id(ps, &o, into);
+            if (rc == PS_OK) {
+                *p = o;
+                memset(&o, 0, sizeof(ps_person_t));
+            }
+            break;
+
+        case INGEST_MERGE_ADD_TO_INTO:
+            rc = ps_add_distinct_id(ps, &i, other);
+            if (rc == PS_OK) {
+                *p = i;
+                memset(&i, 0, sizeof(ps_person_t));
+            }
+            break;
+
+        case INGEST_MERGE_ALREADY_SAME:
+            *p = i;
+            memset(&i, 0, sizeof(ps_person_t));
+            rc = PS_OK;
+            break;
+
+        case INGEST_MERGE_PEOPLE:
+            rc = ps_merge_people(ps, &i, &o);
+            if (rc == PS_OK) {
+                *p = i;
+                memset(&i, 0, sizeof(ps_person_t));
+                *done = 1;
+
+            } else {
+                ps_rollback(ps);
+            }
+            break;
+
+        case INGEST_MERGE_REFUSE_IDENTIFIED:
+        default:
+            ps->warn(ps->data, ps->team_id, "cannot_merge_already_identified",
+                     ingest_warning_merge(other, into, ps->m->uuid), 1);
+            *p = i;
+            memset(&i, 0, sizeof(ps_person_t));
+            rc = PS_OK;
+            break;
+        }
+    }
+
+    ps_person_free(&o);
+    ps_person_free(&i);
+
+    if (rc == PS_CONFLICT) {
+        ps->warn(ps->data, ps->team_id, "merge_race_condition",
+                 ingest_warning_merge(other, into, ps->m->uuid), 1);
+        ps_person_free(p);
+        *done = 0;
+        return PS_OK;
+    }
+
+    return rc;
+}
+
+
+/* §3.8 */
+
+static int
+ps_personless(worker_persons_t *ps, worker_person_result_t *res,
+    int team_opt_out)
+{
+    int          rc, merged;
+    char         key[512], team[24];
+    PGresult    *r;
+    ps_person_t  p;
+    const char  *params[2];
+
+    memset(&p, 0, sizeof(ps_person_t));
+
+    rc = ps_fetch(ps, ps->m->distinct_id, 0, &p);
+    if (rc != PS_OK) {
+        return rc;
+    }
+
+    snprintf(key, sizeof(key), "%lld:%s", (long long) ps->team_id,
+             ps->m->distinct_id);
+
+    if (!p.exists && json_object_get(ps->personless, key) == NULL) {
+        snprintf(team, sizeof(team), "%lld", (long long) ps->team_id);
+        params[0] = team;
+        params[1] = ps->m->distinct_id;
+
+        rc = ps_exec(ps, "ps_personless", 2, params, &r);
+        if (rc != PS_OK) {
+            return rc;
+        }
+
+        merged = PQntuples(r) > 0 && PQgetvalue(r, 0, 0)[0] == 't';
+        PQclear(r);
+
+        if (json_object_size(ps->personless) >= PS_PERSONLESS_CACHE) {
+            json_object_clear(ps->personless);
+        }
+
+        json_object_set_new(ps->personless, key, json_true());
+
+        if (merged) {
+            /* a merge raced us: the person exists by now */
+            rc = ps_fetch(ps, ps->m->distinct_id, 0, &p);
+            if (rc != PS_OK) {
+                return rc;
+            }
+        }
+    }
+
+    res->properties = NULL;
+
+    if (p.exists) {
+        memcpy(res->uuid, p.uuid, sizeof(res->uuid));
+        res->created_at_us = p.created_at_us;
+        res->mode = ingest_personless_mode(1, ps->ts_us, p.created_at_us,
+                                           team_opt_out);
+        ps_person_free(&p);
+        return PS_OK;
+    }
+
+    if (ingest_person_uuid(ps->team_id, ps->m->distinct_id,
+                           strlen(ps->m->distinct_id), res->uuid)
+        != 0)
+    {
+        return PS_FAIL;
+    }
+
+    res->created_at_us = INGEST_PERSONLESS_CREATED_AT_US;
+    res->mode = INGEST_PERSON_MODE_PROPERTYLESS;
+
+    return PS_OK;
+}
+
+
+int
+worker_persons_process(worker_persons_t *ps, int64_t team_id,
+    ingest_message_t *m, int64_t timestamp_us, int team_opt_out,
+    worker_person_result_t *res)
+{
+    int                      rc, attempt, done, identify, no_update;
+    char                    *other, iso[INGEST_TIME_BUF_LEN];
+    ps_person_t              p;
+    const char              *illegal;
+    ingest_merge_trigger_e   trig;
+
+    memset(res, 0, sizeof(worker_person_result_t));
+    memset(&p, 0, sizeof(ps_person_t));
+
+    ps->team_id = team_id;
+    ps->m = m;
+    ps->ts_us = timestamp_us;
+
+    if (!m->process_person) {
+        rc = ps_personless(ps, res, team_opt_out);
+        return rc == PS_OK ? WORKER_PERSON_OK
+               : rc == PS_FAIL ? WORKER_PERSON_FAIL : WORKER_PERSON_RETRY;
+    }
+
+    memset(&ps->ops, 0, sizeof(ingest_props_ops_t));
+
+    /* §1.6: $exception and $$heatmap never update persons */
+    no_update = (m->route != INGEST_ROUTE_EVENT);
+
+    if (!no_update) {
+        ingest_props_ops(m->properties, &ps->ops);
+
+        if (strcmp(m->event, "survey shown") == 0) {
+            eh_time_format_iso_ms(timestamp_us, iso);
+            ps->ops.survey_last_seen = iso;
+        }
+    }
+
+    done = 0;
+    identify = 0;
+    rc = PS_OK;
+
+    trig = no_update ? INGEST_MERGE_NONE
+           : ingest_merge_trigger(m->event, m->distinct_id, m->properties,
+                                  &other, &illegal);
+
+    if (trig == INGEST_MERGE_ILLEGAL_ID) {
+        ps->warn(ps->data, team_id, "cannot_merge_with_illegal_distinct_id",
+                 ingest_warning_illegal_id(illegal,
+                                           illegal == other
+                                           ? m->distinct_id : other,
+                                           m->uuid),
+                 1);
+        free(other);
+
+    } else if (trig == INGEST_MERGE_FETCH) {
+        identify = 1;
+        rc = ps_identify(ps, other, &p, &done);
+        free(other);
+    }
+
+    /* §3.3 handleUpdate(): fetch, create or update, retried on races */
+
+    for (attempt = 0; rc == PS_OK && !done && attempt < PS_ATTEMPTS;
+         attempt++)
+    {
+        if (!p.exists) {
+            rc = ps_fetch(ps, m->distinct_id, 0, &p);
+            if (rc != PS_OK) {
+                break;
+            }
+        }
+
+        if (!p.exists) {
+            rc = ps_create(ps, m->distinct_id, NULL, 0, 0, identify, &p);
+
+            if (rc == PS_OK) {
+                rc = ps_emit_created(ps, &p, m->distinct_id, NULL, 0, 0);
+            }
+
+        } else {
+            rc = ps_update(ps, &p, identify, no_update);
+        }
+
+        if (rc == PS_CONFLICT) {
+            ps_person_free(&p);
+            rc = PS_OK;
+            continue;
+        }
+
+        done = 1;
+    }
+
+    if (rc == PS_OK && !done) {
+        rc = PS_FAIL;
+    }
+
+    if (rc != PS_OK) {
+        ps_person_free(&p);
+        return rc == PS_FAIL ? WORKER_PERSON_FAIL : WORKER_PERSON_RETRY;
+    }
+
+    memcpy(res->uuid, p.uuid, sizeof(res->uuid));
+    res->created_at_us = p.created_at_us;
+    res->properties = p.properties;
+    res->mode = INGEST_PERSON_MODE_FULL;
+
+    return WORKER_PERSON_OK;
+}
+
+
+static int
+ps_emit_person(worker_persons_t *ps, ps_person_t *p, int deleted,
+    int64_t version)
+{
+    int     rc;
+    char   *v;
+    size_t  len;
+
+    v = ingest_output_person(p->uuid, ps->team_id, p->created_at_us,
+                             p->properties, p->is_identified, deleted,
+                             version, INGEST_TIME_NONE, &len);
+    if (v == NULL) {
+        return -1;
+    }
+
+    rc = ps->emit(ps->data, ps->cf->person_topic, v, len);
+    free(v);
+
+    return rc;
+}
+
+
+static int
+ps_emit_distinct_id(worker_persons_t *ps, const char *uuid,
+    const char *distinct_id, int64_t version)
+{
+    int     rc;
+    char   *v;
+    size_t  len;
+
+    v = ingest_output_distinct_id(uuid, ps->team_id, distinct_id,
+                                  strlen(distinct_id), version, 0, &len);
+    if (v == NULL) {
+        return -1;
+    }
+
+    rc = ps->emit(ps->data, ps->cf->distinct_id_topic, v, len);
+    free(v);
+
+    return rc;
+}
+
+
+/*
+ * The decide module's person entries (common/eh_person_entry.h), one
+ * per distinct id.  Best effort: decide falls back to the request's
+ * properties, so a Redis outage must not stop ingestion.
+ */
+
+static void
+ps_redis_write(worker_persons_t *ps, ps_person_t *p)
+{
+    int              i, port;
+    char             host[256], *colon, *value, key[1024], pid[24], team[24];
+    size_t           klen;
+    PGresult        *res;
+    redisReply      *reply;
+    const char      *params[2];
+    struct timeval   tv = { 1, 0 };
+
+    if (ps->redis == NULL) {
+        if (time(NULL) < ps->redis_retry) {
+            return;
+        }
+
+        snprintf(host, sizeof(host), "%s", ps->cf->redis_address);
+        colon = strrchr(host, ':');
+        port = 6379;
+
+        if (colon) {
+            *colon = '\0';
+            port = atoi(colon + 1);
+        }
+
+        ps->redis = redisConnectWithTimeout(host, port, tv);
+
+        if (ps->redis == NULL || ps->redis->err) {
+            worker_log(WORKER_LOG_WARN, "persons: redis connect failed: %s",
+                       ps->redis ? ps->redis->errstr : "no memory");
+            if (ps->redis) {
+                redisFree(ps->redis);
+            }
+
+            ps->redis = NULL;
+            ps->redis_retry = time(NULL) + 5;
+            return;
+        }
+
+        redisSetTimeout(ps->redis, tv);
+    }
+
+    snprintf(pid, sizeof(pid), "%lld", (long long) p->id);
+    snprintf(team, sizeof(team), "%lld", (long long) ps->team_id);
+    params[0] = pid;
+    params[1] = team;
+
+    if (ps_exec(ps, "ps_distinct_ids", 2, params, &res) != PS_OK) {
+        return;
+    }
+
+    value = eh_person_entry_encode(p->id, p->uuid, p->version,
+                                   p->properties);
+
+    for (i = 0; value && i < PQntuples(res); i++) {
+        klen = eh_person_key(key, sizeof(key), ps->team_id,
+                             PQgetvalue(res, i, 0), PQgetlength(res, i, 0));
+        if (klen >= sizeof(key)) {
+            continue;
+        }
+
+        reply = redisCommand(ps->redis, "SET %b %s", key, klen, value);
+
+        if (reply == NULL) {
+            worker_log(WORKER_LOG_WARN, "persons: redis SET failed: %s",
+                       ps->redis->errstr);
+            redisFree(ps->redis);
+            ps->redis = NULL;
+            ps->redis_retry = time(NULL) + 5;
+            break;
+        }
+
+        freeReplyObject(reply);
+    }
+
+    free(value);
+    PQclear(res);
+}
