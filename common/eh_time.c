@@ -20,10 +20,6 @@ typedef struct {
 } eh_time_cur_t;
 
 
-static int64_t eh_time_days_from_civil(int64_t y, unsigned m, unsigned d);
-static void eh_time_civil_from_days(int64_t z, int64_t *y, unsigned *m,
-    unsigned *d);
-static unsigned eh_time_days_in_month(int64_t y, unsigned m);
 static int eh_time_digits(eh_time_cur_t *c, size_t n, unsigned *v);
 static int eh_time_char(eh_time_cur_t *c, char ch);
 static void eh_time_spaces(eh_time_cur_t *c);
@@ -360,7 +356,7 @@ eh_time_ingest_check(const char *s, size_t len, int64_t wall_clock,
 
 /* Howard Hinnant's days_from_civil(), valid for any int64 year range used */
 
-static int64_t
+int64_t
 eh_time_days_from_civil(int64_t y, unsigned m, unsigned d)
 {
     int64_t   era;
@@ -376,7 +372,7 @@ eh_time_days_from_civil(int64_t y, unsigned m, unsigned d)
 }
 
 
-static void
+void
 eh_time_civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
 {
     int64_t   era;
@@ -395,7 +391,7 @@ eh_time_civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
 }
 
 
-static unsigned
+unsigned
 eh_time_days_in_month(int64_t y, unsigned m)
 {
     static const unsigned  dim[] = {

@@ -96,6 +96,12 @@ int eh_time_parse(const char *s, size_t len, unsigned flags, int64_t *us);
 /* the proleptic Gregorian year of a time, for range checks */
 int64_t eh_time_year(int64_t us);
 
+/* proleptic Gregorian calendar arithmetic; day 0 is 1970-01-01 */
+int64_t eh_time_days_from_civil(int64_t y, unsigned m, unsigned d);
+void eh_time_civil_from_days(int64_t z, int64_t *y, unsigned *m,
+    unsigned *d);
+unsigned eh_time_days_in_month(int64_t y, unsigned m);
+
 /*
  * Formatters; each writes a NUL-terminated string into buf, which must
  * hold EH_TIME_STR_MAX bytes, and returns its length.

@@ -13,6 +13,7 @@
 #include <pcre2.h>
 
 #include "decide_props.h"
+#include "eh_time.h"
 
 
 /* relative dates: "-30d"; the server rejects n >= 10000 */
@@ -69,14 +70,8 @@ static uint32_t decide_utf8_lower(uint32_t c);
 static int decide_ascii_lower(int c);
 static int decide_ascii_find(const char *h, size_t hlen, const char *n,
     size_t nlen, int where);
-static int64_t decide_days_from_civil(int64_t y, unsigned m, unsigned d);
-static void decide_civil_from_days(int64_t z, int64_t *y, unsigned *m,
-    unsigned *d);
-static unsigned decide_days_in_month(int64_t y, unsigned m);
 static int decide_date_relative(const char *s, size_t len, double now,
     double *out);
-static int decide_digits(const char *s, size_t len, size_t n,
-    unsigned *out);
 static int decide_regex_compile(const char *pattern, size_t len,
     pcre2_code **code);
 static int decide_regex_run(pcre2_code *code, pcre2_match_data *md,
@@ -1180,128 +1175,18 @@ decide_props_parse_num(const char *s, size_t len, double *out)
 int
 decide_props_parse_date(const char *s, size_t len, double now, double *out)
 {
-    int64_t      days;
-    unsigned     y, mo, d, hh, mm, ss, oh, om;
-    double       t, frac, scale;
-    const char  *p, *end;
+    int64_t  us;
 
     if (decide_date_relative(s, len, now, out) == 0) {
         return 0;
     }
 
-    /* YYYY-MM-DD */
-    if (len < 10 || decide_digits(s, len, 4, &y) != 0 || s[4] != '-'
-        || decide_digits(s + 5, len - 5, 2, &mo) != 0 || s[7] != '-'
-        || decide_digits(s + 8, len - 8, 2, &d) != 0)
-    {
-        return -1;
-    }
-
-    if (mo < 1 || mo > 12 || d < 1 || d > decide_days_in_month(y, mo)) {
-        return -1;
-    }
-
-    days = decide_days_from_civil(y, mo, d);
-    t = (double) days * 86400.0;
-
-    p = s + 10;
-    end = s + len;
-
-    if (p == end) {
-        *out = t;
-        return 0;
-    }
-
-    /* [ T]HH:MM[:SS[.f]] */
-    if ((*p != 'T' && *p != 't' && *p != ' ') || end - p < 6
-        || decide_digits(p + 1, (size_t) (end - p - 1), 2, &hh) != 0
-        || p[3] != ':'
-        || decide_digits(p + 4, (size_t) (end - p - 4), 2, &mm) != 0)
-    {
-        return -1;
-    }
-
-    p += 6;
-    ss = 0;
-    frac = 0;
-
-    if (p < end && *p == ':') {
-        if (decide_digits(p + 1, (size_t) (end - p - 1), 2, &ss) != 0) {
-            return -1;
-        }
-
-        p += 3;
-
-        if (p < end && (*p == '.' || *p == ',')) {
-            p++;
-
-            if (p == end || *p < '0' || *p > '9') {
-                return -1;
-            }
-
-            scale = 0.1;
-
-            while (p < end && *p >= '0' && *p <= '9') {
-                frac += (*p - '0') * scale;
-                scale /= 10;
-                p++;
-            }
-        }
-    }
-
-    if (hh > 23 || mm > 59 || ss > 60) {
-        return -1;
-    }
-
-    t += hh * 3600.0 + mm * 60.0 + ss + frac;
-
     /* naive times are UTC: the team timezone is not modelled yet */
-    if (p == end) {
-        *out = t;
-        return 0;
-    }
-
-    if ((*p == 'Z' || *p == 'z') && p + 1 == end) {
-        *out = t;
-        return 0;
-    }
-
-    if (*p != '+' && *p != '-') {
+    if (eh_time_parse(s, len, 0, &us) != 0) {
         return -1;
     }
 
-    if (decide_digits(p + 1, (size_t) (end - p - 1), 2, &oh) != 0) {
-        return -1;
-    }
-
-    om = 0;
-
-    if (p + 3 < end) {
-        if (p[3] == ':') {
-            if (p + 6 != end
-                || decide_digits(p + 4, (size_t) (end - p - 4), 2, &om) != 0)
-            {
-                return -1;
-            }
-
-        } else if (p + 5 != end
-                   || decide_digits(p + 3, (size_t) (end - p - 3), 2, &om)
-                      != 0)
-        {
-            return -1;
-        }
-
-    } else if (p + 3 != end) {
-        return -1;
-    }
-
-    if (oh > 23 || om > 59) {
-        return -1;
-    }
-
-    t += (*p == '+' ? -1.0 : 1.0) * (oh * 3600.0 + om * 60.0);
-
-    *out = t;
+    *out = (double) us / 1e6;
 
     return 0;
 }
@@ -1359,7 +1244,7 @@ decide_date_relative(const char *s, size_t len, double now, double *out)
     days = (int64_t) floor(now / 86400.0);
     secs = now - (double) days * 86400.0;
 
-    decide_civil_from_days(days, &y, &m, &d);
+    eh_time_civil_from_days(days, &y, &m, &d);
 
     /* calendar steps, one unit at a time, clamping the day each time */
     for (k = 0; k < n; k++) {
@@ -1374,89 +1259,20 @@ decide_date_relative(const char *s, size_t len, double now, double *out)
             m--;
         }
 
-        dim = decide_days_in_month(y, m);
+        dim = eh_time_days_in_month(y, m);
         if (d > dim) {
             d = dim;
         }
     }
 
-    *out = (double) decide_days_from_civil(y, m, d) * 86400.0 + secs;
+    *out = (double) eh_time_days_from_civil(y, m, d) * 86400.0 + secs;
 
     return 0;
 }
 
 
-static int
-decide_digits(const char *s, size_t len, size_t n, unsigned *out)
-{
-    size_t  i;
-
-    if (len < n) {
-        return -1;
-    }
-
-    *out = 0;
-
-    for (i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9') {
-            return -1;
-        }
-
-        *out = *out * 10 + (unsigned) (s[i] - '0');
-    }
-
-    return 0;
-}
 
 
-/* Howard Hinnant's days_from_civil: proleptic Gregorian, 1970-01-01 = 0 */
-static int64_t
-decide_days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-    int64_t   era;
-    unsigned  yoe, doy, doe;
-
-    y -= m <= 2;
-    era = (y >= 0 ? y : y - 399) / 400;
-    yoe = (unsigned) (y - era * 400);
-    doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-
-    return era * 146097 + (int64_t) doe - 719468;
-}
-
-
-static void
-decide_civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
-{
-    int64_t   era;
-    unsigned  doe, yoe, doy, mp;
-
-    z += 719468;
-    era = (z >= 0 ? z : z - 146096) / 146097;
-    doe = (unsigned) (z - era * 146097);
-    yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    mp = (5 * doy + 2) / 153;
-
-    *d = doy - (153 * mp + 2) / 5 + 1;
-    *m = mp < 10 ? mp + 3 : mp - 9;
-    *y = (int64_t) yoe + era * 400 + (*m <= 2);
-}
-
-
-static unsigned
-decide_days_in_month(int64_t y, unsigned m)
-{
-    static const unsigned  dim[12] = { 31, 28, 31, 30, 31, 30,
-                                       31, 31, 30, 31, 30, 31 };
-
-    if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0)) {
-        return 29;
-    }
-
-    return dim[(m - 1) % 12];
-}
 
 
 /* decodes one UTF-8 scalar; a stray byte decodes as itself */
