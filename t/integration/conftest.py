@@ -3,6 +3,7 @@ temporary directory on free ports, always torn down (also on failure and
 Ctrl-C, through pytest's fixture finalisation)."""
 
 import os
+import signal
 import sys
 import time
 
@@ -16,6 +17,15 @@ import stack as ST  # noqa: E402
 FIXTURES = os.environ.get(
     "EDGEHOG_FIXTURES",
     os.path.abspath(os.path.join(ST.REPO, "..", "shared", "fixtures")))
+
+
+def _terminate(signo, frame):
+    # services run in their own sessions: turn SIGTERM (a CI timeout, kill)
+    # into the Ctrl-C path so pytest's fixture finalisers stop them
+    raise KeyboardInterrupt(f"signal {signo}")
+
+
+signal.signal(signal.SIGTERM, _terminate)
 
 
 def wait_for(cond, timeout=60.0, what="condition", interval=0.2):
@@ -48,11 +58,19 @@ def cluster(stack, tmp_path_factory):
     ch = S.ClickHouseCluster(d, zk)
     prefix = "cluster_"
     stack.kafka.create_topics([prefix + t for t in ST.OUTPUT_TOPICS])
+    # An independent pipeline: its own persons database (same demo team)
+    # so the two workers never process one event against one Postgres,
+    # and no Redis, so it cannot overwrite the decide snapshots.
+    db = "edgehog_cluster"
+    if not stack.postgres.psql(
+            f"SELECT 1 FROM pg_database WHERE datname = '{db}'"):
+        stack.postgres.psql(f'CREATE DATABASE "{db}"')
     worker = ST.Worker(
-        d, kafka=stack.kafka.bootstrap, postgres=stack.postgres.dsn,
+        d, kafka=stack.kafka.bootstrap,
+        postgres=stack.postgres.dsn.rsplit("/", 1)[0] + "/" + db,
         clickhouse=",".join(f"http://127.0.0.1:{n.http_port}"
                             for n in ch.nodes),
-        redis=f"127.0.0.1:{stack.redis.port}", cluster="edgehog",
+        redis=f"127.0.0.1:{S.free_port()}", cluster="edgehog",
         group="edgehog-cluster", topic_prefix=prefix)
     started = []
     try:
@@ -60,6 +78,11 @@ def cluster(stack, tmp_path_factory):
             svc.start()
             started.append(svc)
         worker.migrate()
+        stack.postgres.psql(
+            f"INSERT INTO posthog_team (id, name, api_token, project_id) "
+            f"VALUES ({int(stack.team_id)}, 'Demo project', "
+            f"'{stack.token}', {int(stack.team_id)}) ON CONFLICT DO NOTHING",
+            dbname=db)
         worker.start()
         started.append(worker)
         yield ch

@@ -28,7 +28,7 @@ main(void)
 
     n = eh_person_key(key, 10, 42, "user-1", 6);
     is_int(n, 24, "truncated key reports full length");
-    is_str(key, "edgehog:", "truncated key is terminated");
+    is_str(key, "edgehog:p", "truncated key is terminated");
 
     props = json_pack("{s:s, s:i}", "plan", "enterprise", "age", 30);
     s = eh_person_entry_encode(17, "0190a4f0-0000-5000-8000-000000000001",
