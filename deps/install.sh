@@ -28,8 +28,9 @@ packages=(
     postgresql redis-server clickhouse-server clickhouse-client zookeeper
     default-jdk-headless maven
     python3-pytest python3-confluent-kafka python3-psycopg2 python3-redis
-    python3-requests
+    python3-requests python3-venv
     clang libclang-rt-14-dev wrk
+    chromium
 )
 
 say() { printf 'deps: %s\n' "$*"; }
@@ -85,4 +86,40 @@ else
     ls "$jars_dir"/kafka_2.13-"$kafka_version".jar >/dev/null
     printf '%s\n' "$want" > "$stamp"
     say "Kafka jars ready ($(ls "$jars_dir"/*.jar | wc -l) jars)"
+fi
+
+# --- 3. Real PostHog SDKs used as test clients -----------------------------------
+# posthog-python into a virtualenv that also sees Debian's python3-* packages
+# (pytest, confluent-kafka, ...), posthog-node with npm; both pinned and skipped
+# when the pins are already installed.
+repo="$(cd "$here/.." && pwd)"
+sdk="$repo/t/sdk"
+venv="$repo/build/venv"
+stamp="$venv/.edgehog-sdk"
+want="$(cat "$sdk/requirements.txt" | sha256sum | cut -d' ' -f1)"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    say "Python SDK present in $venv"
+else
+    say "installing the Python SDK into $venv (PyPI)"
+    rm -rf "$venv"
+    /usr/bin/python3 -m venv --system-site-packages "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check \
+        -r "$sdk/requirements.txt"
+    printf '%s\n' "$want" > "$stamp"
+fi
+
+# a machine may carry its own Node.js (whose npm conflicts with Debian's)
+if ! command -v npm >/dev/null 2>&1; then
+    say "installing Debian's nodejs and npm"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm
+fi
+
+stamp="$sdk/node_modules/.edgehog-sdk"
+want="$(cat "$sdk/package.json" "$sdk/package-lock.json" | sha256sum | cut -d' ' -f1)"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    say "Node SDK present in $sdk/node_modules"
+else
+    say "installing the Node SDK (npm ci)"
+    (cd "$sdk" && npm ci --no-audit --no-fund --loglevel=error)
+    printf '%s\n' "$want" > "$stamp"
 fi

@@ -44,7 +44,10 @@ fi
 int_pass=0 int_fail=0
 if [ $unit_only -eq 0 ]; then
     echo "== integration tests (real nginx, Kafka, Postgres, Redis, ClickHouse)"
-    /usr/bin/python3 -m pytest -p no:cacheprovider -q -rfE \
+    # make deps' virtualenv adds the real SDKs to Debian's python3
+    py=/usr/bin/python3
+    [ -x build/venv/bin/python ] && py=build/venv/bin/python
+    $py -m pytest -p no:cacheprovider -q -rfE \
         --junitxml="$BUILD/junit.xml" t/integration ${PYTEST_ARGS:-}
     pytest_rc=$?
     read -r int_pass int_fail < <(/usr/bin/python3 - "$BUILD/junit.xml" <<'PY'
