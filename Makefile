@@ -36,7 +36,7 @@ SAN         := -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
                -fno-sanitize-recover=undefined
 
 .PHONY: all modules worker deps unit unit-build fuzz fuzz-build test integration run \
-        stop bench bench-capture bench-decide bench-worker clean lint
+        stop bench bench-json bench-capture bench-decide bench-worker clean lint
 
 all: modules worker
 
@@ -127,10 +127,20 @@ stop:
 
 # --- benchmarks (ratios measured in one run, never assertions) ------------
 
-bench: bench-capture
+bench: bench-json bench-capture
+
+# which packaged JSON library suits capture's hot path (DESIGN.md)
+bench-json:
+	@mkdir -p $(BUILD)/bench
+	@$(CC) -O2 $(WARN) -o $(BUILD)/bench/json_libs bench/json_libs.c \
+	    bench/json_libs_jsonc.c -ljansson -lcjson -ljson-c
+	@$(BUILD)/bench/json_libs
 
 bench-capture: all
 	@$(PYTHON) bench/capture.py
+
+bench-decide: all
+	@$(PYTHON) bench/decide.py
 
 clean:
 	rm -rf $(BUILD)

@@ -30,6 +30,7 @@ packages=(
     python3-pytest python3-confluent-kafka python3-psycopg2 python3-redis
     python3-requests python3-venv
     clang libclang-rt-14-dev wrk
+    libcjson-dev libjson-c-dev libjsmn-dev
     chromium
 )
 
