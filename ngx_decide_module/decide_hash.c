@@ -5,59 +5,74 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <openssl/sha.h>
+#include <pthread.h>
+#include <openssl/evp.h>
 
 #include "decide_hash.h"
 
 
-/* inputs above this size (very long flag keys) use the heap */
-#define DECIDE_HASH_BUF  512
+static void decide_hash_init(void);
+static EVP_MD_CTX *decide_hash_ctx(void);
+
+
+/*
+ * OpenSSL 3's one-shot SHA1() fetches the implementation on every call,
+ * with locks and reference counting: a quarter of a 20-flag evaluation.
+ * The algorithm is fetched once per process and each thread keeps one
+ * context (requests evaluate on the nginx thread, snapshots are built in
+ * pool threads); these statics are that cache.  A thread's context lives
+ * as long as the thread.
+ */
+static EVP_MD                  *decide_hash_md;
+static pthread_once_t           decide_hash_once = PTHREAD_ONCE_INIT;
+static __thread EVP_MD_CTX     *decide_hash_tls_ctx;
+
+
+static void
+decide_hash_init(void)
+{
+    decide_hash_md = EVP_MD_fetch(NULL, "SHA1", NULL);
+}
+
+
+static EVP_MD_CTX *
+decide_hash_ctx(void)
+{
+    pthread_once(&decide_hash_once, decide_hash_init);
+
+    if (decide_hash_md == NULL) {
+        return NULL;
+    }
+
+    if (decide_hash_tls_ctx == NULL) {
+        decide_hash_tls_ctx = EVP_MD_CTX_new();
+    }
+
+    return decide_hash_tls_ctx;
+}
 
 
 uint64_t
 decide_hash_n(const char *prefix, size_t prefix_len, const char *id,
     size_t id_len, const char *salt, size_t salt_len)
 {
-    size_t          len;
     uint64_t        n;
-    unsigned char  *p, *in, buf[DECIDE_HASH_BUF];
-    unsigned char   md[SHA_DIGEST_LENGTH];
+    unsigned int    mdlen;
+    EVP_MD_CTX     *ctx;
+    unsigned char   md[EVP_MAX_MD_SIZE];
 
-    len = prefix_len + id_len + salt_len;
+    ctx = decide_hash_ctx();
 
-    if (len <= sizeof(buf)) {
-        in = buf;
-
-    } else {
-        in = malloc(len);
-        if (in == NULL) {
-            /* an allocation failure buckets into the last slot */
-            return 0xfffffffffffffffULL;
-        }
-    }
-
-    p = in;
-
-    /* memcpy() with a NULL source is undefined even for zero bytes */
-    if (prefix_len) {
-        memcpy(p, prefix, prefix_len);
-        p += prefix_len;
-    }
-
-    if (id_len) {
-        memcpy(p, id, id_len);
-        p += id_len;
-    }
-
-    if (salt_len) {
-        memcpy(p, salt, salt_len);
-    }
-
-    /* the one-shot SHA1() is not deprecated in OpenSSL 3, SHA1_Init() is */
-    SHA1(in, len, md);
-
-    if (in != buf) {
-        free(in);
+    /* the parts are hashed in place: no concatenation, no allocation */
+    if (ctx == NULL
+        || EVP_DigestInit_ex2(ctx, decide_hash_md, NULL) != 1
+        || EVP_DigestUpdate(ctx, prefix, prefix_len) != 1
+        || EVP_DigestUpdate(ctx, id, id_len) != 1
+        || EVP_DigestUpdate(ctx, salt, salt_len) != 1
+        || EVP_DigestFinal_ex(ctx, md, &mdlen) != 1)
+    {
+        /* a failure (out of memory) buckets into the last slot */
+        return 0xfffffffffffffffULL;
     }
 
     n = ((uint64_t) md[0] << 56) | ((uint64_t) md[1] << 48)
