@@ -9,26 +9,31 @@
  *     edgehog:snapshot:version          string, decimal; INCR on every
  *                                       publish, so one GET tells a
  *                                       reader whether anything changed
- *     edgehog:snapshot:teams            hash: api token -> decimal team
- *                                       snapshot version
+ *     edgehog:snapshot:teams            hash: api token -> etag, the hex
+ *                                       SHA-1 of that team's msgpack
  *     edgehog:snapshot:team:<token>     string: msgpack of the document
  *
  * The document, a msgpack map (written from and read into jansson):
  *
- *     {"format": 1, "version": <team snapshot version>,
- *      "team": {"id", "project_id", "api_token", "timezone", and the
- *               posthog_team config columns by their column names},
+ *     {"format": 1,
+ *      "team": {the posthog_team row by column names (id, project_id,
+ *               api_token, timezone, config columns), without the
+ *               secret tokens},
  *      "flags": [posthog_featureflag rows of the project, active and not
- *                deleted: id, key, name, filters, active, deleted,
- *                version, ensure_experience_continuity,
+ *                deleted: id, team_id, key, name, filters, active,
+ *                deleted, version, ensure_experience_continuity,
  *                evaluation_runtime, bucketing_identifier],
- *      "cohorts": [posthog_cohort rows, not deleted: id, name, filters,
- *                  is_static, "people": [person ids] for static ones],
+ *      "cohorts": [posthog_cohort rows of the project, not deleted: id,
+ *                  name, filters, groups, is_static, version, and
+ *                  "people": [posthog_person ids] for static ones],
  *      "group_type_mapping": {"<index>": "<group type>"}}
  *
- * A publish writes the team key, then HSETs the hash, then INCRs the
- * version in one MULTI/EXEC; a removed team is HDEL'd and its key
- * deleted.  Readers ignore unknown fields.
+ * A publish that changes a team's etag runs MULTI; SET team key; HSET
+ * teams token etag; INCR version; EXEC.  An unchanged document is not
+ * written again.  A team gone from Postgres is HDEL'd, its key deleted
+ * and the version INCR'd.  A reader GETs the version and, when it moved,
+ * HGETALLs the hash and GETs only the teams whose etag it lacks.
+ * Readers ignore unknown fields.
  */
 
 #ifndef _EH_SNAPSHOT_H_INCLUDED_

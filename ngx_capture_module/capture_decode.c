@@ -98,9 +98,23 @@ capture_decode(const capture_decode_in_t *in, u_char **out,
 {
     int             hint, rc;
     size_t          len, n;
-    u_char         *d;
+    u_char         *d, *owned;
     const u_char   *p;
     capture_form_t  form;
+
+    /*
+     * "owned" is the intermediate buffer p points to, if any: freed when
+     * replaced, for allocators that free (pools ignore it)
+     */
+    owned = NULL;
+
+#define capture_decode_own(buf)                                               \
+    do {                                                                      \
+        if (owned) {                                                          \
+            in->alloc->free(in->alloc->ctx, owned);                           \
+        }                                                                     \
+        owned = (buf);                                                        \
+    } while (0)
 
     /* §2.2: the query's data= wins over the body */
 
@@ -117,14 +131,34 @@ capture_decode(const capture_decode_in_t *in, u_char **out,
                                  "request missing data payload");
     }
 
-    /* §2.3: optimistic whole-payload base64 */
+    /*
+     * §2.3: optimistic whole-payload base64; LZ-string's alphabet is
+     * base64's, so an lz64 hint (or a result that is neither text nor
+     * gzip) keeps the payload as it is
+     */
 
-    if (!capture_form_has_prefix(p, len)
+    hint = capture_decode_hint(in->query_compression,
+                               in->query_compression_len);
+    if (hint == CAPTURE_HINT_NONE && in->content_encoding) {
+        hint = capture_decode_hint(in->content_encoding,
+                                   in->content_encoding_len);
+    }
+
+    if (hint != CAPTURE_HINT_LZ64
+        && !capture_form_has_prefix(p, len)
         && capture_base64_is_likely(p, len, CAPTURE_BASE64_LIKELY_STRICT)
         && capture_decode_base64(in, p, len, &d, &n) == 0)
     {
-        p = d;
-        len = n;
+        if ((n >= 2 && d[0] == 0x1f && d[1] == 0x8b)
+            || capture_utf8_valid(d, n))
+        {
+            owned = d;
+            p = d;
+            len = n;
+
+        } else {
+            in->alloc->free(in->alloc->ctx, d);
+        }
     }
 
     /* §2.4: form bodies */
@@ -133,9 +167,10 @@ capture_decode(const capture_decode_in_t *in, u_char **out,
 
     if (capture_decode_is_form(in)) {
         if (!capture_form_has_prefix(p, len)) {
-            return capture_error_set(err, 400, "invalid_payload",
-                                     "failed to decode request: expected "
-                                     "form data in POST request payload");
+            capture_error_set(err, 400, "invalid_payload",
+                              "failed to decode request: expected form "
+                              "data in POST request payload");
+            goto failed;
         }
 
         capture_form_parse(&form, p, len);
@@ -149,6 +184,7 @@ capture_decode(const capture_decode_in_t *in, u_char **out,
 
             n = capture_form_unescape(d, d, form.compression.len);
             hint = capture_decode_hint(d, n);
+            in->alloc->free(in->alloc->ctx, d);
         }
 
         if (form.has_data) {
@@ -158,6 +194,7 @@ capture_decode(const capture_decode_in_t *in, u_char **out,
             }
 
             n = capture_form_unescape(d, d, form.data.len);
+            d[n] = '\0';
 
             /* an unescaped '+' of base64 arrives as a space */
             if (capture_base64_is_likely(d, n, CAPTURE_BASE64_LIKELY_LOOSE)) {
@@ -168,6 +205,7 @@ capture_decode(const capture_decode_in_t *in, u_char **out,
                 }
             }
 
+            capture_decode_own(d);
             p = d;
             len = n;
         }
@@ -192,13 +230,15 @@ capture_decode(const capture_decode_in_t *in, u_char **out,
     {
         rc = capture_decode_gzip(in, p, len, &d, &n, err);
         if (rc != 0) {
-            return rc;
+            goto failed;
         }
 
+        capture_decode_own(d);
+
         if (!capture_utf8_valid(d, n)) {
-            return capture_error_set(err, 400, "invalid_payload",
-                                     "failed to decode request: "
-                                     "invalid gzip data");
+            capture_error_set(err, 400, "invalid_payload",
+                              "failed to decode request: invalid gzip data");
+            goto failed;
         }
 
         p = d;
@@ -216,41 +256,42 @@ capture_decode(const capture_decode_in_t *in, u_char **out,
             break;
 
         case CAPTURE_LZ_ETOOLARGE:
-            return capture_error_set(err, 413, "payload_too_large",
-                                     "maximum event size exceeded: lz64 "
-                                     "request payload size limit exceeded");
+            capture_error_set(err, 413, "payload_too_large",
+                              "maximum event size exceeded: lz64 "
+                              "request payload size limit exceeded");
+            goto failed;
 
         case CAPTURE_LZ_ENOMEM:
             goto nomem;
 
         case CAPTURE_LZ_EUTF16:
-            return capture_error_set(err, 400, "invalid_payload",
-                                     "failed to decode request: "
-                                     "decompress_lz64: failed UTF16 to UTF8 "
-                                     "conversion");
+            capture_error_set(err, 400, "invalid_payload",
+                              "failed to decode request: decompress_lz64: "
+                              "failed UTF16 to UTF8 conversion");
+            goto failed;
 
         default:
-            return capture_error_set(err, 400, "invalid_payload",
-                                     "failed to decode request: "
-                                     "decompress_lz64: failed decompress to "
-                                     "UTF16");
+            capture_error_set(err, 400, "invalid_payload",
+                              "failed to decode request: decompress_lz64: "
+                              "failed decompress to UTF16");
+            goto failed;
         }
 
+        capture_decode_own(d);
         p = d;
         len = n;
 
     } else {
         if (len > in->max_size) {
-            return capture_error_set(err, 413, "payload_too_large",
-                                     "maximum event size exceeded: "
-                                     "Uncompressed payload size limit %zu "
-                                     "exceeded: %zu", in->max_size, len);
+            capture_decode_too_large(err, in->max_size, len);
+            goto failed;
         }
 
         if (!capture_utf8_valid(p, len)) {
-            return capture_error_set(err, 400, "invalid_payload",
-                                     "failed to decode request: "
-                                     "invalid UTF8 in request payload");
+            capture_error_set(err, 400, "invalid_payload",
+                              "failed to decode request: "
+                              "invalid UTF8 in request payload");
+            goto failed;
         }
     }
 
@@ -261,31 +302,50 @@ capture_decode(const capture_decode_in_t *in, u_char **out,
 
     if ((in->legacy || !in->strict)
         && capture_base64_is_likely(p, len, CAPTURE_BASE64_LIKELY_STRICT)
-        && capture_decode_base64(in, p, len, &d, &n) == 0
-        && capture_utf8_valid(d, n))
+        && capture_decode_base64(in, p, len, &d, &n) == 0)
     {
-        if (n > in->max_size) {
-            return capture_decode_too_large(err, in->max_size, n);
+        if (!capture_utf8_valid(d, n)) {
+            in->alloc->free(in->alloc->ctx, d);
+
+        } else if (n > in->max_size) {
+            in->alloc->free(in->alloc->ctx, d);
+            capture_decode_too_large(err, in->max_size, n);
+            goto failed;
+
+        } else {
+            capture_decode_own(d);
+            p = d;
+            len = n;
         }
-
-        p = d;
-        len = n;
     }
 
-    d = capture_decode_copy(in, p, len);
-    if (d == NULL) {
-        goto nomem;
+    if (owned == NULL) {
+        owned = capture_decode_copy(in, p, len);
+        if (owned == NULL) {
+            goto nomem;
+        }
     }
 
-    *out = d;
+    /* every owned buffer is NUL-terminated and starts at p */
+    *out = owned;
     *out_len = len;
 
     return 0;
 
 nomem:
 
-    return capture_error_set(err, 500, "internal",
-                             "internal server error: out of memory");
+    capture_error_set(err, 500, "internal",
+                      "internal server error: out of memory");
+
+failed:
+
+    if (owned) {
+        in->alloc->free(in->alloc->ctx, owned);
+    }
+
+    return -1;
+
+#undef capture_decode_own
 }
 
 

@@ -207,6 +207,10 @@ capture_event_build(const capture_request_t *req, const char *payload,
         list[kept++] = ev;
     }
 
+    if (req->filtered) {
+        *req->filtered = count - kept;
+    }
+
     if (kept == 0) {
         free(list);
         json_decref(root);

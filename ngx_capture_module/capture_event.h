@@ -71,6 +71,8 @@ typedef struct {
     int64_t                     sent_at_us;
     /* value + key above this are refused with 413; 0: no limit */
     size_t                      max_message_size;
+    /* when set, receives the count of $performance_event dropped */
+    size_t                     *filtered;
     unsigned                    has_sent_at:1;
     unsigned                    engage:1;    /* path starts with /engage */
     unsigned                    strict:1;    /* capture_compat strict */

@@ -8,7 +8,9 @@
 #include <ngx_http.h>
 #include "ngx_http_capture_module.h"
 #include "ngx_http_capture_kafka.h"
+#include "ngx_http_capture_metrics.h"
 #include "ngx_http_edgehog_response.h"
+#include "capture_base64.h"
 #include "capture_decode.h"
 #include "capture_event.h"
 #include "capture_form.h"
@@ -45,7 +47,8 @@ ngx_http_capture_body_process(ngx_http_request_t *r)
     int64_t                       us;
     ngx_str_t                     body, data, arg, ip;
     ngx_int_t                     rc;
-    ngx_uint_t                    level;
+    size_t                        filtered;
+    ngx_uint_t                    i, level;
     struct timeval                tv;
     capture_msg_t                *msgs;
     capture_alloc_t               alloc;
@@ -53,9 +56,11 @@ ngx_http_capture_body_process(ngx_http_request_t *r)
     ngx_table_elt_t              *h;
     capture_request_t             req;
     capture_decode_in_t           in;
+    ngx_http_capture_shm_t       *shm;
     ngx_http_capture_loc_conf_t  *lcf;
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_capture_module);
+    shm = NULL;
 
     ngx_memzero(&req, sizeof(capture_request_t));
     ngx_memzero(&in, sizeof(capture_decode_in_t));
@@ -118,6 +123,21 @@ ngx_http_capture_body_process(ngx_http_request_t *r)
     if (ngx_http_capture_query_arg(r, "data", &data, 1) == NGX_OK
         && data.len)
     {
+        /*
+         * lenient: an unescaped '+' of base64 in the query arrives as a
+         * space, as in form bodies (§2.4); JSON never looks like base64
+         */
+        if (!lcf->strict
+            && capture_base64_is_likely(data.data, data.len,
+                                        CAPTURE_BASE64_LIKELY_LOOSE))
+        {
+            for (i = 0; i < data.len; i++) {
+                if (data.data[i] == ' ') {
+                    data.data[i] = '+';
+                }
+            }
+        }
+
         in.query_data = data.data;
         in.query_data_len = data.len;
 
@@ -169,10 +189,34 @@ ngx_http_capture_body_process(ngx_http_request_t *r)
     req.strict = lcf->strict;
     req.max_message_size = lcf->max_message_size;
 
+    shm = ngx_http_capture_shm(r);
+
+    if (shm) {
+        (void) ngx_atomic_fetch_add(&shm->bytes_decoded, len);
+    }
+
+    filtered = 0;
+    req.filtered = &filtered;
+
     if (capture_event_build(&req, (const char *) text, len, &msgs, &n, &err)
         != 0)
     {
         goto rejected;
+    }
+
+    if (shm) {
+        (void) ngx_atomic_fetch_add(&shm->events_received, n + filtered);
+        (void) ngx_atomic_fetch_add(
+                  &shm->dropped[NGX_HTTP_CAPTURE_DROP_PERFORMANCE], filtered);
+    }
+
+    ngx_http_capture_limits_apply(r, msgs, n);
+
+    for (i = 0; i < n && msgs[i].dropped; i++) { /* void */ }
+
+    if (i == n) {
+        capture_msgs_free(msgs, n);
+        n = 0;
     }
 
     if (n == 0) {
@@ -196,6 +240,12 @@ ngx_http_capture_body_process(ngx_http_request_t *r)
     return;
 
 rejected:
+
+    shm = ngx_http_capture_shm(r);
+    if (shm) {
+        (void) ngx_atomic_fetch_add(
+                      &shm->dropped[NGX_HTTP_CAPTURE_DROP_REJECTED], 1);
+    }
 
     level = (err.status >= 500) ? NGX_LOG_ERR : NGX_LOG_INFO;
 

@@ -8,6 +8,7 @@
 #include <ngx_http.h>
 #include "ngx_http_capture_module.h"
 #include "ngx_http_capture_kafka.h"
+#include "ngx_http_capture_metrics.h"
 
 
 #define NGX_HTTP_CAPTURE_POLL_INTERVAL  1000
@@ -27,6 +28,8 @@ static void ngx_http_capture_kafka_dr(rd_kafka_t *rk,
     const rd_kafka_message_t *msg, void *opaque);
 static void ngx_http_capture_kafka_error(rd_kafka_t *rk, int err,
     const char *reason, void *opaque);
+static int ngx_http_capture_kafka_stats(rd_kafka_t *rk, char *json,
+    size_t len, void *opaque);
 static void ngx_http_capture_kafka_log(const rd_kafka_t *rk, int level,
     const char *fac, const char *buf);
 static void ngx_http_capture_waiter_answer(ngx_http_capture_waiter_t *w);
@@ -88,6 +91,9 @@ ngx_http_capture_kafka_init_process(ngx_cycle_t *cycle,
     rd_kafka_queue_t   *q;
 
     mcf->log = cycle->log;
+
+    /* a grace period: the first statistics come after the interval */
+    mcf->broker_up = ngx_time();
 
     if (ngx_array_init(&mcf->topics, cycle->pool, 4,
                        sizeof(ngx_http_capture_topic_t))
@@ -206,7 +212,17 @@ ngx_http_capture_kafka_conf(ngx_cycle_t *cycle,
         || ngx_http_capture_kafka_set(cycle->log, conf, "message.timeout.ms",
                                       "10000") != NGX_OK
         || ngx_http_capture_kafka_set(cycle->log, conf, "compression.codec",
-                                      "lz4") != NGX_OK)
+                                      "lz4") != NGX_OK
+        || ngx_http_capture_kafka_set(cycle->log, conf,
+                                      "statistics.interval.ms", "5000")
+           != NGX_OK
+        /*
+         * a broker thread that waits to reconnect also waits to expire
+         * messages: a short backoff keeps 503s within message.timeout.ms
+         */
+        || ngx_http_capture_kafka_set(cycle->log, conf,
+                                      "reconnect.backoff.max.ms", "1000")
+           != NGX_OK)
     {
         return NGX_ERROR;
     }
@@ -229,6 +245,7 @@ ngx_http_capture_kafka_conf(ngx_cycle_t *cycle,
     rd_kafka_conf_set_dr_msg_cb(conf, ngx_http_capture_kafka_dr);
     rd_kafka_conf_set_error_cb(conf, ngx_http_capture_kafka_error);
     rd_kafka_conf_set_log_cb(conf, ngx_http_capture_kafka_log);
+    rd_kafka_conf_set_stats_cb(conf, ngx_http_capture_kafka_stats);
 
     return NGX_OK;
 }
@@ -352,9 +369,17 @@ ngx_http_capture_kafka_poll(ngx_event_t *ev)
 static void
 ngx_http_capture_kafka_arm_timer(ngx_http_capture_main_conf_t *mcf)
 {
-    ngx_uint_t  busy;
+    int                      depth;
+    ngx_uint_t               busy;
+    ngx_http_capture_shm_t  *shm;
 
-    busy = rd_kafka_outq_len(mcf->rk) > 0;
+    depth = rd_kafka_outq_len(mcf->rk);
+    busy = depth > 0;
+
+    shm = mcf->shm_zone ? mcf->shm_zone->data : NULL;
+    if (shm && ngx_worker < NGX_HTTP_CAPTURE_WORKERS) {
+        shm->queue_depth[ngx_worker] = depth;
+    }
 
     if (ngx_exiting && !busy) {
         if (mcf->poll_timer.timer_set) {
@@ -451,6 +476,7 @@ ngx_http_capture_kafka_produce(ngx_http_request_t *r, capture_msg_t *msgs,
         }
 
         w->r = r;
+        w->start = ngx_current_msec;
         w->done = done;
         w->timer.handler = ngx_http_capture_waiter_timeout;
         w->timer.data = w;
@@ -543,11 +569,23 @@ static void
 ngx_http_capture_kafka_dr(rd_kafka_t *rk, const rd_kafka_message_t *msg,
     void *opaque)
 {
+    ngx_http_capture_shm_t        *shm;
     ngx_http_capture_waiter_t     *w;
     ngx_http_capture_main_conf_t  *mcf;
 
     mcf = opaque;
     w = msg->_private;
+    shm = mcf->shm_zone ? mcf->shm_zone->data : NULL;
+
+    if (shm) {
+        (void) ngx_atomic_fetch_add(msg->err ? &shm->delivery_errors
+                                             : &shm->events_ingested, 1);
+
+        if (w && !msg->err) {
+            ngx_http_capture_metrics_latency(shm,
+                                             ngx_current_msec - w->start);
+        }
+    }
 
     if (msg->err) {
         mcf->delivery_errors++;
@@ -602,6 +640,30 @@ ngx_http_capture_kafka_error(rd_kafka_t *rk, int err, const char *reason,
         ngx_log_error(NGX_LOG_ERR, mcf->log, 0, "capture: kafka: %s",
                       reason);
     }
+}
+
+
+/*
+ * served inside rd_kafka_poll(): liveness needs one broker "UP"; a
+ * substring test is enough for librdkafka's fixed statistics layout
+ */
+
+static int
+ngx_http_capture_kafka_stats(rd_kafka_t *rk, char *json, size_t len,
+    void *opaque)
+{
+    ngx_http_capture_main_conf_t  *mcf = opaque;
+
+    if (ngx_strlcasestrn((u_char *) json, (u_char *) json + len,
+                         (u_char *) "\"state\":\"UP\"",
+                         sizeof("\"state\":\"UP\"") - 2)
+        != NULL)
+    {
+        mcf->broker_up = ngx_time();
+    }
+
+    /* 0: librdkafka frees the JSON */
+    return 0;
 }
 
 

@@ -28,6 +28,7 @@ struct ngx_http_capture_waiter_s {
     ngx_http_request_t         *r;         /* NULL once the request is gone */
     ngx_http_capture_done_pt    done;
     ngx_event_t                 timer;
+    ngx_msec_t                  start;
     ngx_uint_t                  pending;
     unsigned                    failed:1;
     unsigned                    answered:1;

@@ -9,11 +9,13 @@
 #include "ngx_http_capture_module.h"
 #include "ngx_http_capture_kafka.h"
 #include "ngx_http_edgehog_response.h"
+#include "ngx_http_capture_metrics.h"
 #include "capture_event.h"
 
 
 static ngx_int_t ngx_http_capture_handler(ngx_http_request_t *r);
 static void ngx_http_capture_body_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_capture_too_large(ngx_http_request_t *r);
 static void *ngx_http_capture_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_capture_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_http_capture_create_loc_conf(ngx_conf_t *cf);
@@ -23,6 +25,17 @@ static char *ngx_http_capture(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_capture_kafka_option(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_capture_health(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_capture_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_capture_list(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_capture_quota_redis(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static ngx_int_t ngx_http_capture_body_filter(ngx_http_request_t *r,
+    ngx_chain_t *in);
+static ngx_int_t ngx_http_capture_postconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_http_capture_init_process(ngx_cycle_t *cycle);
 static void ngx_http_capture_exit_process(ngx_cycle_t *cycle);
 
@@ -30,6 +43,17 @@ static void ngx_http_capture_exit_process(ngx_cycle_t *cycle);
 static ngx_conf_enum_t  ngx_http_capture_ack[] = {
     { ngx_string("enqueue"), NGX_HTTP_CAPTURE_ACK_ENQUEUE },
     { ngx_string("delivery"), NGX_HTTP_CAPTURE_ACK_DELIVERY },
+    { ngx_null_string, 0 }
+};
+
+
+/* the filter chain idiom of nginx: the one unavoidable static */
+static ngx_http_request_body_filter_pt  ngx_http_next_request_body_filter;
+
+
+static ngx_conf_enum_t  ngx_http_capture_health_kinds[] = {
+    { ngx_string("liveness"), 1 },
+    { ngx_string("readiness"), 2 },
     { ngx_null_string, 0 }
 };
 
@@ -136,6 +160,69 @@ static ngx_command_t  ngx_http_capture_commands[] = {
       offsetof(ngx_http_capture_loc_conf_t, max_message_size),
       NULL },
 
+    { ngx_string("capture_health"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_capture_health,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_capture_loc_conf_t, health),
+      &ngx_http_capture_health_kinds },
+
+    { ngx_string("capture_metrics"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_http_capture_metrics,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_capture_loc_conf_t, metrics),
+      NULL },
+
+    { ngx_string("capture_liveness_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_capture_main_conf_t, liveness_timeout),
+      NULL },
+
+    { ngx_string("capture_quota_redis"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      ngx_http_capture_quota_redis,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("capture_quota_interval"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_capture_main_conf_t, quota_interval),
+      NULL },
+
+    { ngx_string("capture_overflow_rate"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_capture_loc_conf_t, overflow_rate),
+      NULL },
+
+    { ngx_string("capture_overflow_burst"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_capture_loc_conf_t, overflow_burst),
+      NULL },
+
+    { ngx_string("capture_overflow_force"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_capture_list,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_capture_loc_conf_t, overflow_force),
+      NULL },
+
+    { ngx_string("capture_drop_events"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_capture_list,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_capture_loc_conf_t, dropper),
+      NULL },
+
     /* pins "now" from X-Capture-Test-Now: for tests only, never in prod */
     { ngx_string("capture_test_clock"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
@@ -164,7 +251,7 @@ static ngx_command_t  ngx_http_capture_commands[] = {
 
 static ngx_http_module_t  ngx_http_capture_module_ctx = {
     NULL,                                  /* preconfiguration */
-    NULL,                                  /* postconfiguration */
+    ngx_http_capture_postconfiguration,    /* postconfiguration */
 
     ngx_http_capture_create_main_conf,     /* create main configuration */
     ngx_http_capture_init_main_conf,       /* init main configuration */
@@ -196,7 +283,8 @@ ngx_module_t  ngx_http_capture_module = {
 static ngx_int_t
 ngx_http_capture_handler(ngx_http_request_t *r)
 {
-    ngx_int_t  rc;
+    ngx_int_t                     rc;
+    ngx_http_capture_loc_conf_t  *lcf;
 
     if (r->method == NGX_HTTP_OPTIONS) {
         return ngx_http_edgehog_preflight(r);
@@ -213,25 +301,18 @@ ngx_http_capture_handler(ngx_http_request_t *r)
                                            "method not allowed");
     }
 
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_capture_module);
+
+    if (lcf->max_body_size
+        && r->headers_in.content_length_n > lcf->max_body_size)
+    {
+        return ngx_http_capture_too_large(r);
+    }
+
     /* the body stays in memory when client_body_buffer_size allows */
     r->request_body_in_single_buf = 1;
 
     rc = ngx_http_read_client_request_body(r, ngx_http_capture_body_handler);
-
-    if (rc == NGX_HTTP_REQUEST_ENTITY_TOO_LARGE) {
-        /* a JSON answer instead of nginx's HTML page; the rest is dropped */
-        r->main->count++;
-
-        if (ngx_http_discard_request_body(r) != NGX_OK) {
-            r->keepalive = 0;
-        }
-
-        rc = ngx_http_edgehog_send_error(r, rc, "payload_too_large",
-                                         "maximum event size exceeded: "
-                                         "request body too large");
-        ngx_http_finalize_request(r, rc);
-        return NGX_DONE;
-    }
 
     if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
         return rc;
@@ -244,7 +325,41 @@ ngx_http_capture_handler(ngx_http_request_t *r)
 static void
 ngx_http_capture_body_handler(ngx_http_request_t *r)
 {
+    ngx_http_capture_loc_conf_t  *lcf;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_capture_module);
+
+    /* a chunked body has no length up front: checked once read */
+    if (lcf->max_body_size
+        && r->headers_in.content_length_n > lcf->max_body_size)
+    {
+        ngx_http_finalize_request(r, ngx_http_edgehog_send_error(r,
+                                  NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                  "payload_too_large",
+                                  "maximum event size exceeded: request "
+                                  "body too large"));
+        return;
+    }
+
     ngx_http_capture_body_process(r);
+}
+
+
+static ngx_int_t
+ngx_http_capture_too_large(ngx_http_request_t *r)
+{
+    ngx_int_t  rc;
+
+    /* the client gets the status, not a reset: the body is drained */
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    return ngx_http_edgehog_send_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                       "payload_too_large",
+                                       "maximum event size exceeded: "
+                                       "request body too large");
 }
 
 
@@ -312,6 +427,8 @@ ngx_http_capture_create_main_conf(ngx_conf_t *cf)
      */
 
     mcf->flush_timeout = NGX_CONF_UNSET_MSEC;
+    mcf->liveness_timeout = NGX_CONF_UNSET;
+    mcf->quota_interval = NGX_CONF_UNSET_MSEC;
     mcf->notify_wfd = NGX_INVALID_FILE;
 
     return mcf;
@@ -323,7 +440,29 @@ ngx_http_capture_init_main_conf(ngx_conf_t *cf, void *conf)
 {
     ngx_http_capture_main_conf_t *mcf = conf;
 
+    ngx_str_t  name;
+
     ngx_conf_init_msec_value(mcf->flush_timeout, 5000);
+    ngx_conf_init_value(mcf->liveness_timeout, 30);
+    ngx_conf_init_msec_value(mcf->quota_interval, 5000);
+
+    if (mcf->quota) {
+        mcf->quota->interval = mcf->quota_interval;
+    }
+
+    if (mcf->enabled) {
+        /* counters and overflow buckets shared by all workers */
+        ngx_str_set(&name, "edgehog_capture");
+
+        mcf->shm_zone = ngx_shared_memory_add(cf, &name,
+                                   sizeof(ngx_http_capture_shm_t) + 65536,
+                                   &ngx_http_capture_module);
+        if (mcf->shm_zone == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        mcf->shm_zone->init = ngx_http_capture_metrics_init_zone;
+    }
 
     if (mcf->brokers.len == 0) {
         ngx_str_set(&mcf->brokers, "127.0.0.1:9092");
@@ -349,6 +488,12 @@ ngx_http_capture_create_loc_conf(ngx_conf_t *cf)
     lcf->max_decompressed_size = NGX_CONF_UNSET_SIZE;
     lcf->max_message_size = NGX_CONF_UNSET_SIZE;
     lcf->test_clock = NGX_CONF_UNSET;
+    lcf->health = NGX_CONF_UNSET_UINT;
+    lcf->metrics = NGX_CONF_UNSET;
+    lcf->overflow_rate = NGX_CONF_UNSET_UINT;
+    lcf->overflow_burst = NGX_CONF_UNSET_UINT;
+    lcf->overflow_force = NGX_CONF_UNSET_PTR;
+    lcf->dropper = NGX_CONF_UNSET_PTR;
     lcf->ack_timeout = NGX_CONF_UNSET_MSEC;
 
     return lcf;
@@ -360,6 +505,8 @@ ngx_http_capture_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 {
     ngx_http_capture_loc_conf_t *prev = parent;
     ngx_http_capture_loc_conf_t *conf = child;
+
+    ngx_http_core_loc_conf_t  *clcf;
 
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
     ngx_conf_merge_str_value(conf->topics[CAPTURE_TOPIC_MAIN],
@@ -388,6 +535,28 @@ ngx_http_capture_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                               prev->max_message_size,
                               CAPTURE_MAX_MESSAGE_SIZE);
     ngx_conf_merge_value(conf->test_clock, prev->test_clock, 0);
+    ngx_conf_merge_uint_value(conf->health, prev->health, 0);
+    ngx_conf_merge_value(conf->metrics, prev->metrics, 0);
+    ngx_conf_merge_uint_value(conf->overflow_rate, prev->overflow_rate, 0);
+    ngx_conf_merge_uint_value(conf->overflow_burst, prev->overflow_burst,
+                              1000);
+    ngx_conf_merge_ptr_value(conf->overflow_force, prev->overflow_force,
+                             NULL);
+    ngx_conf_merge_ptr_value(conf->dropper, prev->dropper, NULL);
+
+    /*
+     * nginx checks client_max_body_size before any handler runs and
+     * answers with an HTML page; capture locations take the limit over
+     * (the core module's merge ran first) and answer 413 in JSON
+     */
+    if (conf->enable) {
+        clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+        if (clcf->client_max_body_size) {
+            conf->max_body_size = clcf->client_max_body_size;
+            clcf->client_max_body_size = 0;
+        }
+    }
     ngx_conf_merge_uint_value(conf->ack, prev->ack,
                               NGX_HTTP_CAPTURE_ACK_DELIVERY);
     ngx_conf_merge_msec_value(conf->ack_timeout, prev->ack_timeout, 30000);
@@ -422,6 +591,191 @@ ngx_http_capture(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     mcf->enabled = 1;
 
     return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_capture_health(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char                          *rv;
+    ngx_http_core_loc_conf_t      *clcf;
+    ngx_http_capture_main_conf_t  *mcf;
+
+    rv = ngx_conf_set_enum_slot(cf, cmd, conf);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_capture_health_handler;
+
+    /* liveness reports on the producer, so workers create one */
+    mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_capture_module);
+    mcf->enabled = 1;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_capture_metrics(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char                          *rv;
+    ngx_http_core_loc_conf_t      *clcf;
+    ngx_http_capture_loc_conf_t   *lcf = conf;
+    ngx_http_capture_main_conf_t  *mcf;
+
+    rv = ngx_conf_set_flag_slot(cf, cmd, conf);
+    if (rv != NGX_CONF_OK || !lcf->metrics) {
+        return rv;
+    }
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_capture_metrics_handler;
+
+    mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_capture_module);
+    mcf->enabled = 1;
+
+    return NGX_CONF_OK;
+}
+
+
+/* token or token:distinct_id entries, validated for shape */
+
+static char *
+ngx_http_capture_list(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char  *p = conf;
+
+    ngx_str_t     *value, *s;
+    ngx_uint_t     i;
+    ngx_array_t  **a;
+
+    a = (ngx_array_t **) (p + cmd->offset);
+
+    if (*a != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    *a = ngx_array_create(cf->pool, cf->args->nelts, sizeof(ngx_str_t));
+    if (*a == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        if (value[i].len == 0 || value[i].data[0] == ':') {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid value \"%V\"", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        s = ngx_array_push(*a);
+        if (s == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *s = value[i];
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* capture_quota_redis host:port [key_prefix] */
+
+static char *
+ngx_http_capture_quota_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_capture_main_conf_t *mcf = conf;
+
+    ngx_str_t                 *value;
+    ngx_url_t                  u;
+    ngx_http_capture_quota_t  *q;
+
+    if (mcf->quota) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    ngx_memzero(&u, sizeof(ngx_url_t));
+    u.url = value[1];
+    u.default_port = 6379;
+    u.no_resolve = 0;
+
+    /* resolved once here, at configuration time, never on the loop */
+    if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.naddrs == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value \"%V\"%s%s", &value[1],
+                           u.err ? ": " : "", u.err ? u.err : "");
+        return NGX_CONF_ERROR;
+    }
+
+    q = ngx_pcalloc(cf->pool, sizeof(ngx_http_capture_quota_t));
+    if (q == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    q->addr = u.addrs[0];
+
+    if (cf->args->nelts == 3) {
+        q->prefix = value[2];
+    }
+
+    mcf->quota = q;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_capture_postconfiguration(ngx_conf_t *cf)
+{
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_capture_metrics_log;
+
+    ngx_http_next_request_body_filter = ngx_http_top_request_body_filter;
+    ngx_http_top_request_body_filter = ngx_http_capture_body_filter;
+
+    return NGX_OK;
+}
+
+
+/*
+ * capture locations took client_max_body_size over (see merge); a body
+ * without Content-Length is bounded here while it is read
+ */
+
+static ngx_int_t
+ngx_http_capture_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
+{
+    ngx_http_capture_loc_conf_t  *lcf;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_capture_module);
+
+    /* the chunked filter counts the decoded length in content_length_n */
+    if (lcf->enable && lcf->max_body_size && r->headers_in.chunked
+        && r->headers_in.content_length_n > lcf->max_body_size)
+    {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "capture: client intended to send too large chunked "
+                      "body: %O bytes", r->headers_in.content_length_n);
+
+        return NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
+    }
+
+    return ngx_http_next_request_body_filter(r, in);
 }
 
 
@@ -476,7 +830,15 @@ ngx_http_capture_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
-    return ngx_http_capture_kafka_init_process(cycle, mcf);
+    if (ngx_http_capture_kafka_init_process(cycle, mcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (mcf->quota) {
+        return ngx_http_capture_quota_init_process(cycle, mcf->quota);
+    }
+
+    return NGX_OK;
 }
 
 
@@ -486,6 +848,11 @@ ngx_http_capture_exit_process(ngx_cycle_t *cycle)
     ngx_http_capture_main_conf_t  *mcf;
 
     mcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_capture_module);
+
+    if (mcf && mcf->quota) {
+        ngx_http_capture_quota_exit_process(mcf->quota);
+    }
+
     if (mcf == NULL || mcf->rk == NULL) {
         return;
     }

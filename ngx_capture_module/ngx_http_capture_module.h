@@ -11,6 +11,8 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 #include <librdkafka/rdkafka.h>
+#include "capture_event.h"
+#include "ngx_http_capture_quota.h"
 
 
 #define NGX_HTTP_CAPTURE_ACK_ENQUEUE   0
@@ -41,6 +43,14 @@ typedef struct {
     ngx_log_t                  *log;
     ngx_uint_t                  delivery_errors;
     time_t                      last_error_log;
+
+    ngx_shm_zone_t             *shm_zone;
+    /* NULL unless capture_quota_redis is set */
+    ngx_http_capture_quota_t   *quota;
+    ngx_msec_t                  quota_interval;
+    /* liveness: when some broker was last seen up (statistics) */
+    time_t                      broker_up;
+    time_t                      liveness_timeout;
 } ngx_http_capture_main_conf_t;
 
 
@@ -54,11 +64,22 @@ typedef struct {
     size_t                      max_decompressed_size;
     size_t                      max_message_size;
     ngx_flag_t                  test_clock;
+    ngx_uint_t                  health;       /* 0, liveness, readiness */
+    ngx_flag_t                  metrics;
+    /* overflow: per second, burst; 0 disables */
+    ngx_uint_t                  overflow_rate;
+    ngx_uint_t                  overflow_burst;
+    ngx_array_t                *overflow_force;   /* of ngx_str_t */
+    ngx_array_t                *dropper;          /* of ngx_str_t */
+    /* client_max_body_size, enforced here to answer in JSON */
+    off_t                       max_body_size;
 } ngx_http_capture_loc_conf_t;
 
 
 void ngx_http_capture_body_process(ngx_http_request_t *r);
 void ngx_http_capture_done(ngx_http_request_t *r, ngx_int_t status);
+void ngx_http_capture_limits_apply(ngx_http_request_t *r,
+    capture_msg_t *msgs, ngx_uint_t n);
 
 
 extern ngx_module_t  ngx_http_capture_module;

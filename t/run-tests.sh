@@ -47,9 +47,13 @@ if [ $unit_only -eq 0 ]; then
     # make deps' virtualenv adds the real SDKs to Debian's python3
     py=/usr/bin/python3
     [ -x build/venv/bin/python ] && py=build/venv/bin/python
-    $py -m pytest -p no:cacheprovider -q -rfE \
+    # a private base directory: concurrent runs must not share (and reset
+    # the permissions of) pytest's default /tmp/pytest-of-<user>
+    basetemp=$(mktemp -d /tmp/edgehog-test.XXXXXX)
+    $py -m pytest -p no:cacheprovider -q -rfE --basetemp="$basetemp/t" \
         --junitxml="$BUILD/junit.xml" t/integration ${PYTEST_ARGS:-}
     pytest_rc=$?
+    rm -rf "$basetemp"
     read -r int_pass int_fail < <(/usr/bin/python3 - "$BUILD/junit.xml" <<'PY'
 import sys, xml.etree.ElementTree as ET
 try:

@@ -58,6 +58,14 @@ static const worker_conf_key_t  worker_conf_keys[] = {
     WORKER_INT(batch_size, "500", 1, 100000),
     WORKER_INT(batch_wait_ms, "50", 0, 60000),
     WORKER_INT(team_cache_ttl_s, "5", 0, 86400),
+    WORKER_STR(overflow_topic, "events_plugin_ingestion_overflow"),
+    /* 0 for the overflow consumer: input_topic = the overflow topic */
+    WORKER_INT(overflow_enabled, "1", 0, 1),
+    WORKER_INT(overflow_bucket_capacity, "1000", 1, 100000000),
+    WORKER_INT(overflow_bucket_replenish_rate, "1", 0, 100000000),
+    WORKER_INT(overflow_preserve_locality, "0", 0, 1),
+    /* Prometheus text on 127.0.0.1:<port>/metrics, 0 = off */
+    WORKER_INT(metrics_port, "0", 0, 65535),
     { "log_level", WORKER_CONF_LEVEL, offsetof(worker_config_t, log_level),
       "info", 0, 0 },
     { NULL, 0, 0, NULL, 0, 0 }

@@ -17,12 +17,16 @@
 #include "ingest_output.h"
 #include "ingest_props.h"
 #include "person.h"
+#include "metrics.h"
+#include "ingest_overflow.h"
 
 
 #define WORKER_DELIVERY_WAIT_MS  100
 #define WORKER_RETRY_BACKOFF_MS  1000
 /* §4.4: debounced warnings pass once per team and type per hour */
 #define WORKER_WARN_DEBOUNCE_S   3600
+/* bounded memory for per-key state: forgotten wholesale when full */
+#define WORKER_STATE_MAX         1000000
 
 
 typedef struct {
@@ -33,6 +37,12 @@ typedef struct {
     json_t                     *teams;       /* token -> [id, anon, exp] */
     json_t                     *warned;      /* "team:type" -> last time */
     worker_persons_t           *persons;
+    json_t                     *buckets;     /* key -> [tokens, last_ms] */
+    json_t                     *lags;        /* "topic/part" -> lag */
+    char                       *overflow;    /* per batch message */
+    worker_metrics_t            metrics;
+    worker_metrics_server_t    *metrics_server;
+    unsigned long               unknown_token;
     long                        in_flight;
     long                        failed;
     unsigned long               events_out;
@@ -73,6 +83,14 @@ static int64_t worker_timestamp(worker_ctx_t *ctx, rd_kafka_message_t *msg,
     ingest_message_t *m, int64_t team_id);
 static worker_rc_e worker_dlq(worker_ctx_t *ctx, rd_kafka_message_t *msg,
     const char *uuid);
+static void worker_overflow_plan(worker_ctx_t *ctx,
+    rd_kafka_message_t **batch, int n);
+static worker_rc_e worker_overflow(worker_ctx_t *ctx,
+    rd_kafka_message_t *msg);
+static void worker_prefetch(worker_ctx_t *ctx, rd_kafka_message_t **batch,
+    int n);
+static void worker_batch_metrics(worker_ctx_t *ctx,
+    rd_kafka_message_t **batch, int n, int committed, int64_t start);
 static void worker_backoff(int ms);
 
 
@@ -80,7 +98,7 @@ int
 worker_run(const worker_config_t *cf)
 {
     int                          i, n, rc;
-    int64_t                      deadline;
+    int64_t                      deadline, start;
     worker_ctx_t                 ctx;
     rd_kafka_message_t          *msg, **batch;
     rd_kafka_resp_err_t          err;
@@ -90,6 +108,10 @@ worker_run(const worker_config_t *cf)
     ctx.cf = cf;
     ctx.teams = json_object();
     ctx.warned = json_object();
+    ctx.buckets = json_object();
+    ctx.lags = json_object();
+    ctx.overflow = calloc(cf->batch_size, 1);
+    ctx.metrics_server = worker_metrics_start(cf->metrics_port);
 
     batch = calloc(cf->batch_size, sizeof(rd_kafka_message_t *));
 
@@ -100,6 +122,8 @@ worker_run(const worker_config_t *cf)
 
     if (batch == NULL || ctx.teams == NULL || ctx.pg == NULL
         || ctx.warned == NULL || ctx.persons == NULL
+        || ctx.buckets == NULL || ctx.lags == NULL || ctx.overflow == NULL
+        || (cf->metrics_port && ctx.metrics_server == NULL)
         || ctx.producer == NULL || ctx.consumer == NULL)
     {
         worker_log(WORKER_LOG_ERROR, "worker start failed");
@@ -169,9 +193,23 @@ worker_run(const worker_config_t *cf)
 
         rc = WORKER_OK;
         ctx.failed = 0;
+        start = worker_now_us();
 
+        memset(ctx.overflow, 0, n);
+
+        if (cf->overflow_enabled) {
+            worker_overflow_plan(&ctx, batch, n);
+        }
+
+        worker_prefetch(&ctx, batch, n);
+
+        /*
+         * one message after the other in offset order: events of one
+         * token:distinct_id (one partition) keep their Kafka order
+         */
         for (i = 0; i < n && rc == WORKER_OK; i++) {
-            rc = worker_process(&ctx, batch[i]);
+            rc = ctx.overflow[i] ? worker_overflow(&ctx, batch[i])
+                                 : worker_process(&ctx, batch[i]);
         }
 
         /* offsets move only once every output of the batch is acked */
@@ -179,11 +217,13 @@ worker_run(const worker_config_t *cf)
         if (worker_wait_deliveries(&ctx) != 0 || rc != WORKER_OK) {
             worker_log(WORKER_LOG_WARN, "batch of %d not committed, "
                        "retrying", n);
+            worker_batch_metrics(&ctx, batch, n, 0, start);
             worker_rewind(&ctx, batch, n);
             worker_backoff(WORKER_RETRY_BACKOFF_MS);
 
         } else {
             worker_commit(&ctx, batch, n);
+            worker_batch_metrics(&ctx, batch, n, 1, start);
         }
 
         for (i = 0; i < n; i++) {
@@ -200,8 +240,12 @@ worker_run(const worker_config_t *cf)
     rd_kafka_destroy(ctx.producer);
     worker_pg_close(ctx.pg);
     worker_persons_close(ctx.persons);
+    worker_metrics_stop(ctx.metrics_server);
     json_decref(ctx.teams);
     json_decref(ctx.warned);
+    json_decref(ctx.buckets);
+    json_decref(ctx.lags);
+    free(ctx.overflow);
     free(batch);
 
     return 0;
@@ -230,6 +274,9 @@ worker_kafka_new(const worker_config_t *cf, rd_kafka_type_t type,
         { "enable.auto.commit", "false" },
         { "enable.auto.offset.store", "false" },
         { "auto.offset.reset", "earliest" },
+        /* a killed worker's partitions move on within seconds */
+        { "session.timeout.ms", "10000" },
+        { "heartbeat.interval.ms", "1000" },
         { NULL, NULL }
     };
 
@@ -305,6 +352,7 @@ worker_process(worker_ctx_t *ctx, rd_kafka_message_t *msg)
 
     if (rc == 0) {
         ctx->dropped++;
+        ctx->unknown_token++;
         ingest_message_free(&m);
         return WORKER_OK;
     }
@@ -467,7 +515,9 @@ worker_warn(void *data, int64_t team_id, const char *type, json_t *details,
     }
 
     /* fire and forget in PostHog; here it is acked with the batch */
-    (void) worker_produce(ctx, ctx->cf->warnings_topic, NULL, 0, v, len);
+    if (worker_produce(ctx, ctx->cf->warnings_topic, NULL, 0, v, len) == 0) {
+        ctx->metrics.warnings++;
+    }
     free(v);
 }
 
@@ -796,4 +846,255 @@ worker_backoff(int ms)
 
     /* a signal ends it early, which is what shutdown wants */
     nanosleep(&ts, NULL);
+}
+
+
+/*
+ * §6: a token bucket per token:distinct_id on Kafka message time; a key
+ * whose events of this batch do not fit goes to the overflow topic as
+ * a whole, so its events are never split between two consumers
+ */
+
+static void
+worker_overflow_plan(worker_ctx_t *ctx, rd_kafka_message_t **batch, int n)
+{
+    int               i;
+    json_t           *groups, *g, *st;
+    int64_t           ts;
+    const char       *key;
+    ingest_bucket_t   b;
+
+    groups = json_object();
+    if (groups == NULL) {
+        return;
+    }
+
+    for (i = 0; i < n; i++) {
+        /* null keys were spread by capture already: no bucket */
+        if (batch[i]->key == NULL || batch[i]->key_len == 0) {
+            continue;
+        }
+
+        ts = rd_kafka_message_timestamp(batch[i], NULL);
+        g = json_object_getn(groups, batch[i]->key, batch[i]->key_len);
+
+        if (g == NULL) {
+            g = json_pack("[II]", (json_int_t) 0, (json_int_t) ts);
+            if (g == NULL || json_object_setn_new(groups, batch[i]->key,
+                                                  batch[i]->key_len, g) != 0)
+            {
+                continue;
+            }
+        }
+
+        json_array_set_new(g, 0,
+                           json_integer(json_integer_value(
+                                            json_array_get(g, 0)) + 1));
+        if (ts > json_integer_value(json_array_get(g, 1))) {
+            json_array_set_new(g, 1, json_integer(ts));
+        }
+    }
+
+    if (json_object_size(ctx->buckets) > WORKER_STATE_MAX) {
+        json_object_clear(ctx->buckets);
+    }
+
+    json_object_foreach(groups, key, g) {
+        memset(&b, 0, sizeof(ingest_bucket_t));
+        st = json_object_get(ctx->buckets, key);
+
+        if (st) {
+            b.used = 1;
+            b.tokens = json_real_value(json_array_get(st, 0));
+            b.last_ms = json_integer_value(json_array_get(st, 1));
+        }
+
+        if (!ingest_bucket_consume(&b, ctx->cf->overflow_bucket_capacity,
+                                   ctx->cf->overflow_bucket_replenish_rate,
+                                   json_integer_value(json_array_get(g, 1)),
+                                   json_integer_value(json_array_get(g, 0))))
+        {
+            /* marks the group: count -1 */
+            json_array_set_new(g, 0, json_integer(-1));
+        }
+
+        json_object_set_new(ctx->buckets, key,
+                            json_pack("[fI]", b.tokens,
+                                      (json_int_t) b.last_ms));
+    }
+
+    for (i = 0; i < n; i++) {
+        if (batch[i]->key == NULL || batch[i]->key_len == 0) {
+            continue;
+        }
+
+        g = json_object_getn(groups, batch[i]->key, batch[i]->key_len);
+        ctx->overflow[i] = g && json_integer_value(json_array_get(g, 0)) < 0;
+    }
+
+    json_decref(groups);
+}
+
+
+/* §4.6: the same bytes and headers; the key only to keep locality */
+
+static worker_rc_e
+worker_overflow(worker_ctx_t *ctx, rd_kafka_message_t *msg)
+{
+    rd_kafka_resp_err_t   err;
+    rd_kafka_headers_t   *hdrs, *copy;
+
+    copy = NULL;
+
+    if (rd_kafka_message_headers(msg, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        copy = rd_kafka_headers_copy(hdrs);
+    }
+
+    if (copy == NULL) {
+        copy = rd_kafka_headers_new(0);
+    }
+
+    err = rd_kafka_producev(ctx->producer,
+                            RD_KAFKA_V_TOPIC(ctx->cf->overflow_topic),
+                            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                            RD_KAFKA_V_VALUE(msg->payload, msg->len),
+                            RD_KAFKA_V_KEY(ctx->cf->overflow_preserve_locality
+                                           ? msg->key : NULL,
+                                           ctx->cf->overflow_preserve_locality
+                                           ? msg->key_len : 0),
+                            RD_KAFKA_V_HEADERS(copy),
+                            RD_KAFKA_V_END);
+    if (err) {
+        rd_kafka_headers_destroy(copy);
+        worker_log(WORKER_LOG_ERROR, "produce to \"%s\" failed: %s",
+                   ctx->cf->overflow_topic, rd_kafka_err2str(err));
+        return WORKER_RETRY;
+    }
+
+    ctx->in_flight++;
+    ctx->metrics.overflowed++;
+
+    return WORKER_OK;
+}
+
+
+static void
+worker_batch_metrics(worker_ctx_t *ctx, rd_kafka_message_t **batch, int n,
+    int committed, int64_t start)
+{
+    int                            i;
+    char                           key[300];
+    int64_t                        lo, hi;
+    json_t                        *v;
+    const char                    *k;
+    long long                      lag;
+    worker_metrics_t              *m;
+    const worker_person_stats_t   *ps;
+
+    m = &ctx->metrics;
+
+    if (committed) {
+        m->batches++;
+        m->events_in += n;
+
+        for (i = 0; i < n; i++) {
+            /* the cached watermark: no broker round trip */
+            if (rd_kafka_get_watermark_offsets(ctx->consumer,
+                                            rd_kafka_topic_name(batch[i]->rkt),
+                                            batch[i]->partition, &lo, &hi)
+                == RD_KAFKA_RESP_ERR_NO_ERROR && hi >= 0)
+            {
+                snprintf(key, sizeof(key), "%s/%d",
+                         rd_kafka_topic_name(batch[i]->rkt),
+                         (int) batch[i]->partition);
+                json_object_set_new(ctx->lags, key,
+                    json_integer(hi > batch[i]->offset + 1
+                                 ? hi - batch[i]->offset - 1 : 0));
+            }
+        }
+
+    } else {
+        m->batch_retries++;
+    }
+
+    lag = 0;
+    json_object_foreach(ctx->lags, k, v) {
+        lag += json_integer_value(v);
+    }
+
+    m->lag = lag;
+    m->events_out = ctx->events_out;
+    m->dlq = ctx->dlq;
+    m->dropped_unknown_token = ctx->unknown_token;
+    m->dropped_other = ctx->dropped - ctx->unknown_token;
+
+    ps = worker_persons_stats(ctx->persons);
+    m->persons_created = ps->created;
+    m->persons_updated = ps->updated;
+    m->persons_merged = ps->merged;
+    m->pg_errors = ps->pg_errors;
+
+    worker_metrics_observe(m, (worker_now_us() - start) / 1e6);
+    worker_metrics_publish(ctx->metrics_server, m);
+}
+
+
+/*
+ * The persons of the batch in one query, found through the message keys
+ * ("<token>:<distinct_id>") so nothing is parsed twice; a key that does
+ * not match the event's distinct id only costs a fetch later
+ */
+
+static void
+worker_prefetch(worker_ctx_t *ctx, rd_kafka_message_t **batch, int n)
+{
+    int          i, anonymize;
+    json_t      *pairs, *seen;
+    int64_t      team_id;
+    const char  *key, *colon;
+    char         token[256];
+
+    pairs = json_array();
+    seen = json_object();
+
+    for (i = 0; pairs && seen && i < n; i++) {
+        if (ctx->overflow[i] || batch[i]->key == NULL
+            || batch[i]->key_len == 0)
+        {
+            continue;
+        }
+
+        key = batch[i]->key;
+        colon = memchr(key, ':', batch[i]->key_len);
+
+        if (colon == NULL || (size_t) (colon - key) >= sizeof(token)
+            || memchr(key, '\0', batch[i]->key_len) != NULL)
+        {
+            continue;
+        }
+
+        memcpy(token, key, colon - key);
+        token[colon - key] = '\0';
+
+        if (worker_team(ctx, token, &team_id, &anonymize) != 1) {
+            continue;
+        }
+
+        if (json_object_getn(seen, key, batch[i]->key_len)) {
+            continue;
+        }
+
+        json_object_setn_new(seen, key, batch[i]->key_len, json_true());
+        json_array_append_new(pairs, json_pack("{sIss#}", "t",
+                                  (json_int_t) team_id, "d", colon + 1,
+                                  (int) (batch[i]->key_len
+                                         - (colon - key) - 1)));
+    }
+
+    if (pairs) {
+        (void) worker_persons_prefetch(ctx->persons, pairs);
+    }
+
+    json_decref(pairs);
+    json_decref(seen);
 }

@@ -59,6 +59,10 @@ main(int argc, char **argv)
 
     worker_log_set_level(cf.log_level);
 
+    /* libpq waits forever for an unreachable server unless told; a DSN's
+     * own connect_timeout still wins */
+    setenv("PGCONNECT_TIMEOUT", "5", 0);
+
     /* SIGTERM ends the loop between batches; no SA_RESTART on purpose */
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = worker_signal;

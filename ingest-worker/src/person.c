@@ -15,6 +15,7 @@
 #include "person.h"
 #include "eh_time.h"
 #include "eh_person_entry.h"
+#include "ingest_json.h"
 #include "ingest_output.h"
 
 
@@ -40,7 +41,23 @@ typedef struct {
 } ps_person_t;
 
 
+/*
+ * The batch's view of persons (§8: budget on round trips): prefetched
+ * in one query, read by plain fetches, refreshed by our own updates and
+ * dropped on identify/alias/merge and at every batch start, so nothing
+ * stale outlives the batch
+ */
+typedef struct {
+    int64_t                     team_id;
+    char                       *distinct_id;
+    ps_person_t                 p;          /* !p.exists: no person */
+} ps_cached_t;
+
+
 struct worker_persons_s {
+    ps_cached_t                *cache;
+    int                         ncache;
+    int                         cache_cap;
     const worker_config_t      *cf;
     PGconn                     *conn;
     int                         prepared;
@@ -73,6 +90,12 @@ static int ps_simple(worker_persons_t *ps, const char *sql);
 static int ps_fetch(worker_persons_t *ps, const char *distinct_id, int lock,
     ps_person_t *p);
 static void ps_person_free(ps_person_t *p);
+static ps_cached_t *ps_cache_find(worker_persons_t *ps, int64_t team_id,
+    const char *distinct_id);
+static void ps_cache_put(worker_persons_t *ps, int64_t team_id,
+    const char *distinct_id, const ps_person_t *p);
+static void ps_cache_refresh(worker_persons_t *ps, const ps_person_t *p);
+static void ps_cache_clear(worker_persons_t *ps);
 static char *ps_jsonb(json_t *v);
 static int ps_create(worker_persons_t *ps, const char *primary,
     const char *second, int64_t v1, int64_t v2, int identified,
@@ -177,6 +200,15 @@ static const ps_stmt_t  ps_stmts[] = {
       "DELETE FROM posthog_person WHERE team_id = $1 AND id = $2 "
       "RETURNING COALESCE(version, 0)" },
 
+    { "ps_prefetch",
+      "SELECT d.team_id, d.distinct_id, p.id, p.uuid, "
+      "(extract(epoch FROM p.created_at) * 1000000)::bigint, p.properties, "
+      "COALESCE(p.version, 0), p.is_identified "
+      "FROM jsonb_to_recordset($1::jsonb) AS b(t bigint, d text) "
+      "JOIN posthog_persondistinctid d "
+      "ON d.team_id = b.t AND d.distinct_id = b.d "
+      "JOIN posthog_person p ON p.id = d.person_id AND p.team_id = d.team_id" },
+
     { "ps_distinct_ids",
       "SELECT distinct_id FROM posthog_persondistinctid "
       "WHERE person_id = $1 AND team_id = $2" },
@@ -229,6 +261,8 @@ worker_persons_close(worker_persons_t *ps)
         redisFree(ps->redis);
     }
 
+    ps_cache_clear(ps);
+    free(ps->cache);
     json_decref(ps->personless);
     free(ps);
 }
@@ -399,10 +433,28 @@ ps_fetch(worker_persons_t *ps, const char *distinct_id, int lock,
 {
     int          rc;
     char         team[24];
-    PGresult    *res;
-    const char  *params[2];
+    PGresult     *res;
+    const char   *params[2];
+    ps_cached_t  *c;
 
     ps_person_free(p);
+
+    if (!lock) {
+        c = ps_cache_find(ps, ps->team_id, distinct_id);
+
+        if (c) {
+            if (c->p.exists) {
+                *p = c->p;
+                p->properties = json_deep_copy(c->p.properties);
+                if (p->properties == NULL) {
+                    memset(p, 0, sizeof(ps_person_t));
+                    return PS_FAIL;
+                }
+            }
+
+            return PS_OK;
+        }
+    }
 
     snprintf(team, sizeof(team), "%lld", (long long) ps->team_id);
     params[0] = team;
@@ -415,23 +467,37 @@ ps_fetch(worker_persons_t *ps, const char *distinct_id, int lock,
 
     if (PQntuples(res) == 0) {
         PQclear(res);
+
+        if (!lock) {
+            ps_cache_put(ps, ps->team_id, distinct_id, p);
+        }
+
         return PS_OK;
     }
 
     p->id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     snprintf(p->uuid, sizeof(p->uuid), "%s", PQgetvalue(res, 0, 1));
     p->created_at_us = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
-    p->properties = json_loads(PQgetvalue(res, 0, 3), 0, NULL);
+    /* integers beyond 64 bits become doubles, as in PostHog's JS */
+    p->properties = ingest_json_loadb(PQgetvalue(res, 0, 3),
+                                      PQgetlength(res, 0, 3));
     p->version = strtoll(PQgetvalue(res, 0, 4), NULL, 10);
     p->is_identified = PQgetvalue(res, 0, 5)[0] == 't';
     p->exists = 1;
 
+    PQclear(res);
+
     if (!json_is_object(p->properties)) {
-        json_decref(p->properties);
-        p->properties = json_object();
+        /* never write a person back with its properties lost */
+        worker_log(WORKER_LOG_ERROR, "persons: unreadable properties of "
+                   "person %s", p->uuid);
+        ps_person_free(p);
+        return PS_FAIL;
     }
 
-    PQclear(res);
+    if (!lock) {
+        ps_cache_put(ps, ps->team_id, distinct_id, p);
+    }
 
     return PS_OK;
 }
@@ -643,6 +709,7 @@ ps_update(worker_persons_t *ps, ps_person_t *p, int identify, int no_update)
     PQclear(res);
 
     ps->stats.updated++;
+    ps_cache_refresh(ps, p);
 
     if (ps_emit_person(ps, p, 0, p->version) != 0) {
         return PS_ERROR;
@@ -1091,6 +1158,7 @@ ps_personless(worker_persons_t *ps, worker_person_result_t *res,
 
         if (merged) {
             /* a merge raced us: the person exists by now */
+            ps_cache_clear(ps);
             rc = ps_fetch(ps, ps->m->distinct_id, 0, &p);
             if (rc != PS_OK) {
                 return rc;
@@ -1182,6 +1250,8 @@ worker_persons_process(worker_persons_t *ps, int64_t team_id,
         identify = 1;
         rc = ps_identify(ps, other, &p, &done);
         free(other);
+        /* distinct ids moved between persons: forget the batch's view */
+        ps_cache_clear(ps);
     }
 
     /* §3.3 handleUpdate(): fetch, create or update, retried on races */
@@ -1200,6 +1270,7 @@ worker_persons_process(worker_persons_t *ps, int64_t team_id,
             rc = ps_create(ps, m->distinct_id, NULL, 0, 0, identify, &p);
 
             if (rc == PS_OK) {
+                ps_cache_put(ps, team_id, m->distinct_id, &p);
                 rc = ps_emit_created(ps, &p, m->distinct_id, NULL, 0, 0);
             }
 
@@ -1208,6 +1279,8 @@ worker_persons_process(worker_persons_t *ps, int64_t team_id,
         }
 
         if (rc == PS_CONFLICT) {
+            /* someone else changed the person: read it from Postgres */
+            ps_cache_clear(ps);
             ps_person_free(&p);
             rc = PS_OK;
             continue;
@@ -1360,4 +1433,184 @@ ps_redis_write(worker_persons_t *ps, ps_person_t *p)
 
     free(value);
     PQclear(res);
+}
+
+
+int
+worker_persons_prefetch(worker_persons_t *ps, json_t *pairs)
+{
+    int          i, n, rc;
+    char        *text;
+    json_t      *pair;
+    int64_t      team;
+    PGresult    *res;
+    ps_person_t  p;
+    const char  *params[1];
+
+    ps_cache_clear(ps);
+
+    if (json_array_size(pairs) == 0) {
+        return 0;
+    }
+
+    text = ps_jsonb(pairs);
+    if (text == NULL) {
+        return -1;
+    }
+
+    params[0] = text;
+    rc = ps_exec(ps, "ps_prefetch", 1, params, &res);
+    free(text);
+
+    if (rc != PS_OK) {
+        return -1;
+    }
+
+    n = PQntuples(res);
+
+    for (i = 0; i < n; i++) {
+        memset(&p, 0, sizeof(ps_person_t));
+        team = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+        p.id = strtoll(PQgetvalue(res, i, 2), NULL, 10);
+        snprintf(p.uuid, sizeof(p.uuid), "%s", PQgetvalue(res, i, 3));
+        p.created_at_us = strtoll(PQgetvalue(res, i, 4), NULL, 10);
+        p.properties = ingest_json_loadb(PQgetvalue(res, i, 5),
+                                         PQgetlength(res, i, 5));
+        p.version = strtoll(PQgetvalue(res, i, 6), NULL, 10);
+        p.is_identified = PQgetvalue(res, i, 7)[0] == 't';
+        p.exists = 1;
+
+        /* unreadable rows are left to the normal fetch and its error */
+        if (json_is_object(p.properties)) {
+            ps_cache_put(ps, team, PQgetvalue(res, i, 1), &p);
+        }
+
+        json_decref(p.properties);
+    }
+
+    PQclear(res);
+
+    /* the ids without a person are known too */
+    for (i = 0; i < (int) json_array_size(pairs); i++) {
+        pair = json_array_get(pairs, i);
+        team = json_integer_value(json_object_get(pair, "t"));
+        params[0] = json_string_value(json_object_get(pair, "d"));
+
+        if (params[0] && ps_cache_find(ps, team, params[0]) == NULL) {
+            memset(&p, 0, sizeof(ps_person_t));
+            ps_cache_put(ps, team, params[0], &p);
+        }
+    }
+
+    return 0;
+}
+
+
+static ps_cached_t *
+ps_cache_find(worker_persons_t *ps, int64_t team_id, const char *distinct_id)
+{
+    int  i;
+
+    /* a batch holds a few hundred ids: a linear scan is cheap enough */
+    for (i = 0; i < ps->ncache; i++) {
+        if (ps->cache[i].team_id == team_id
+            && strcmp(ps->cache[i].distinct_id, distinct_id) == 0)
+        {
+            return &ps->cache[i];
+        }
+    }
+
+    return NULL;
+}
+
+
+static void
+ps_cache_put(worker_persons_t *ps, int64_t team_id, const char *distinct_id,
+    const ps_person_t *p)
+{
+    int           cap;
+    ps_cached_t  *c, *a;
+
+    c = ps_cache_find(ps, team_id, distinct_id);
+
+    if (c == NULL) {
+        if (ps->ncache == ps->cache_cap) {
+            /* bounded: a huge batch just stops caching */
+            if (ps->cache_cap >= 100000) {
+                return;
+            }
+
+            cap = ps->cache_cap ? ps->cache_cap * 2 : 256;
+            a = realloc(ps->cache, cap * sizeof(ps_cached_t));
+            if (a == NULL) {
+                return;
+            }
+
+            ps->cache = a;
+            ps->cache_cap = cap;
+        }
+
+        c = &ps->cache[ps->ncache];
+        memset(c, 0, sizeof(ps_cached_t));
+        c->distinct_id = strdup(distinct_id);
+
+        if (c->distinct_id == NULL) {
+            return;
+        }
+
+        c->team_id = team_id;
+        ps->ncache++;
+
+    } else {
+        ps_person_free(&c->p);
+    }
+
+    c->p = *p;
+    c->p.properties = p->exists ? json_deep_copy(p->properties) : NULL;
+
+    if (p->exists && c->p.properties == NULL) {
+        /* no memory: an entry that says "no person" would lie */
+        free(c->distinct_id);
+        *c = ps->cache[--ps->ncache];
+    }
+}
+
+
+static void
+ps_cache_refresh(worker_persons_t *ps, const ps_person_t *p)
+{
+    int      i;
+    json_t  *copy;
+
+    for (i = 0; i < ps->ncache; i++) {
+        if (!ps->cache[i].p.exists || ps->cache[i].p.id != p->id) {
+            continue;
+        }
+
+        copy = json_deep_copy(p->properties);
+        if (copy == NULL) {
+            ps_cache_clear(ps);
+            return;
+        }
+
+        json_decref(ps->cache[i].p.properties);
+        ps->cache[i].p.properties = copy;
+        ps->cache[i].p.version = p->version;
+        ps->cache[i].p.is_identified = p->is_identified;
+        ps->cache[i].p.created_at_us = p->created_at_us;
+    }
+}
+
+
+static void
+ps_cache_clear(worker_persons_t *ps)
+{
+    int  i;
+
+    for (i = 0; i < ps->ncache; i++) {
+        free(ps->cache[i].distinct_id);
+        json_decref(ps->cache[i].p.properties);
+    }
+
+    ps->ncache = 0;
 }

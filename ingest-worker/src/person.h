@@ -66,6 +66,13 @@ int worker_persons_process(worker_persons_t *ps, int64_t team_id,
     ingest_message_t *m, int64_t timestamp_us, int team_opt_out,
     worker_person_result_t *res);
 
+/*
+ * Starts a batch: forgets the previous batch's persons and reads those
+ * of pairs ([{"t": team_id, "d": distinct_id}, ...]) in one query.
+ * -1 on failure, which only costs round trips later.
+ */
+int worker_persons_prefetch(worker_persons_t *ps, json_t *pairs);
+
 const worker_person_stats_t *worker_persons_stats(worker_persons_t *ps);
 
 

@@ -194,27 +194,33 @@ worker_sync_thread(void *arg)
             s->last_full = now;
         }
 
-        fd = PQsocket(s->pg);
-        pfd.fd = fd;
-        pfd.events = POLLIN;
-        pfd.revents = 0;
-
-        /* short waits keep shutdown and the periodic pass prompt */
-        n = poll(&pfd, 1, 500);
-
-        if (n < 0 && errno != EINTR) {
-            worker_sync_disconnect(s);
-            continue;
-        }
-
-        if (n <= 0) {
-            continue;
-        }
-
+        /*
+         * Notifications that arrived while a publish query ran are
+         * already in libpq's buffer, and poll() would not see them:
+         * drain first, wait only when nothing is pending.
+         */
         if (!PQconsumeInput(s->pg)) {
             worker_log(WORKER_LOG_WARN, "snapshot sync: postgres: %s",
                        PQerrorMessage(s->pg));
             worker_sync_disconnect(s);
+            continue;
+        }
+
+        nf = PQnotifies(s->pg);
+
+        if (nf == NULL) {
+            fd = PQsocket(s->pg);
+            pfd.fd = fd;
+            pfd.events = POLLIN;
+            pfd.revents = 0;
+
+            /* short waits keep shutdown and the periodic pass prompt */
+            n = poll(&pfd, 1, 500);
+
+            if (n < 0 && errno != EINTR) {
+                worker_sync_disconnect(s);
+            }
+
             continue;
         }
 
@@ -223,7 +229,7 @@ worker_sync_thread(void *arg)
         full = 0;
         ids[len++] = '{';
 
-        while ((nf = PQnotifies(s->pg)) != NULL) {
+        for ( /* void */ ; nf != NULL; nf = PQnotifies(s->pg)) {
             if (nf->extra[0] == '\0'
                 || strspn(nf->extra, "0123456789") != strlen(nf->extra)
                 || strlen(nf->extra) > 10)

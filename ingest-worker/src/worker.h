@@ -42,6 +42,13 @@ typedef struct {
     int                         batch_size;
     int                         batch_wait_ms;
     int                         team_cache_ttl_s;
+    /* overflow (spec/ingestion.md §6) and metrics, see consumer.c */
+    char                       *overflow_topic;
+    int                         overflow_enabled;
+    int                         overflow_bucket_capacity;
+    int                         overflow_bucket_replenish_rate;
+    int                         overflow_preserve_locality;
+    int                         metrics_port;
     worker_log_level_e          log_level;
 } worker_config_t;
 

@@ -122,12 +122,21 @@ class Ingest:
         if outer_timestamp is not None:
             outer["timestamp"] = outer_timestamp
         self.raw(json.dumps(outer).encode(),
-                 key=f"{token}:{distinct_id}".encode())
+                 key=f"{token}:{distinct_id}".encode("utf-8", "surrogatepass"))
         if wait:
             return self.out.event(ev_uuid)
         return ev_uuid
 
     def q(self, sql, *args):
+        try:
+            return self._q(sql, args)
+        except (psycopg2.OperationalError, psycopg2.InterfaceError):
+            # Postgres was restarted (fault tests): reconnect once
+            self.pg = psycopg2.connect(self.stack.postgres.dsn)
+            self.pg.autocommit = True
+            return self._q(sql, args)
+
+    def _q(self, sql, args):
         with self.pg.cursor() as c:
             c.execute(sql, args)
             return c.fetchall() if c.description else None
@@ -166,6 +175,13 @@ class Ingest:
             v["details"] = json.loads(v["details"])
             out.append(v)
         return out
+
+    def wait_warning(self, type_, ev_uuid, timeout=30):
+        """the warnings of one event (another topic than the event's, so
+        it may arrive a little later)"""
+        return wait_for(lambda: [w for w in self.warnings(type_)
+                                 if w["details"].get("eventUuid") == ev_uuid],
+                        timeout=timeout, what=f"warning {type_}")
 
     def ch(self, sql):
         node = self.stack.ch_nodes[0]

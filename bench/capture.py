@@ -1,0 +1,140 @@
+#!/usr/bin/python3
+"""make bench-capture: req/s and p50/p99 of the capture module against a
+real Kafka, one nginx worker, measured in one run with wrk, and the ratios
+of issue 3.  Numbers are printed, never asserted."""
+
+import gzip
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "t", "lib"))
+
+import services as S  # noqa: E402
+import stack as ST  # noqa: E402
+
+DURATION = os.environ.get("BENCH_DURATION", "10s")
+CONNS = os.environ.get("BENCH_CONNECTIONS", "32")
+TOKEN = "phc_bench_token"
+
+CONF = """
+load_module @MODULES@/ngx_http_capture_module.so;
+@USER@
+worker_processes  1;
+daemon            off;
+pid               @PREFIX@/nginx.pid;
+error_log         @PREFIX@/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log            off;
+    client_body_temp_path @PREFIX@/client_body;
+    capture_kafka_brokers @KAFKA@;
+    client_max_body_size     20m;
+    client_body_buffer_size  1m;
+    server {
+        listen 127.0.0.1:@PORT@ backlog=4096;
+        location = / { return 204; }
+        location = /noop { return 204; }
+        location ~ ^/(e|batch|i/v0/e)/?$ { capture on; }
+        location ~ ^/q/(i/v0/e)/?$ { capture on; capture_ack enqueue; }
+    }
+}
+"""
+
+
+def event(i):
+    return {"event": "$pageview", "distinct_id": f"user-{i % 1000}",
+            "uuid": str(uuid.uuid4()),
+            "timestamp": "2025-07-01T10:59:58Z",
+            "properties": {"token": TOKEN, "$current_url":
+                           "https://example.com/some/page?q=" + "x" * 600,
+                           "$browser": "Firefox", "$os": "Linux",
+                           "$screen_height": 1080, "$screen_width": 1920,
+                           "$lib": "web", "$lib_version": "1.200.0"}}
+
+
+def lua(path, body, headers):
+    hs = "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in headers.items())
+    with open(path, "wb") as f:
+        f.write(b'wrk.method = "POST"\n' + hs.encode()
+                + b"wrk.body = " + lua_string(body) + b"\n")
+    return path
+
+
+def lua_string(b):
+    return b'"' + b"".join(
+        bytes([c]) if 32 <= c < 127 and c not in (34, 92)
+        else b"\\" + str(c).encode().rjust(3, b"0") for c in b) + b'"'
+
+
+def wrk(url, script=None):
+    cmd = ["wrk", "-t1", "-c" + CONNS, "-d" + DURATION, "--latency"]
+    if script:
+        cmd += ["-s", script]
+    out = subprocess.run(cmd + [url], capture_output=True, text=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    lat = dict(re.findall(r"\s+(50|99)%\s+([\d.]+\w+)", out))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return rps, lat.get("50"), lat.get("99"), int(non2xx.group(1)) \
+        if non2xx else 0
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="edgehog-bench-")
+    kafka = S.Kafka(tmp)
+    nginx = None
+    try:
+        kafka.start()
+        kafka.create_topics(["events_plugin_ingestion"], partitions=4)
+        nginx = ST.Nginx(tmp, kafka=kafka.bootstrap, conf=CONF)
+        nginx.start()
+        single = json.dumps(dict(event(1), api_key=TOKEN)).encode()
+        batch = json.dumps({"api_key": TOKEN, "batch":
+                            [event(i) for i in range(50)]}).encode()
+        arr = gzip.compress(json.dumps([event(i) for i in range(10)])
+                            .encode())
+        js = {"Content-Type": "application/json"}
+        cases = [
+            ("a", "nginx return 204", nginx.url + "/noop",
+             lua(f"{tmp}/a.lua", b"", {}), 1),
+            ("b", "single event, ack delivery", nginx.url + "/i/v0/e/",
+             lua(f"{tmp}/b.lua", single, js), 1),
+            ("c", "single event, ack enqueue", nginx.url + "/q/i/v0/e/",
+             lua(f"{tmp}/c.lua", single, js), 1),
+            ("d", "/batch/ 50 events, delivery", nginx.url + "/batch/",
+             lua(f"{tmp}/d.lua", batch, js), 50),
+            ("e", "gzip-js array of 10, delivery",
+             nginx.url + "/i/v0/e/?compression=gzip-js&ver=1.200.0",
+             lua(f"{tmp}/e.lua", arr, {"Content-Type": "text/plain"}), 10),
+        ]
+        print(f"single event {len(single)} bytes; batch {len(batch)} bytes; "
+              f"gzip array {len(arr)} bytes; wrk -t1 -c{CONNS} "
+              f"-d{DURATION}; 1 nginx worker; Kafka 3.9 local, acks=all")
+        res = {}
+        for key, title, url, script, per in cases:
+            rps, p50, p99, bad = wrk(url, script)
+            res[key] = rps
+            print(f"({key}) {title:34s} {rps:10.0f} req/s  "
+                  f"{rps * per:10.0f} events/s  p50 {p50:>8s}  "
+                  f"p99 {p99:>8s}  non-2xx {bad}")
+        print(f"ratio (b)/(a) = {res['b'] / res['a']:.2f}  (target >= 0.5)")
+        print(f"ratio (c)/(a) = {res['c'] / res['a']:.2f}  (target >= 0.7)")
+        print(f"(d) events/s  = {res['d'] * 50:.0f}  "
+              f"(target >= 300000 per core)")
+        print(f"(e) events/s  = {res['e'] * 10:.0f}")
+        bad = nginx.bad_log_lines()
+        if bad:
+            print("nginx error log:\n" + "\n".join(bad))
+    finally:
+        if nginx:
+            nginx.stop()
+        kafka.stop()
+
+
+if __name__ == "__main__":
+    main()

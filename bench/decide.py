@@ -1,0 +1,139 @@
+#!/usr/bin/python3
+"""make bench-decide: req/s and p50/p99 of /flags?v=2 with one nginx worker
+against the snapshot the ingest-worker published to Redis, next to nginx's
+`return 204`, measured in one run with wrk (issue 4).  Numbers are printed,
+never asserted."""
+
+import json
+import os
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "t", "lib"))
+sys.path.insert(0, HERE)
+
+import services as S  # noqa: E402
+import stack as ST  # noqa: E402
+from capture import lua, wrk, CONNS, DURATION  # noqa: E402
+
+CONF = """
+load_module @MODULES@/ngx_http_decide_module.so;
+@USER@
+worker_processes  1;
+daemon            off;
+pid               @PREFIX@/nginx.pid;
+error_log         @PREFIX@/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log            off;
+    client_body_temp_path @PREFIX@/client_body;
+    decide_redis_address  @REDIS@;
+    client_max_body_size     20m;
+    client_body_buffer_size  1m;
+    server {
+        listen 127.0.0.1:@PORT@ backlog=4096;
+        location = /noop { return 204; }
+        location ~ ^/(decide|flags)/?$ { decide on; }
+    }
+}
+"""
+
+
+def flags():
+    """20 flags: rollouts, multivariates, 3 property filters, payloads."""
+    out = []
+    for i in range(20):
+        props = []
+        if i % 4 == 0:
+            props = [{"key": "plan", "type": "person", "operator": "exact",
+                      "value": ["enterprise", "pro"]},
+                     {"key": "email", "type": "person",
+                      "operator": "icontains", "value": "@example.com"},
+                     {"key": "app_version", "type": "person",
+                      "operator": "semver_gte", "value": "1.2.0"}]
+        f = {"key": f"bench-flag-{i}", "filters": {
+            "groups": [{"properties": props,
+                        "rollout_percentage": 10 + 4 * i}],
+            "payloads": {"true": json.dumps({"i": i})}}}
+        if i % 3 == 0:
+            f["filters"]["multivariate"] = {"variants": [
+                {"key": "control", "rollout_percentage": 50},
+                {"key": "test", "rollout_percentage": 50}]}
+        out.append(f)
+    return out
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="edgehog-bench-decide-")
+    pg = S.Postgres(tmp)
+    redis = S.Redis(tmp)
+    nginx = None
+    started = []
+    try:
+        for svc in (pg, redis):
+            svc.start()
+            started.append(svc)
+        worker = ST.Worker(tmp, kafka="127.0.0.1:1", postgres=pg.dsn,
+                           clickhouse="http://127.0.0.1:1",
+                           redis=f"127.0.0.1:{redis.port}")
+        worker.run_cmd("migrate", "postgres")
+        tid, token = worker.team_create("bench")
+        path = os.path.join(tmp, "flags.json")
+        with open(path, "w") as f:
+            json.dump(flags(), f)
+        worker.run_cmd("flag", "put", "--team", token, "--file", path)
+        lookup = flags()[:1]
+        lookup[0]["key"] = "bench-lookup"
+        lookup[0]["filters"]["groups"][0]["properties"] = [
+            {"key": "stored_only", "type": "person", "operator": "exact",
+             "value": "yes"}]
+        tid2, token2 = worker.team_create("bench lookup")
+        with open(path, "w") as f:
+            json.dump(flags()[:19] + lookup, f)
+        worker.run_cmd("flag", "put", "--team", token2, "--file", path)
+        worker.run_cmd("sync")
+        S.subprocess.run(["redis-cli", "-p", str(redis.port), "SET",
+                          f"edgehog:person:{tid2}:bench-user",
+                          json.dumps({"id": 1, "uuid": "", "version": 1,
+                                      "properties": {"stored_only": "yes"}})],
+                         check=True, capture_output=True)
+        nginx = ST.Nginx(tmp, redis=f"127.0.0.1:{redis.port}", conf=CONF)
+        nginx.start()
+        js = {"Content-Type": "application/json"}
+        person = {"plan": "pro", "email": "a@example.com",
+                  "app_version": "1.4.0"}
+        body = json.dumps({"token": token, "distinct_id": "bench-user",
+                           "person_properties": person}).encode()
+        body2 = json.dumps({"token": token2, "distinct_id": "bench-user",
+                            "person_properties": person}).encode()
+        cases = [
+            ("a", "nginx return 204", nginx.url + "/noop",
+             lua(f"{tmp}/a.lua", b"", {})),
+            ("b", "/flags?v=2, 20 flags, no lookup",
+             nginx.url + "/flags?v=2", lua(f"{tmp}/b.lua", body, js)),
+            ("c", "/flags?v=2, person lookup in Redis",
+             nginx.url + "/flags?v=2", lua(f"{tmp}/c.lua", body2, js)),
+        ]
+        print(f"wrk -t1 -c{CONNS} -d{DURATION}; 1 nginx worker; "
+              f"Redis local; response {len(body)} byte request")
+        res = {}
+        for key, title, url, script in cases:
+            rps, p50, p99, bad = wrk(url, script)
+            res[key] = rps
+            print(f"({key}) {title:36s} {rps:10.0f} req/s  p50 {p50:>8s}  "
+                  f"p99 {p99:>8s}  non-2xx {bad}")
+        print(f"ratio (b)/(a) = {res['b'] / res['a']:.2f}  (target >= 0.6)")
+        print(f"ratio (c)/(a) = {res['c'] / res['a']:.2f}")
+        bad = nginx.bad_log_lines()
+        if bad:
+            print("nginx error log:\n" + "\n".join(bad))
+    finally:
+        if nginx:
+            nginx.stop()
+        for svc in reversed(started):
+            svc.stop()
+
+
+if __name__ == "__main__":
+    main()

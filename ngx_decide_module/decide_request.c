@@ -1,0 +1,748 @@
+/*
+ * Copyright (C) edgehog
+ */
+
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE                     /* memmem() */
+#endif
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <zlib.h>
+
+#include "decide_request.h"
+
+
+static int decide_is_gzip(const unsigned char *p, size_t len);
+static decide_decode_e decide_gunzip(const unsigned char *p, size_t len,
+    size_t max, unsigned char **out, size_t *outlen, char *err,
+    size_t errlen);
+static json_t *decide_json_parse(const unsigned char *p, size_t len);
+static unsigned char *decide_json_denan(const unsigned char *p, size_t len,
+    size_t *outlen);
+static json_t *decide_base64_json(const unsigned char *p, size_t len);
+static size_t decide_percent_decode(unsigned char *dst,
+    const unsigned char *src, size_t len);
+static const char *decide_field_string(json_t *body, const char *a,
+    const char *b, const char *c);
+static json_t *decide_field_object(json_t *body, const char *a,
+    const char *b);
+static int decide_field_true(json_t *body, const char *name);
+static void decide_format_number(json_t *v, char *buf, size_t size);
+static size_t decide_utf8_prefix(const char *s, size_t len, size_t max);
+
+
+decide_compression_e
+decide_compression_parse(const char *p, size_t len)
+{
+    if (len == 0) {
+        return DECIDE_COMPRESSION_NONE;
+    }
+
+    if ((len == 4 && strncasecmp(p, "gzip", 4) == 0)
+        || (len == 7 && strncasecmp(p, "gzip-js", 7) == 0))
+    {
+        return DECIDE_COMPRESSION_GZIP;
+    }
+
+    if (len == 6 && strncasecmp(p, "base64", 6) == 0) {
+        return DECIDE_COMPRESSION_BASE64;
+    }
+
+    return DECIDE_COMPRESSION_UNSUPPORTED;
+}
+
+
+decide_decode_e
+decide_body_decode(const unsigned char *body, size_t len,
+    const decide_body_opts_t *opts, json_t **out, char *err, size_t errlen)
+{
+    int               form;
+    size_t            n, ctlen, plain_len;
+    json_t           *v;
+    const char       *ct;
+    unsigned char    *buf, *plain, *p, *q;
+    decide_decode_e   rc;
+
+    *out = NULL;
+
+    if (opts->compression == DECIDE_COMPRESSION_UNSUPPORTED) {
+        snprintf(err, errlen, "unsupported compression");
+        return DECIDE_DECODE_BAD;
+    }
+
+    /* the media type is the part before ";", trimmed */
+    ct = opts->content_type;
+    ctlen = ct ? opts->content_type_len : 0;
+
+    for (n = 0; n < ctlen && ct[n] != ';'; n++) { /* void */ }
+    ctlen = n;
+
+    while (ctlen && (ct[ctlen - 1] == ' ' || ct[ctlen - 1] == '\t')) {
+        ctlen--;
+    }
+
+    while (ctlen && (*ct == ' ' || *ct == '\t')) {
+        ct++;
+        ctlen--;
+    }
+
+    form = 0;
+
+    if (ctlen == 0
+        || (ctlen == 16 && strncasecmp(ct, "application/json", 16) == 0)
+        || (ctlen == 10 && strncasecmp(ct, "text/plain", 10) == 0))
+    {
+        form = 0;
+
+    } else if (ctlen == 33
+               && strncasecmp(ct, "application/x-www-form-urlencoded", 33)
+                  == 0)
+    {
+        form = 1;
+
+    } else {
+        snprintf(err, errlen, "unsupported content type");
+        return DECIDE_DECODE_BAD;
+    }
+
+    if (form) {
+        if (opts->compression == DECIDE_COMPRESSION_GZIP) {
+            snprintf(err, errlen, "gzip is not supported for form data");
+            return DECIDE_DECODE_BAD;
+        }
+
+        buf = malloc(len + 1);
+        if (buf == NULL) {
+            snprintf(err, errlen, "out of memory");
+            return DECIDE_DECODE_TOO_LARGE;
+        }
+
+        n = decide_percent_decode(buf, body, len);
+        p = buf;
+
+        if (n >= 5 && memcmp(buf, "data=", 5) == 0) {
+            /* up to the next "=" (dropped padding) or "&" */
+            p = buf + 5;
+            for (q = p; q < buf + n && *q != '=' && *q != '&'; q++) {
+                /* void */
+            }
+
+            n = q - p;
+        }
+
+        v = decide_base64_json(p, n);
+
+        if (v == NULL) {
+            /* lenient: a form body may carry plain JSON */
+            v = decide_json_parse(p, n);
+        }
+
+        free(buf);
+
+        if (v == NULL) {
+            snprintf(err, errlen, "invalid form data");
+            return DECIDE_DECODE_BAD;
+        }
+
+        *out = v;
+        return DECIDE_DECODE_OK;
+    }
+
+    plain = NULL;
+
+    if (opts->compression == DECIDE_COMPRESSION_GZIP
+        || opts->content_encoding_gzip || decide_is_gzip(body, len))
+    {
+        rc = decide_gunzip(body, len, opts->max_decompressed, &plain,
+                           &plain_len, err, errlen);
+        if (rc != DECIDE_DECODE_OK) {
+            return rc;
+        }
+
+        body = plain;
+        len = plain_len;
+    }
+
+    v = decide_json_parse(body, len);
+
+    if (v == NULL) {
+        v = decide_base64_json(body, len);
+    }
+
+    free(plain);
+
+    if (v == NULL) {
+        snprintf(err, errlen, "invalid JSON");
+        return DECIDE_DECODE_BAD;
+    }
+
+    *out = v;
+
+    return DECIDE_DECODE_OK;
+}
+
+
+static int
+decide_is_gzip(const unsigned char *p, size_t len)
+{
+    return len >= 2 && p[0] == 0x1f && p[1] == 0x8b;
+}
+
+
+static decide_decode_e
+decide_gunzip(const unsigned char *p, size_t len, size_t max,
+    unsigned char **out, size_t *outlen, char *err, size_t errlen)
+{
+    int             zrc;
+    size_t          size, nsize, used;
+    z_stream        zs;
+    unsigned char  *buf, *nbuf;
+
+    if (max == 0) {
+        max = 4 * 1024 * 1024;
+    }
+
+    memset(&zs, 0, sizeof(z_stream));
+
+    /* +32: zlib or gzip header, detected */
+    if (inflateInit2(&zs, MAX_WBITS + 32) != Z_OK) {
+        snprintf(err, errlen, "inflateInit2 failed");
+        return DECIDE_DECODE_BAD;
+    }
+
+    size = len * 4 + 1024;
+    if (size > max + 1) {
+        size = max + 1;
+    }
+
+    buf = malloc(size);
+    if (buf == NULL) {
+        inflateEnd(&zs);
+        snprintf(err, errlen, "out of memory");
+        return DECIDE_DECODE_TOO_LARGE;
+    }
+
+    zs.next_in = (unsigned char *) p;
+    zs.avail_in = len;
+    zs.next_out = buf;
+    zs.avail_out = size;
+
+    for ( ;; ) {
+        zrc = inflate(&zs, Z_NO_FLUSH);
+
+        if (zrc == Z_STREAM_END) {
+            if (zs.avail_in == 0) {
+                break;
+            }
+
+            /* concatenated gzip members, as the gunzip filter allows */
+            if (inflateReset(&zs) != Z_OK) {
+                break;
+            }
+
+            continue;
+        }
+
+        if (zrc != Z_OK && zrc != Z_BUF_ERROR) {
+            free(buf);
+            inflateEnd(&zs);
+            snprintf(err, errlen, "invalid gzip data");
+            return DECIDE_DECODE_BAD;
+        }
+
+        if (zs.avail_out == 0) {
+            if (size > max) {
+                free(buf);
+                inflateEnd(&zs);
+                snprintf(err, errlen, "decompressed body too large");
+                return DECIDE_DECODE_TOO_LARGE;
+            }
+
+            nsize = size * 2 > max + 1 ? max + 1 : size * 2;
+            used = zs.next_out - buf;
+
+            nbuf = realloc(buf, nsize);
+            if (nbuf == NULL) {
+                free(buf);
+                inflateEnd(&zs);
+                snprintf(err, errlen, "out of memory");
+                return DECIDE_DECODE_TOO_LARGE;
+            }
+
+            buf = nbuf;
+            zs.next_out = buf + used;
+            zs.avail_out = nsize - size;
+            size = nsize;
+            continue;
+        }
+
+        if (zs.avail_in == 0) {
+            /* Z_BUF_ERROR with no input left: truncated stream */
+            free(buf);
+            inflateEnd(&zs);
+            snprintf(err, errlen, "truncated gzip data");
+            return DECIDE_DECODE_BAD;
+        }
+    }
+
+    if (zs.total_out > max) {
+        free(buf);
+        inflateEnd(&zs);
+        snprintf(err, errlen, "decompressed body too large");
+        return DECIDE_DECODE_TOO_LARGE;
+    }
+
+    *outlen = size - zs.avail_out;
+    *out = buf;
+    inflateEnd(&zs);
+
+    return DECIDE_DECODE_OK;
+}
+
+
+static json_t *
+decide_json_parse(const unsigned char *p, size_t len)
+{
+    size_t          n;
+    json_t         *v;
+    unsigned char  *fixed;
+
+    v = json_loadb((const char *) p, len, JSON_DECODE_ANY, NULL);
+    if (v != NULL) {
+        return v;
+    }
+
+    /* JSON5-tolerant: bare NaN/Infinity/-Infinity become null */
+    fixed = decide_json_denan(p, len, &n);
+    if (fixed == NULL) {
+        return NULL;
+    }
+
+    v = json_loadb((const char *) fixed, n, JSON_DECODE_ANY, NULL);
+    free(fixed);
+
+    return v;
+}
+
+
+static unsigned char *
+decide_json_denan(const unsigned char *p, size_t len, size_t *outlen)
+{
+    int             in_str, esc, changed;
+    size_t          i, o;
+    unsigned char  *buf;
+
+    /* "NaN" -> "null" grows by a third at most */
+    buf = malloc(len * 2 + 1);
+    if (buf == NULL) {
+        return NULL;
+    }
+
+    in_str = 0;
+    esc = 0;
+    changed = 0;
+    o = 0;
+
+    for (i = 0; i < len; i++) {
+        if (in_str) {
+            if (esc) {
+                esc = 0;
+            } else if (p[i] == '\\') {
+                esc = 1;
+            } else if (p[i] == '"') {
+                in_str = 0;
+            }
+
+            buf[o++] = p[i];
+            continue;
+        }
+
+        if (p[i] == '"') {
+            in_str = 1;
+
+        } else if (len - i >= 3 && memcmp(p + i, "NaN", 3) == 0) {
+            memcpy(buf + o, "null", 4);
+            o += 4;
+            i += 2;
+            changed = 1;
+            continue;
+
+        } else if (len - i >= 9 && memcmp(p + i, "-Infinity", 9) == 0) {
+            memcpy(buf + o, "null", 4);
+            o += 4;
+            i += 8;
+            changed = 1;
+            continue;
+
+        } else if (len - i >= 8 && memcmp(p + i, "Infinity", 8) == 0) {
+            memcpy(buf + o, "null", 4);
+            o += 4;
+            i += 7;
+            changed = 1;
+            continue;
+        }
+
+        buf[o++] = p[i];
+    }
+
+    if (!changed) {
+        free(buf);
+        return NULL;
+    }
+
+    *outlen = o;
+
+    return buf;
+}
+
+
+/* percent-decode, drop spaces and newlines, pad, base64 (std or url) */
+static json_t *
+decide_base64_json(const unsigned char *p, size_t len)
+{
+    int             c, bits;
+    size_t          i, n, o;
+    json_t         *v;
+    uint32_t        acc;
+    unsigned char  *clean, *dec;
+
+    clean = malloc(len + 4);
+    if (clean == NULL) {
+        return NULL;
+    }
+
+    n = decide_percent_decode(clean, p, len);
+
+    for (i = 0, o = 0; i < n; i++) {
+        if (clean[i] != ' ' && clean[i] != '\n' && clean[i] != '\r'
+            && clean[i] != '\t' && clean[i] != '=')
+        {
+            clean[o++] = clean[i];
+        }
+    }
+
+    n = o;
+
+    if (n == 0 || n % 4 == 1) {
+        free(clean);
+        return NULL;
+    }
+
+    dec = malloc(n / 4 * 3 + 3);
+    if (dec == NULL) {
+        free(clean);
+        return NULL;
+    }
+
+    acc = 0;
+    bits = 0;
+    o = 0;
+
+    for (i = 0; i < n; i++) {
+        c = clean[i];
+
+        if (c >= 'A' && c <= 'Z') {
+            c -= 'A';
+        } else if (c >= 'a' && c <= 'z') {
+            c = c - 'a' + 26;
+        } else if (c >= '0' && c <= '9') {
+            c = c - '0' + 52;
+        } else if (c == '+' || c == '-') {
+            c = 62;
+        } else if (c == '/' || c == '_') {
+            c = 63;
+        } else {
+            free(clean);
+            free(dec);
+            return NULL;
+        }
+
+        acc = (acc << 6) | (uint32_t) c;
+        bits += 6;
+
+        if (bits >= 8) {
+            bits -= 8;
+            dec[o++] = (unsigned char) (acc >> bits);
+        }
+    }
+
+    free(clean);
+
+    v = decide_json_parse(dec, o);
+    free(dec);
+
+    return v;
+}
+
+
+/* "+" stays "+": base64 payloads depend on it */
+static size_t
+decide_percent_decode(unsigned char *dst, const unsigned char *src,
+    size_t len)
+{
+    int     h, l;
+    size_t  i, o;
+
+    for (i = 0, o = 0; i < len; i++) {
+        if (src[i] == '%' && i + 2 < len) {
+            h = src[i + 1];
+            l = src[i + 2];
+            h = (h >= '0' && h <= '9') ? h - '0'
+                : ((h | 0x20) >= 'a' && (h | 0x20) <= 'f')
+                  ? (h | 0x20) - 'a' + 10 : -1;
+            l = (l >= '0' && l <= '9') ? l - '0'
+                : ((l | 0x20) >= 'a' && (l | 0x20) <= 'f')
+                  ? (l | 0x20) - 'a' + 10 : -1;
+
+            if (h >= 0 && l >= 0) {
+                dst[o++] = (unsigned char) (h << 4 | l);
+                i += 2;
+                continue;
+            }
+        }
+
+        dst[o++] = src[i];
+    }
+
+    return o;
+}
+
+
+void
+decide_fields_get(json_t *body, decide_fields_t *f)
+{
+    size_t       n;
+    json_t      *v;
+    const char  *s;
+
+    memset(f, 0, offsetof(decide_fields_t, id_buf));
+    f->id_buf[0] = '\0';
+
+    if (!json_is_object(body)) {
+        return;
+    }
+
+    f->token = decide_field_string(body, "token", "$token", "api_key");
+
+    v = json_object_get(body, "distinct_id");
+    if (v == NULL || json_is_null(v)) {
+        v = json_object_get(body, "$distinct_id");
+    }
+
+    if (json_is_string(v)) {
+        s = json_string_value(v);
+        n = decide_utf8_prefix(s, json_string_length(v),
+                               DECIDE_DISTINCT_ID_MAX_CHARS);
+        memcpy(f->id_buf, s, n);
+        f->id_buf[n] = '\0';
+        f->distinct_id = f->id_buf;
+
+    } else if (json_is_number(v)) {
+        decide_format_number(v, f->id_buf, sizeof(f->id_buf));
+        f->distinct_id = f->id_buf;
+    }
+
+    f->anon_distinct_id = decide_field_string(body, "$anon_distinct_id",
+                                              "anon_distinct_id", NULL);
+
+    if (f->anon_distinct_id == NULL) {
+        v = decide_field_object(body, "person_properties", "$properties");
+        s = json_string_value(json_object_get(v, "$anon_distinct_id"));
+        f->anon_distinct_id = (s && *s) ? s : NULL;
+    }
+
+    f->device_id = decide_field_string(body, "$device_id", "device_id", NULL);
+    f->person_properties = decide_field_object(body, "person_properties",
+                                               "$properties");
+    f->groups = decide_field_object(body, "groups", "$groups");
+    f->group_properties = decide_field_object(body, "group_properties",
+                                              "$group_properties");
+
+    v = json_object_get(body, "flag_keys");
+    if (!json_is_array(v)) {
+        v = json_object_get(body, "flag_keys_to_evaluate");
+    }
+
+    f->flag_keys = json_is_array(v) ? v : NULL;
+    f->disable_flags = decide_field_true(body, "disable_flags");
+    f->geoip_disable = decide_field_true(body, "geoip_disable");
+}
+
+
+static const char *
+decide_field_string(json_t *body, const char *a, const char *b,
+    const char *c)
+{
+    const char  *names[3], *s;
+    int          i;
+
+    names[0] = a;
+    names[1] = b;
+    names[2] = c;
+
+    for (i = 0; i < 3 && names[i]; i++) {
+        s = json_string_value(json_object_get(body, names[i]));
+        if (s != NULL && *s != '\0') {
+            return s;
+        }
+    }
+
+    return NULL;
+}
+
+
+static json_t *
+decide_field_object(json_t *body, const char *a, const char *b)
+{
+    json_t  *v;
+
+    v = json_object_get(body, a);
+    if (json_is_object(v)) {
+        return v;
+    }
+
+    v = json_object_get(body, b);
+
+    return json_is_object(v) ? v : NULL;
+}
+
+
+static int
+decide_field_true(json_t *body, const char *name)
+{
+    json_t      *v;
+    const char  *s;
+
+    v = json_object_get(body, name);
+
+    if (json_is_true(v)) {
+        return 1;
+    }
+
+    s = json_string_value(v);
+
+    return s && (strcasecmp(s, "true") == 0 || strcmp(s, "1") == 0);
+}
+
+
+/* integers as decimals, reals as the shortest round-trip text */
+static void
+decide_format_number(json_t *v, char *buf, size_t size)
+{
+    int     prec;
+    double  d, back;
+
+    if (json_is_integer(v)) {
+        snprintf(buf, size, "%lld", (long long) json_integer_value(v));
+        return;
+    }
+
+    d = json_real_value(v);
+
+    for (prec = 1; prec <= 17; prec++) {
+        snprintf(buf, size, "%.*g", prec, d);
+        back = strtod(buf, NULL);
+        if (back == d) {
+            break;
+        }
+    }
+}
+
+
+static size_t
+decide_utf8_prefix(const char *s, size_t len, size_t max)
+{
+    size_t  i, chars;
+
+    for (i = 0, chars = 0; i < len; chars++) {
+        if (chars == max) {
+            return i;
+        }
+
+        i++;
+
+        /* continuation bytes belong to the scalar value before them */
+        while (i < len && ((unsigned char) s[i] & 0xc0) == 0x80) {
+            i++;
+        }
+    }
+
+    return len;
+}
+
+
+decide_runtime_e
+decide_runtime_detect(const char *ua, size_t len, int browser_headers)
+{
+    size_t              i, n;
+    static const char  *client_has[] = {
+        "Mozilla/", "Chrome/", "Safari/", "Firefox/", "Edge/", NULL
+    };
+    static const char  *client_starts[] = {
+        "posthog-android/", "posthog-ios/", "posthog-react-native/",
+        "posthog-flutter/", NULL
+    };
+    static const char  *server_starts[] = {
+        "posthog-python/", "posthog-ruby/", "posthog-php/", "posthog-java/",
+        "posthog-go/", "posthog-node/", "posthog-dotnet/",
+        "posthog-elixir/", NULL
+    };
+    static const char  *server_has[] = {
+        "python-requests/", "curl/", NULL
+    };
+
+    if (ua != NULL && len > 0) {
+        for (i = 0; client_starts[i]; i++) {
+            n = strlen(client_starts[i]);
+            if (len >= n && memcmp(ua, client_starts[i], n) == 0) {
+                return DECIDE_RUNTIME_CLIENT;
+            }
+        }
+
+        for (i = 0; server_starts[i]; i++) {
+            n = strlen(server_starts[i]);
+            if (len >= n && memcmp(ua, server_starts[i], n) == 0) {
+                return DECIDE_RUNTIME_SERVER;
+            }
+        }
+
+        for (i = 0; server_has[i]; i++) {
+            if (memmem(ua, len, server_has[i], strlen(server_has[i]))) {
+                return DECIDE_RUNTIME_SERVER;
+            }
+        }
+
+        for (i = 0; client_has[i]; i++) {
+            if (memmem(ua, len, client_has[i], strlen(client_has[i]))) {
+                return DECIDE_RUNTIME_CLIENT;
+            }
+        }
+    }
+
+    return browser_headers ? DECIDE_RUNTIME_CLIENT : DECIDE_RUNTIME_UNKNOWN;
+}
+
+
+int
+decide_query_bool(const char *p, size_t len)
+{
+    if (len == 0) {
+        return 1;
+    }
+
+    if ((len == 5 && strncasecmp(p, "false", 5) == 0)
+        || (len == 1 && p[0] == '0')
+        || (len == 2 && strncasecmp(p, "no", 2) == 0)
+        || (len == 3 && strncasecmp(p, "off", 3) == 0))
+    {
+        return 0;
+    }
+
+    return 1;
+}

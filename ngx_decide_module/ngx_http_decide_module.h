@@ -1,0 +1,165 @@
+/*
+ * Copyright (C) edgehog
+ */
+
+/*
+ * Shared types of the decide glue: the per-worker snapshot of every
+ * team (ngx_http_decide_cache.c), the blocking Redis calls that only run
+ * in thread-pool tasks (ngx_http_decide_redis.c) and the request path
+ * (ngx_http_decide_request.c, ngx_http_decide_response.c).
+ */
+
+#ifndef _NGX_HTTP_DECIDE_MODULE_H_INCLUDED_
+#define _NGX_HTTP_DECIDE_MODULE_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include <ngx_thread_pool.h>
+#include <jansson.h>
+#include <hiredis/hiredis.h>
+
+#include "decide_eval.h"
+#include "decide_request.h"
+
+
+#define NGX_HTTP_DECIDE_ENDPOINT_AUTO    0
+#define NGX_HTTP_DECIDE_ENDPOINT_DECIDE  1
+#define NGX_HTTP_DECIDE_ENDPOINT_FLAGS   2
+
+
+typedef struct {
+    int64_t                     id;
+    int64_t                    *people;         /* sorted */
+    size_t                      npeople;
+} ngx_http_decide_static_cohort_t;
+
+
+/*
+ * One team, immutable once built (in a pool thread).  Reference counted
+ * on the event loop only: the snapshot holds one reference, a request
+ * waiting for a person lookup another.
+ */
+typedef struct {
+    ngx_uint_t                  refs;
+    char                       *token;
+    char                        etag[48];
+    int64_t                     id;
+    json_t                     *doc;
+    json_t                     *config;         /* config fields */
+    char                       *config_text;    /* the same, dumped, */
+    size_t                      config_len;     /* without the braces */
+    decide_team_t              *team;
+    ngx_http_decide_static_cohort_t  *cohorts;
+    size_t                      ncohorts;
+} ngx_http_decide_team_t;
+
+
+typedef struct {
+    ngx_http_decide_team_t    **teams;          /* sorted by token */
+    ngx_uint_t                  nteams;
+} ngx_http_decide_snapshot_t;
+
+
+typedef struct {
+    char                      **tokens;         /* sorted */
+    ngx_uint_t                  n;
+} ngx_http_decide_quota_t;
+
+
+typedef struct {
+    ngx_str_t                   redis_address;
+    char                        redis_host[256];
+    int                         redis_port;
+    unsigned                    redis_unix:1;
+
+    ngx_msec_t                  refresh_interval;
+    ngx_msec_t                  redis_timeout;
+    ngx_msec_t                  stale_max;
+    ngx_str_t                   thread_pool_name;
+    ngx_thread_pool_t          *thread_pool;
+    ngx_flag_t                  enabled;        /* some location uses it */
+
+    /* per worker, from init_process on */
+    ngx_http_decide_snapshot_t *snapshot;
+    ngx_http_decide_quota_t    *quota;
+    long long                   version;        /* -1: none loaded */
+    ngx_event_t                 refresh_ev;
+    ngx_thread_task_t          *refresh_task;
+    ngx_msec_t                  last_ok;
+    unsigned                    refresh_busy:1;
+    unsigned                    redis_down:1;
+    unsigned                    exiting:1;
+} ngx_http_decide_main_conf_t;
+
+
+typedef struct {
+    ngx_flag_t                  enable;
+    ngx_uint_t                  endpoint;
+    size_t                      max_decompressed;
+} ngx_http_decide_loc_conf_t;
+
+
+typedef enum {
+    NGX_HTTP_DECIDE_FMT_DECIDE_V1 = 0,      /* featureFlags: [keys] */
+    NGX_HTTP_DECIDE_FMT_DECIDE_V2,          /* featureFlags: {enabled} */
+    NGX_HTTP_DECIDE_FMT_FLAGS_V1,           /* featureFlags + payloads */
+    NGX_HTTP_DECIDE_FMT_FLAGS_V2            /* flags: {details} */
+} ngx_http_decide_format_e;
+
+
+typedef struct {
+    ngx_http_decide_team_t     *team;           /* referenced */
+    json_t                     *body;
+    json_t                     *person_props;   /* merged, owned */
+    json_t                     *static_cohorts; /* owned */
+    decide_fields_t             fields;
+    decide_request_t            req;
+    decide_result_t            *results;
+    u_char                     *needed;         /* per flag: pass 1 lookup */
+    ngx_http_decide_format_e    format;
+    ngx_str_t                   person_key;
+    char                       *lookup_value;   /* malloc'd by the task */
+    size_t                      lookup_len;
+    int                         lookup_rc;      /* 1 found, 0 none, -1 err */
+    unsigned                    config:1;
+    unsigned                    survey_only:1;
+    unsigned                    quota_limited:1;
+    unsigned                    person_failed:1;
+} ngx_http_decide_ctx_t;
+
+
+extern ngx_module_t  ngx_http_decide_module;
+
+
+/* ngx_http_decide_cache.c */
+ngx_int_t ngx_http_decide_cache_init(ngx_cycle_t *cycle,
+    ngx_http_decide_main_conf_t *mcf);
+void ngx_http_decide_cache_exit(ngx_http_decide_main_conf_t *mcf);
+ngx_http_decide_team_t *ngx_http_decide_cache_team(
+    ngx_http_decide_main_conf_t *mcf, u_char *token, size_t len);
+ngx_uint_t ngx_http_decide_cache_quota_limited(
+    ngx_http_decide_main_conf_t *mcf, u_char *token, size_t len);
+void ngx_http_decide_team_ref(ngx_http_decide_team_t *t);
+void ngx_http_decide_team_unref(ngx_http_decide_team_t *t);
+
+/* ngx_http_decide_redis.c: blocking, pool threads only */
+redisContext *ngx_http_decide_redis_get(ngx_http_decide_main_conf_t *mcf);
+void ngx_http_decide_redis_drop(void);
+
+/* ngx_http_decide_request.c */
+ngx_int_t ngx_http_decide_handler(ngx_http_request_t *r);
+
+/* ngx_http_decide_response.c */
+ngx_int_t ngx_http_decide_send(ngx_http_request_t *r,
+    ngx_http_decide_ctx_t *ctx);
+ngx_int_t ngx_http_decide_send_empty(ngx_http_request_t *r,
+    ngx_http_decide_format_e format, ngx_uint_t config);
+ngx_int_t ngx_http_decide_send_api_error(ngx_http_request_t *r,
+    ngx_uint_t status, const char *type, const char *code,
+    const char *detail);
+json_t *ngx_http_decide_config_build(json_t *team);
+
+
+#endif /* _NGX_HTTP_DECIDE_MODULE_H_INCLUDED_ */

@@ -1,0 +1,71 @@
+/*
+ * Copyright (C) edgehog
+ */
+
+/*
+ * Synchronous hiredis, used only inside thread-pool tasks (spec/nginx.md
+ * 3.4 (c2)): the event loop never waits on Redis.  Each pool thread keeps
+ * its own connection; a failed command drops it and the next task
+ * reconnects, bounded by decide_redis_timeout.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_decide_module.h"
+
+
+static __thread redisContext  *ngx_http_decide_redis_ctx;
+
+
+redisContext *
+ngx_http_decide_redis_get(ngx_http_decide_main_conf_t *mcf)
+{
+    redisContext    *c;
+    struct timeval   tv;
+
+    c = ngx_http_decide_redis_ctx;
+
+    if (c != NULL && c->err == 0) {
+        return c;
+    }
+
+    ngx_http_decide_redis_drop();
+
+    tv.tv_sec = mcf->redis_timeout / 1000;
+    tv.tv_usec = (mcf->redis_timeout % 1000) * 1000;
+
+    /* numeric addresses only (checked at config): no blocking resolver */
+    if (mcf->redis_unix) {
+        c = redisConnectUnixWithTimeout(mcf->redis_host, tv);
+
+    } else {
+        c = redisConnectWithTimeout(mcf->redis_host, mcf->redis_port, tv);
+    }
+
+    if (c == NULL) {
+        return NULL;
+    }
+
+    if (c->err || redisSetTimeout(c, tv) != REDIS_OK) {
+        redisFree(c);
+        return NULL;
+    }
+
+    ngx_http_decide_redis_ctx = c;
+
+    return c;
+}
+
+
+void
+ngx_http_decide_redis_drop(void)
+{
+    if (ngx_http_decide_redis_ctx) {
+        /* redisFree() closes the fd it owns */
+        redisFree(ngx_http_decide_redis_ctx);
+        ngx_http_decide_redis_ctx = NULL;
+    }
+}

@@ -1,0 +1,756 @@
+/*
+ * Copyright (C) edgehog
+ */
+
+/*
+ * Serialising one evaluation into each response format (spec/decide.md
+ * 2.1-2.4, CORPUS legacy_projection.json), error bodies (spec 7) and
+ * the config part built once per team snapshot from posthog_team.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_decide_module.h"
+#include "ngx_http_edgehog_response.h"
+
+
+#define ngx_http_decide_out_lit(o, s)                                        \
+    ngx_http_decide_out_raw(o, s, sizeof(s) - 1)
+
+
+typedef struct {
+    ngx_pool_t                 *pool;
+    u_char                     *start;
+    u_char                     *pos;
+    u_char                     *end;
+    unsigned                    failed:1;
+} ngx_http_decide_out_t;
+
+
+static ngx_int_t ngx_http_decide_out_init(ngx_http_decide_out_t *o,
+    ngx_pool_t *pool, size_t size);
+static u_char *ngx_http_decide_out_reserve(ngx_http_decide_out_t *o,
+    size_t n);
+static void ngx_http_decide_out_raw(ngx_http_decide_out_t *o, const char *s,
+    size_t len);
+static void ngx_http_decide_out_str(ngx_http_decide_out_t *o, const char *s);
+static void ngx_http_decide_out_strn(ngx_http_decide_out_t *o, const char *s,
+    size_t len);
+static void ngx_http_decide_out_json(ngx_http_decide_out_t *o,
+    const json_t *v);
+static void ngx_http_decide_out_value(ngx_http_decide_out_t *o,
+    const decide_result_t *res);
+static void ngx_http_decide_out_detail(ngx_http_decide_out_t *o,
+    const decide_result_t *res);
+static void ngx_http_decide_out_common(ngx_http_decide_out_t *o);
+static ngx_int_t ngx_http_decide_send_json(ngx_http_request_t *r,
+    ngx_uint_t status, json_t *doc);
+static void ngx_http_decide_common(json_t *doc);
+static ngx_uint_t ngx_http_decide_wanted(ngx_http_decide_ctx_t *ctx,
+    const decide_result_t *res);
+static int ngx_http_decide_team_bool(json_t *team, const char *name);
+static json_t *ngx_http_decide_json_or_null(json_t *team, const char *name);
+
+
+/*
+ * Responses are written straight into one buffer: building them as
+ * jansson trees cost more than evaluating the flags.
+ */
+ngx_int_t
+ngx_http_decide_send(ngx_http_request_t *r, ngx_http_decide_ctx_t *ctx)
+{
+    size_t                   i, n;
+    ngx_str_t                type, body;
+    ngx_uint_t               errors, first, pfirst;
+    decide_result_t         *res;
+    ngx_http_decide_out_t    o, p;
+
+    if (ngx_http_decide_out_init(&o, r->pool, 1024) != NGX_OK
+        || ngx_http_decide_out_init(&p, r->pool, 256) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    errors = 0;
+    first = 1;
+    pfirst = 1;
+    n = ctx->results ? decide_team_nflags(ctx->team->team) : 0;
+
+    switch (ctx->format) {
+    case NGX_HTTP_DECIDE_FMT_DECIDE_V1:
+        ngx_http_decide_out_lit(&o, "{\"featureFlags\":[");
+        break;
+    case NGX_HTTP_DECIDE_FMT_FLAGS_V2:
+        ngx_http_decide_out_lit(&o, "{\"flags\":{");
+        break;
+    default:
+        ngx_http_decide_out_lit(&o, "{\"featureFlags\":{");
+        break;
+    }
+
+    for (i = 0; i < n; i++) {
+        res = &ctx->results[i];
+
+        if (!ngx_http_decide_wanted(ctx, res)) {
+            continue;
+        }
+
+        if (res->status == DECIDE_STATUS_FAILED) {
+            errors = 1;
+            res->enabled = 0;
+            res->variant = NULL;
+            res->payload = NULL;
+        }
+
+        if (res->errors) {
+            errors = 1;
+        }
+
+        switch (ctx->format) {
+
+        case NGX_HTTP_DECIDE_FMT_DECIDE_V1:
+            if (res->enabled) {
+                if (!first) {
+                    ngx_http_decide_out_lit(&o, ",");
+                }
+
+                first = 0;
+                ngx_http_decide_out_str(&o, res->key);
+            }
+
+            break;
+
+        case NGX_HTTP_DECIDE_FMT_DECIDE_V2:
+        case NGX_HTTP_DECIDE_FMT_FLAGS_V1:
+            if (!res->enabled
+                && ctx->format == NGX_HTTP_DECIDE_FMT_DECIDE_V2)
+            {
+                break;
+            }
+
+            if (!first) {
+                ngx_http_decide_out_lit(&o, ",");
+            }
+
+            first = 0;
+            ngx_http_decide_out_str(&o, res->key);
+            ngx_http_decide_out_lit(&o, ":");
+            ngx_http_decide_out_value(&o, res);
+
+            if (ctx->format == NGX_HTTP_DECIDE_FMT_FLAGS_V1
+                && res->enabled && res->payload)
+            {
+                if (!pfirst) {
+                    ngx_http_decide_out_lit(&p, ",");
+                }
+
+                pfirst = 0;
+                ngx_http_decide_out_str(&p, res->key);
+                ngx_http_decide_out_lit(&p, ":");
+                ngx_http_decide_out_json(&p, res->payload);
+            }
+
+            break;
+
+        default: /* NGX_HTTP_DECIDE_FMT_FLAGS_V2 */
+            if (!first) {
+                ngx_http_decide_out_lit(&o, ",");
+            }
+
+            first = 0;
+            ngx_http_decide_out_str(&o, res->key);
+            ngx_http_decide_out_lit(&o, ":");
+            ngx_http_decide_out_detail(&o, res);
+            break;
+        }
+    }
+
+    switch (ctx->format) {
+
+    case NGX_HTTP_DECIDE_FMT_DECIDE_V1:
+        ngx_http_decide_out_lit(&o, "]");
+        break;
+
+    case NGX_HTTP_DECIDE_FMT_DECIDE_V2:
+        ngx_http_decide_out_lit(&o, "}");
+        break;
+
+    case NGX_HTTP_DECIDE_FMT_FLAGS_V1:
+        ngx_http_decide_out_lit(&o, "},\"featureFlagPayloads\":{");
+        ngx_http_decide_out_raw(&o, (char *) p.start, p.pos - p.start);
+        ngx_http_decide_out_lit(&o, "}");
+        /* fall through */
+
+    default:
+        if (ctx->format == NGX_HTTP_DECIDE_FMT_FLAGS_V2) {
+            ngx_http_decide_out_lit(&o, "}");
+        }
+
+        if (errors) {
+            ngx_http_decide_out_lit(&o,
+                                    ",\"errorsWhileComputingFlags\":true");
+        } else {
+            ngx_http_decide_out_lit(&o,
+                                    ",\"errorsWhileComputingFlags\":false");
+        }
+
+        break;
+    }
+
+    if (ctx->quota_limited) {
+        ngx_http_decide_out_lit(&o,
+                                ",\"quotaLimited\":[\"feature_flags\"]");
+    }
+
+    ngx_http_decide_out_common(&o);
+
+    if (ctx->config && ctx->team && ctx->team->config_len) {
+        ngx_http_decide_out_lit(&o, ",");
+        ngx_http_decide_out_raw(&o, ctx->team->config_text,
+                                ctx->team->config_len);
+    }
+
+    ngx_http_decide_out_lit(&o, "}");
+
+    if (o.failed || p.failed) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    body.data = o.start;
+    body.len = o.pos - o.start;
+    ngx_str_set(&type, "application/json");
+
+    return ngx_http_edgehog_send(r, NGX_HTTP_OK, &type, &body);
+}
+
+
+static ngx_int_t
+ngx_http_decide_out_init(ngx_http_decide_out_t *o, ngx_pool_t *pool,
+    size_t size)
+{
+    o->pool = pool;
+    o->failed = 0;
+    o->start = ngx_pnalloc(pool, size);
+
+    if (o->start == NULL) {
+        return NGX_ERROR;
+    }
+
+    o->pos = o->start;
+    o->end = o->start + size;
+
+    return NGX_OK;
+}
+
+
+static u_char *
+ngx_http_decide_out_reserve(ngx_http_decide_out_t *o, size_t n)
+{
+    size_t   size, used;
+    u_char  *p;
+
+    if (o->failed) {
+        return NULL;
+    }
+
+    if ((size_t) (o->end - o->pos) >= n) {
+        return o->pos;
+    }
+
+    used = o->pos - o->start;
+    size = (o->end - o->start) * 2;
+
+    while (size < used + n) {
+        size *= 2;
+    }
+
+    p = ngx_pnalloc(o->pool, size);
+    if (p == NULL) {
+        o->failed = 1;
+        return NULL;
+    }
+
+    ngx_memcpy(p, o->start, used);
+    o->start = p;
+    o->pos = p + used;
+    o->end = p + size;
+
+    return o->pos;
+}
+
+
+static void
+ngx_http_decide_out_raw(ngx_http_decide_out_t *o, const char *s, size_t len)
+{
+    if (ngx_http_decide_out_reserve(o, len) != NULL) {
+        o->pos = ngx_cpymem(o->pos, s, len);
+    }
+}
+
+
+static void
+ngx_http_decide_out_str(ngx_http_decide_out_t *o, const char *s)
+{
+    size_t  len, esc;
+
+    len = ngx_strlen(s);
+    esc = ngx_escape_json(NULL, (u_char *) s, len);
+
+    if (ngx_http_decide_out_reserve(o, len + esc + 2) != NULL) {
+        *o->pos++ = '"';
+        o->pos = (u_char *) ngx_escape_json(o->pos, (u_char *) s, len);
+        *o->pos++ = '"';
+    }
+}
+
+
+/* stored values verbatim (payloads are usually JSON strings) */
+static void
+ngx_http_decide_out_json(ngx_http_decide_out_t *o, const json_t *v)
+{
+    char  *s;
+
+    if (json_is_string(v)) {
+        ngx_http_decide_out_strn(o, json_string_value(v),
+                                 json_string_length(v));
+        return;
+    }
+
+    s = json_dumps(v, JSON_COMPACT|JSON_ENCODE_ANY);
+    if (s == NULL) {
+        o->failed = 1;
+        return;
+    }
+
+    ngx_http_decide_out_raw(o, s, ngx_strlen(s));
+    free(s);
+}
+
+
+/* jansson strings may hold NUL bytes: escape them as \u0000 */
+static void
+ngx_http_decide_out_strn(ngx_http_decide_out_t *o, const char *s, size_t len)
+{
+    size_t  i, start;
+
+    if (memchr(s, '\0', len) == NULL) {
+        if (ngx_http_decide_out_reserve(o, len
+                             + ngx_escape_json(NULL, (u_char *) s, len) + 2)
+            != NULL)
+        {
+            *o->pos++ = '"';
+            o->pos = (u_char *) ngx_escape_json(o->pos, (u_char *) s, len);
+            *o->pos++ = '"';
+        }
+
+        return;
+    }
+
+    ngx_http_decide_out_lit(o, "\"");
+
+    for (i = 0, start = 0; i <= len; i++) {
+        if (i == len || s[i] == '\0') {
+            if (ngx_http_decide_out_reserve(o, (i - start) * 6 + 6) == NULL) {
+                return;
+            }
+
+            o->pos = (u_char *) ngx_escape_json(o->pos, (u_char *) s + start,
+                                                i - start);
+            if (i < len) {
+                o->pos = ngx_cpymem(o->pos, "\\u0000", 6);
+            }
+
+            start = i + 1;
+        }
+    }
+
+    ngx_http_decide_out_lit(o, "\"");
+}
+
+
+static void
+ngx_http_decide_out_value(ngx_http_decide_out_t *o,
+    const decide_result_t *res)
+{
+    if (res->variant) {
+        ngx_http_decide_out_str(o, res->variant);
+
+    } else if (res->enabled) {
+        ngx_http_decide_out_lit(o, "true");
+
+    } else {
+        ngx_http_decide_out_lit(o, "false");
+    }
+}
+
+
+static void
+ngx_http_decide_out_detail(ngx_http_decide_out_t *o,
+    const decide_result_t *res)
+{
+    char    desc[256];
+    u_char  num[NGX_INT64_LEN + 2];
+
+    ngx_http_decide_out_lit(o, "{\"key\":");
+    ngx_http_decide_out_str(o, res->key);
+
+    if (res->enabled) {
+        ngx_http_decide_out_lit(o, ",\"enabled\":true,\"variant\":");
+    } else {
+        ngx_http_decide_out_lit(o, ",\"enabled\":false,\"variant\":");
+    }
+
+    if (res->variant) {
+        ngx_http_decide_out_str(o, res->variant);
+    } else {
+        ngx_http_decide_out_lit(o, "null");
+    }
+
+    if (res->status == DECIDE_STATUS_FAILED) {
+        ngx_http_decide_out_lit(o, ",\"failed\":true");
+    }
+
+    ngx_http_decide_out_lit(o, ",\"reason\":{\"code\":");
+    ngx_http_decide_out_str(o, decide_reason_code(res));
+    ngx_http_decide_out_lit(o, ",\"condition_index\":");
+
+    if (res->condition_index < 0) {
+        ngx_http_decide_out_lit(o, "null");
+    } else {
+        ngx_http_decide_out_raw(o, (char *) num,
+                                ngx_sprintf(num, "%d", res->condition_index)
+                                - num);
+    }
+
+    decide_reason_description(res, desc, sizeof(desc));
+    ngx_http_decide_out_lit(o, ",\"description\":");
+    ngx_http_decide_out_str(o, desc);
+
+    ngx_http_decide_out_lit(o, "},\"metadata\":{\"id\":");
+    ngx_http_decide_out_raw(o, (char *) num,
+                            ngx_sprintf(num, "%L", (int64_t) res->id) - num);
+    ngx_http_decide_out_lit(o, ",\"version\":");
+    ngx_http_decide_out_raw(o, (char *) num,
+                            ngx_sprintf(num, "%L", (int64_t) res->version)
+                            - num);
+    ngx_http_decide_out_lit(o, ",\"description\":null,\"payload\":");
+
+    if (res->payload) {
+        ngx_http_decide_out_json(o, res->payload);
+    } else {
+        ngx_http_decide_out_lit(o, "null");
+    }
+
+    ngx_http_decide_out_lit(o, "}}");
+}
+
+
+static void
+ngx_http_decide_out_common(ngx_http_decide_out_t *o)
+{
+    u_char      *p;
+    uint32_t     w[4];
+    ngx_time_t  *tp;
+
+    /* a random (version 4) request id; not a secret */
+    w[0] = (uint32_t) ngx_random();
+    w[1] = ((uint32_t) ngx_random() & 0xffff0fff) | 0x00004000;
+    w[2] = ((uint32_t) ngx_random() & 0x3fffffff) | 0x80000000;
+    w[3] = (uint32_t) ngx_random();
+
+    tp = ngx_timeofday();
+
+    p = ngx_http_decide_out_reserve(o, 128);
+    if (p == NULL) {
+        return;
+    }
+
+    o->pos = ngx_sprintf(p, ",\"requestId\":\"%08xD-%04xD-%04xD-%04xD-"
+                         "%04xD%08xD\",\"evaluatedAt\":%L",
+                         w[0], w[1] >> 16, w[1] & 0xffff, w[2] >> 16,
+                         w[2] & 0xffff, w[3],
+                         (int64_t) tp->sec * 1000 + tp->msec);
+}
+
+
+/* GET: no body, no token (spec 1.1, Rust) */
+ngx_int_t
+ngx_http_decide_send_empty(ngx_http_request_t *r,
+    ngx_http_decide_format_e format, ngx_uint_t config)
+{
+    json_t  *doc;
+
+    doc = json_object();
+    if (doc == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (format == NGX_HTTP_DECIDE_FMT_FLAGS_V2
+        || format == NGX_HTTP_DECIDE_FMT_DECIDE_V2)
+    {
+        json_object_set_new(doc, "flags", json_object());
+
+    } else {
+        json_object_set_new(doc, "featureFlags", json_object());
+        json_object_set_new(doc, "featureFlagPayloads", json_object());
+    }
+
+    json_object_set_new(doc, "errorsWhileComputingFlags", json_false());
+    json_object_set_new(doc, "supportedCompression",
+                        json_pack("[ss]", "gzip", "gzip-js"));
+    ngx_http_decide_common(doc);
+
+    return ngx_http_decide_send_json(r, NGX_HTTP_OK, doc);
+}
+
+
+ngx_int_t
+ngx_http_decide_send_api_error(ngx_http_request_t *r, ngx_uint_t status,
+    const char *type, const char *code, const char *detail)
+{
+    json_t  *doc;
+
+    doc = json_pack("{s:s, s:s, s:s, s:n}", "type", type, "code", code,
+                    "detail", detail, "attr");
+    if (doc == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_decide_send_json(r, status, doc);
+}
+
+
+/* takes the reference to doc */
+static ngx_int_t
+ngx_http_decide_send_json(ngx_http_request_t *r, ngx_uint_t status,
+    json_t *doc)
+{
+    char       *s;
+    size_t      len;
+    ngx_str_t   type, body;
+
+    s = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+
+    if (s == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    len = ngx_strlen(s);
+    body.data = ngx_pnalloc(r->pool, len);
+
+    if (body.data == NULL) {
+        free(s);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_memcpy(body.data, s, len);
+    body.len = len;
+    free(s);
+
+    ngx_str_set(&type, "application/json");
+
+    return ngx_http_edgehog_send(r, status, &type, &body);
+}
+
+
+static void
+ngx_http_decide_common(json_t *doc)
+{
+    u_char       id[37];
+    uint32_t     w[4];
+    ngx_time_t  *tp;
+
+    /* a random (version 4) request id; not a secret */
+    w[0] = (uint32_t) ngx_random();
+    w[1] = ((uint32_t) ngx_random() & 0xffff0fff) | 0x00004000;
+    w[2] = ((uint32_t) ngx_random() & 0x3fffffff) | 0x80000000;
+    w[3] = (uint32_t) ngx_random();
+
+    ngx_sprintf(id, "%08xD-%04xD-%04xD-%04xD-%04xD%08xD%Z",
+                w[0], w[1] >> 16, w[1] & 0xffff, w[2] >> 16, w[2] & 0xffff,
+                w[3]);
+
+    tp = ngx_timeofday();
+
+    json_object_set_new(doc, "requestId", json_string((char *) id));
+    json_object_set_new(doc, "evaluatedAt",
+                        json_integer((json_int_t) tp->sec * 1000 + tp->msec));
+}
+
+
+static ngx_uint_t
+ngx_http_decide_wanted(ngx_http_decide_ctx_t *ctx, const decide_result_t *res)
+{
+    size_t   i;
+    json_t  *keys;
+
+    if (res->status == DECIDE_STATUS_OMITTED || res->key == NULL) {
+        return 0;
+    }
+
+    if (ctx->survey_only
+        && ngx_strncmp(res->key, "survey-targeting-", 17) != 0)
+    {
+        return 0;
+    }
+
+    keys = ctx->fields.flag_keys;
+
+    if (keys == NULL) {
+        return 1;
+    }
+
+    for (i = 0; i < json_array_size(keys); i++) {
+        if (json_is_string(json_array_get(keys, i))
+            && ngx_strcmp(json_string_value(json_array_get(keys, i)),
+                          res->key) == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * The config part (spec 2.4, 2025 Rust / Django from the team row).
+ * Runs in a pool thread while a snapshot is built: jansson only.
+ */
+json_t *
+ngx_http_decide_config_build(json_t *team)
+{
+    char     rate[32];
+    double   d;
+    json_t  *c, *perf, *rec, *v;
+
+    c = json_object();
+    if (c == NULL) {
+        return NULL;
+    }
+
+    json_object_set_new(c, "supportedCompression",
+                        json_pack("[ss]", "gzip", "gzip-js"));
+    json_object_set_new(c, "config",
+                        json_pack("{s:b}", "enable_collect_everything", 1));
+    json_object_set_new(c, "toolbarParams", json_object());
+    json_object_set_new(c, "isAuthenticated", json_false());
+    json_object_set_new(c, "autocapture_opt_out",
+                json_boolean(ngx_http_decide_team_bool(team,
+                                                  "autocapture_opt_out")));
+
+    if (ngx_http_decide_team_bool(team, "capture_performance_opt_in")
+        || ngx_http_decide_team_bool(team, "autocapture_web_vitals_opt_in"))
+    {
+        perf = json_object();
+        json_object_set_new(perf, "network_timing",
+                  json_boolean(ngx_http_decide_team_bool(team,
+                                             "capture_performance_opt_in")));
+        json_object_set_new(perf, "web_vitals",
+                  json_boolean(ngx_http_decide_team_bool(team,
+                                          "autocapture_web_vitals_opt_in")));
+
+        if (ngx_http_decide_team_bool(team, "autocapture_web_vitals_opt_in")) {
+            json_object_set_new(perf, "web_vitals_allowed_metrics",
+                      ngx_http_decide_json_or_null(team,
+                                   "autocapture_web_vitals_allowed_metrics"));
+        }
+
+        json_object_set_new(c, "capturePerformance", perf);
+
+    } else {
+        json_object_set_new(c, "capturePerformance", json_false());
+    }
+
+    json_object_set_new(c, "autocaptureExceptions",
+              ngx_http_decide_team_bool(team, "autocapture_exceptions_opt_in")
+              ? json_pack("{s:s}", "endpoint", "/e/") : json_false());
+    json_object_set_new(c, "errorTracking",
+              json_pack("{s:b, s:[]}", "autocaptureExceptions",
+                        ngx_http_decide_team_bool(team,
+                                            "autocapture_exceptions_opt_in"),
+                        "suppressionRules"));
+    json_object_set_new(c, "analytics",
+                        json_pack("{s:s}", "endpoint", "/i/v0/e/"));
+    json_object_set_new(c, "elementsChainAsString", json_true());
+
+    if (ngx_http_decide_team_bool(team, "session_recording_opt_in")) {
+        rec = json_object();
+        json_object_set_new(rec, "endpoint", json_string("/s/"));
+        json_object_set_new(rec, "consoleLogRecordingEnabled",
+                  json_boolean(ngx_http_decide_team_bool(team,
+                                              "capture_console_log_opt_in")));
+        json_object_set_new(rec, "recorderVersion", json_string("v2"));
+
+        v = json_object_get(team, "session_recording_sample_rate");
+        d = json_is_number(v) ? json_number_value(v)
+            : json_is_string(v) ? strtod(json_string_value(v), NULL) : 1.0;
+
+        if (json_is_null(v) || v == NULL || d >= 1.0) {
+            json_object_set_new(rec, "sampleRate", json_null());
+
+        } else {
+            ngx_snprintf((u_char *) rate, sizeof(rate) - 1, "%.2f%Z", d);
+            json_object_set_new(rec, "sampleRate", json_string(rate));
+        }
+
+        json_object_set_new(rec, "minimumDurationMilliseconds",
+                  ngx_http_decide_json_or_null(team,
+                          "session_recording_minimum_duration_milliseconds"));
+        json_object_set_new(rec, "linkedFlag",
+                  ngx_http_decide_json_or_null(team,
+                                            "session_recording_linked_flag"));
+        json_object_set_new(rec, "networkPayloadCapture",
+                  ngx_http_decide_json_or_null(team,
+                         "session_recording_network_payload_capture_config"));
+        json_object_set_new(rec, "masking",
+                  ngx_http_decide_json_or_null(team,
+                                         "session_recording_masking_config"));
+        json_object_set_new(rec, "urlTriggers", json_array());
+        json_object_set_new(rec, "urlBlocklist", json_array());
+        json_object_set_new(rec, "eventTriggers", json_array());
+        json_object_set_new(rec, "triggerMatchType", json_null());
+        json_object_set_new(rec, "scriptConfig", json_null());
+        json_object_set_new(c, "sessionRecording", rec);
+
+    } else {
+        json_object_set_new(c, "sessionRecording", json_false());
+    }
+
+    json_object_set_new(c, "surveys",
+              json_boolean(ngx_http_decide_team_bool(team, "surveys_opt_in")));
+    json_object_set_new(c, "heatmaps",
+              json_boolean(ngx_http_decide_team_bool(team, "heatmaps_opt_in")));
+    json_object_set_new(c, "siteApps", json_array());
+    json_object_set_new(c, "defaultIdentifiedOnly", json_true());
+    json_object_set_new(c, "flagsPersistenceDefault",
+              json_boolean(ngx_http_decide_team_bool(team,
+                                               "flags_persistence_default")));
+    json_object_set_new(c, "captureDeadClicks",
+              json_boolean(ngx_http_decide_team_bool(team,
+                                                     "capture_dead_clicks")));
+
+    return c;
+}
+
+
+static int
+ngx_http_decide_team_bool(json_t *team, const char *name)
+{
+    return json_is_true(json_object_get(team, name));
+}
+
+
+static json_t *
+ngx_http_decide_json_or_null(json_t *team, const char *name)
+{
+    json_t  *v;
+
+    v = json_object_get(team, name);
+
+    return v ? json_incref(v) : json_null();
+}

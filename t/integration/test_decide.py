@@ -1,0 +1,689 @@
+"""Decide: /decide and /flags served by ngx_decide_module from the Redis
+snapshots that the ingest-worker publishes (spec/decide.md, DESIGN.md
+"Decide data"), flags created with `ingest-worker flag put`."""
+
+import base64
+import gzip
+import json
+import os
+import tempfile
+import time
+import urllib.parse
+
+import pytest
+import requests
+
+from conftest import FIXTURES, wait_for
+
+DECIDE = os.path.join(FIXTURES, "decide")
+
+
+def load(name):
+    with open(os.path.join(DECIDE, name)) as f:
+        return json.load(f)
+
+
+def put_flags(stack, team, flags):
+    """`ingest-worker flag put` with a file, as a person would."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(flags, f)
+        path = f.name
+    try:
+        out = stack.worker.run_cmd("flag", "put", "--team", str(team),
+                                   "--file", path)
+    finally:
+        os.unlink(path)
+    return out.stdout
+
+
+def flags_v2(stack, token, body=None, session=None, path="/flags?v=2",
+             **kw):
+    payload = {"token": token, "distinct_id": "probe", "geoip_disable": True}
+    payload.update(body or {})
+    r = (session or requests).post(stack.nginx.url + path, json=payload,
+                                   timeout=10, **kw)
+    return r
+
+
+def wait_flag(stack, token, key, timeout=10.0, pred=None):
+    """Polls until the snapshot in nginx shows `key` (and pred holds)."""
+    def probe():
+        r = flags_v2(stack, token)
+        if r.status_code != 200:
+            return None
+        f = r.json()["flags"].get(key)
+        if f is None or (pred and not pred(f)):
+            return None
+        return f
+    return wait_for(probe, timeout=timeout, what=f"flag {key} in /flags",
+                    interval=0.05)
+
+
+@pytest.fixture(scope="module")
+def team(stack):
+    tid, token = stack.worker.team_create("decide tests")
+    return tid, token
+
+
+def test_flag_put_reaches_flags_endpoint(stack, team):
+    tid, token = team
+    put_flags(stack, token, {"key": "smoke", "filters": {
+        "groups": [{"properties": [], "rollout_percentage": 100}]}})
+    f = wait_flag(stack, token, "smoke")
+    assert f["enabled"] is True
+    assert f["reason"]["code"] == "condition_match"
+
+
+def psql(stack, sql):
+    return stack.postgres.psql(sql, dbname="edgehog")
+
+
+def redis_client(stack):
+    import redis
+    return redis.Redis(host="127.0.0.1", port=stack.redis.port,
+                       socket_timeout=5)
+
+
+# --- A. hash consistency (fixtures/decide/consistency.json) -------------------
+
+@pytest.fixture(scope="module")
+def consistency(stack):
+    data = load("consistency.json")
+    tid, token = stack.worker.team_create("consistency")
+    flags = [{k: v for k, v in f.items() if k not in ("id", "team_id")}
+             for f in data["flags"]]
+    put_flags(stack, token, flags)
+    for f in flags:
+        wait_flag(stack, token, f["key"])
+    return token, data
+
+
+def test_consistency_2000_cases_over_http(stack, consistency):
+    """All 2000 cases through /decide?v=3: both flags of one team, so 1000
+    keep-alive requests answer every case."""
+    token, data = consistency
+    want = {}
+    for c in data["cases"]:
+        want.setdefault(c["distinct_id"], {})[c["flag"]] = c["expected"]
+    s = requests.Session()
+    bad = []
+    for did, flags in want.items():
+        r = s.post(stack.nginx.url + "/decide?v=3", timeout=10,
+                   json={"token": token, "distinct_id": did})
+        assert r.status_code == 200, r.text
+        got = r.json()["featureFlags"]
+        for key, exp in flags.items():
+            if got.get(key) != exp:
+                bad.append((did, key, got.get(key), exp))
+    assert len(data["cases"]) == 2000
+    assert not bad, bad[:10]
+
+
+@pytest.mark.parametrize("flag,did,value,code", [
+    ("simple-flag", "distinct_id_0", False, "out_of_rollout_bound"),
+    ("simple-flag", "distinct_id_1", True, "condition_match"),
+    ("simple-flag", "distinct_id_3", False, "out_of_rollout_bound"),
+    ("simple-flag", "distinct_id_4", True, "condition_match"),
+    ("multivariate-flag", "distinct_id_0", "second-variant",
+     "condition_match"),
+    ("multivariate-flag", "distinct_id_2", "first-variant",
+     "condition_match"),
+    ("multivariate-flag", "distinct_id_3", False, "out_of_rollout_bound"),
+    ("multivariate-flag", "distinct_id_11", "third-variant",
+     "condition_match"),
+    ("multivariate-flag", "distinct_id_18", "fourth-variant",
+     "condition_match"),
+    ("multivariate-flag", "distinct_id_81", "fifth-variant",
+     "condition_match"),
+])
+def test_acceptance_a_hash_cases(stack, consistency, flag, did, value, code):
+    token, _ = consistency
+    f = flags_v2(stack, token, {"distinct_id": did}).json()["flags"][flag]
+    got = f["variant"] if f["variant"] is not None else f["enabled"]
+    assert got == value
+    assert f["reason"]["code"] == code
+    assert f["reason"]["condition_index"] == 0
+
+
+# --- B. evaluation corpus (fixtures/decide/v1_evaluation.json) ---------------
+
+V1 = load("v1_evaluation.json")["cases"]
+
+
+@pytest.fixture(scope="module")
+def v1_teams(stack):
+    """One team per case, flags put with the CLI, all waited for at once."""
+    teams = {}
+    for case in V1:
+        tid, token = stack.worker.team_create(case["id"][:190])
+        put_flags(stack, token, case["definitions"]["flags"])
+        for idx, name in (case["definitions"].get("group_type_mapping")
+                          or {}).items():
+            psql(stack, "INSERT INTO posthog_grouptypemapping (team_id, "
+                        "project_id, group_type, group_type_index) VALUES "
+                        f"({tid}, {tid}, '{name}', {int(idx)})")
+        teams[case["id"]] = token
+    for case in V1:
+        keys = [k for k in case["expected"]["flags"]]
+        if keys:
+            wait_flag(stack, teams[case["id"]], keys[0])
+    return teams
+
+
+@pytest.mark.parametrize("case", V1, ids=[c["id"] for c in V1])
+def test_v1_evaluation_over_flags_v2(stack, v1_teams, case):
+    token = v1_teams[case["id"]]
+    body = dict(case["context"])
+    r = flags_v2(stack, token, body)
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    assert doc["errorsWhileComputingFlags"] is False
+    for key, exp in case["expected"]["flags"].items():
+        f = doc["flags"][key]
+        assert f["enabled"] == exp["enabled"], key
+        assert f["variant"] == exp["variant"], key
+        assert f["metadata"]["payload"] == exp["payload"], key
+        assert f["reason"]["code"] == exp["reason"]["code"], key
+        assert f["reason"]["condition_index"] == \
+            exp["reason"]["condition_index"], key
+    for key in case["expected"]["omitted_flags"]:
+        assert key not in doc["flags"]
+
+
+# --- legacy_projection.json: one outcome in every response format ------------
+
+PROJ = load("legacy_projection.json")["cases"]
+
+
+def _find_v1_source(outcome):
+    """A v1_evaluation case whose evaluation yields this outcome."""
+    for case in V1:
+        exp = case["expected"]["flags"].get(outcome["key"])
+        if exp is None:
+            continue
+        if (exp["enabled"] == outcome["enabled"]
+                and exp["variant"] == outcome["variant"]
+                and exp["payload"] == outcome["payload"]
+                and exp["reason"] == outcome["reason"]):
+            return case
+    return None
+
+
+def _project(stack, token, body, fmt):
+    path = {"flags_v2": "/flags?v=2", "flags_v1": "/flags?v=1",
+            "decide_v2": "/decide?v=2", "decide_v1": "/decide"}[fmt]
+    r = requests.post(stack.nginx.url + path, timeout=10,
+                      json={"token": token, **body})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def _check_projection(doc, fmt, key, want):
+    if fmt == "flags_v2":
+        assert doc["errorsWhileComputingFlags"] == \
+            want["errorsWhileComputingFlags"]
+        if key not in want["flags"]:
+            assert key not in doc["flags"]
+            return
+        got, exp = doc["flags"][key], want["flags"][key]
+        assert got["enabled"] == exp["enabled"]
+        assert got["variant"] == exp["variant"]
+        assert got.get("failed", False) == exp.get("failed", False)
+        assert got["metadata"]["payload"] == exp["metadata"]["payload"]
+        assert got["reason"]["condition_index"] == \
+            exp["reason"]["condition_index"]
+        if not exp.get("failed"):
+            assert got["reason"]["code"] == exp["reason"]["code"]
+    elif fmt == "flags_v1":
+        assert doc["errorsWhileComputingFlags"] == \
+            want["errorsWhileComputingFlags"]
+        assert doc["featureFlags"].get(key) == want["featureFlags"].get(key)
+        assert doc["featureFlagPayloads"].get(key) == \
+            want["featureFlagPayloads"].get(key)
+        assert (key in doc["featureFlags"]) == (key in want["featureFlags"])
+    elif fmt == "decide_v2":
+        assert doc["featureFlags"].get(key) == want["featureFlags"].get(key)
+        assert (key in doc["featureFlags"]) == (key in want["featureFlags"])
+    else:
+        assert (key in doc["featureFlags"]) == (key in want["featureFlags"])
+
+
+@pytest.mark.parametrize("case", PROJ, ids=[c["id"] for c in PROJ])
+def test_legacy_projection_every_format(stack, v1_teams, case):
+    outcome = case["outcome"]
+    if outcome["failed"]:
+        # a failed read: the flag needs a person property that only a
+        # (here corrupt) Redis person entry could supply
+        tid, token = stack.worker.team_create("projection failed")
+        put_flags(stack, token, {"key": outcome["key"], "filters": {
+            "groups": [{"properties": [_pf("plan", "exact", "enterprise")],
+                        "rollout_percentage": 100}]}})
+        wait_flag(stack, token, outcome["key"])
+        redis_client(stack).set(f"edgehog:person:{tid}:failing", b"{")
+        for fmt, want in case["projections"].items():
+            doc = _project(stack, token, {"distinct_id": "failing"}, fmt)
+            _check_projection(doc, fmt, outcome["key"], want)
+        return
+    if outcome["omitted"]:
+        src = next(c for c in V1 if outcome["key"] in
+                   c["expected"]["omitted_flags"])
+    else:
+        src = _find_v1_source(outcome)
+    assert src is not None, "no corpus case produces this outcome"
+    token = v1_teams[src["id"]]
+    for fmt, want in case["projections"].items():
+        doc = _project(stack, token, src["context"], fmt)
+        _check_projection(doc, fmt, outcome["key"], want)
+
+
+# --- C. property operators (spec/decide.md §10 C) ---------------------------
+
+def _pf(key, op, value=None, **extra):
+    f = {"key": key, "type": "person", "operator": op, **extra}
+    if value is not None:
+        f["value"] = value
+    return f
+
+
+OPERATOR_CASES = [
+    ("c23-exact-list", _pf("country", "exact", ["US", "CA", "Uk"]),
+     [({"country": "uk"}, True), ({"country": "de"}, False)]),
+    ("c24-exact-bool", _pf("is_beta", "exact", ["true"]),
+     [({"is_beta": True}, True), ({"is_beta": "False"}, False)]),
+    ("c25-is-not", _pf("plan", "is_not", "free"),
+     [({}, True), ({"plan": "FREE"}, False)]),
+    ("c26-is-set", _pf("email", "is_set"),
+     [({"email": None}, True)]),
+    ("c26-is-not-set", _pf("email", "is_not_set"), [({}, True)]),
+    ("c27-icontains", _pf("code", "icontains", "3"),
+     [({"code": 323}, True), ({"code": "three"}, False)]),
+    ("c27-not-icontains", _pf("code", "not_icontains", "3"), [({}, True)]),
+    ("c28-regex", _pf("email", "regex", "\\.com$"),
+     [({"email": "value.com"}, True), ({"email": ".com343tfvalue5"}, False)]),
+    ("c28-invalid-regex", _pf("email", "regex", "?*"),
+     [({"email": "x"}, False)]),
+    ("c28-invalid-not-regex", _pf("email", "not_regex", "?*"),
+     [({"email": "x"}, False)]),
+    ("c29-gt", _pf("age", "gt", 1),
+     [({"age": "23"}, True), ({"age": "abc"}, False)]),
+    ("c29-gt-numeric", _pf("age", "gt", 25), [({"age": "100"}, True)]),
+    ("c30-date-before", _pf("signup", "is_date_before", "2024-01-01"),
+     [({"signup": "2023-06-01T12:00:00Z"}, True),
+      ({"signup": 1718000000}, False)]),
+    ("c30-date-after", _pf("signup", "is_date_after", "2024-01-01"),
+     [({"signup": 1718000000}, True)]),
+    ("c31-semver-gte", _pf("app_version", "semver_gte", "1.2.0"),
+     [({"app_version": "v1.10.0"}, True)]),
+    ("c31-semver-tilde", _pf("app_version", "semver_tilde", "1.2.3"),
+     [({"app_version": "1.2.9"}, True), ({"app_version": "1.3.0"}, False)]),
+]
+
+
+@pytest.fixture(scope="module")
+def operator_team(stack):
+    tid, token = stack.worker.team_create("operators")
+    flags = [{"key": name, "filters": {"groups": [
+        {"properties": [flt], "rollout_percentage": 100}]}}
+        for name, flt, _ in OPERATOR_CASES]
+    flags.append({"key": "order-test", "filters": {
+        "groups": [{"properties": [], "rollout_percentage": 100},
+                   {"properties": [_pf("email", "icontains", "@vip.com")],
+                    "rollout_percentage": 100, "variant": "vip-variant"}],
+        "multivariate": {"variants": [
+            {"key": "control", "rollout_percentage": 100},
+            {"key": "vip-variant", "rollout_percentage": 0}]}}})
+    put_flags(stack, token, flags)
+    wait_flag(stack, token, "order-test")
+    return token
+
+
+@pytest.mark.parametrize("name,flt,checks", OPERATOR_CASES,
+                         ids=[c[0] for c in OPERATOR_CASES])
+def test_acceptance_c_operators(stack, operator_team, name, flt, checks):
+    for props, enabled in checks:
+        r = flags_v2(stack, operator_team,
+                     {"distinct_id": "op-user", "person_properties": props,
+                      "flag_keys": [name]})
+        f = r.json()["flags"][name]
+        assert f["enabled"] is enabled, (props, f)
+        if not enabled:
+            assert f["reason"]["code"] == "no_condition_match"
+
+
+def test_acceptance_c32_conditions_in_stored_order(stack, operator_team):
+    f = flags_v2(stack, operator_team, {
+        "distinct_id": "user123",
+        "person_properties": {"email": "user@vip.com"}}).json()["flags"]
+    assert f["order-test"]["variant"] == "control"
+    assert f["order-test"]["reason"]["condition_index"] == 0
+
+
+# --- D. protocol and errors ---------------------------------------------------
+
+@pytest.fixture(scope="module")
+def checkout(stack):
+    """Case 15's flag (checkout-layout) plus a flag that is false."""
+    tid, token = stack.worker.team_create("checkout")
+    case = next(c for c in V1 if c["id"] == "v1.multivariate.variant_override")
+    flags = list(case["definitions"]["flags"])
+    flags.append({"key": "never", "filters": {"groups": [
+        {"properties": [_pf("plan", "exact", "none")],
+         "rollout_percentage": 100}]}})
+    put_flags(stack, token, flags)
+    wait_flag(stack, token, "never")
+    return token
+
+
+CHECKOUT_BODY = {"distinct_id": "user-61", "person_properties": {"plan": "free"}}
+
+
+def test_acceptance_d33_every_format(stack, checkout):
+    token = checkout
+    url = stack.nginx.url
+    body = {"token": token, **CHECKOUT_BODY}
+    d1 = requests.post(url + "/decide", json=body, timeout=10).json()
+    assert d1["featureFlags"] == ["checkout-layout"]
+    assert d1["supportedCompression"] == ["gzip", "gzip-js"]
+    d2 = requests.post(url + "/decide?v=2", json=body, timeout=10).json()
+    assert d2["featureFlags"] == {"checkout-layout": "compact"}
+    d3 = requests.post(url + "/decide?v=3", json=body, timeout=10).json()
+    assert d3["featureFlags"] == {"checkout-layout": "compact",
+                                  "never": False}
+    assert d3["featureFlagPayloads"] == {
+        "checkout-layout": "{\"density\":\"compact\"}"}
+    assert d3["errorsWhileComputingFlags"] is False
+    assert "sessionRecording" in d3 and "config" in d3
+    d4 = requests.post(url + "/decide?v=4", json=body, timeout=10).json()
+    f = d4["flags"]["checkout-layout"]
+    assert f["variant"] == "compact" and f["enabled"] is True
+    assert f["reason"] == {"code": "condition_match", "condition_index": 1,
+                           "description": "Matched condition set 2"}
+    assert f["metadata"]["payload"] == "{\"density\":\"compact\"}"
+    assert f["metadata"]["description"] is None
+    assert "supportedCompression" in d4
+    f2 = requests.post(url + "/flags?v=2", json=body, timeout=10).json()
+    assert "supportedCompression" not in f2
+    assert f2["flags"]["never"]["enabled"] is False
+    assert isinstance(f2["requestId"], str) and len(f2["requestId"]) == 36
+    assert isinstance(f2["evaluatedAt"], int)
+    f1 = requests.post(url + "/flags?v=1", json=body, timeout=10).json()
+    assert f1["featureFlags"]["checkout-layout"] == "compact"
+    fc = requests.post(url + "/flags?v=2&config=true", json=body,
+                       timeout=10).json()
+    assert fc["supportedCompression"] == ["gzip", "gzip-js"]
+    assert fc["sessionRecording"] is False
+    assert fc["analytics"] == {"endpoint": "/i/v0/e/"}
+    fd = requests.post(url + "/flags", json=body, timeout=10).json()
+    assert "flags" in fd and "supportedCompression" in fd
+
+
+def test_acceptance_d34_errors(stack, checkout):
+    url = stack.nginx.url + "/flags?v=2"
+    r = requests.post(url, json={"token": checkout}, timeout=10)
+    assert r.status_code == 400 and r.json()["code"] == "missing_distinct_id"
+    r = requests.post(url, json={"distinct_id": "u1"}, timeout=10)
+    assert r.status_code == 401 and r.json()["code"] == "not_authenticated"
+    r = requests.post(url, json={"token": "phc_unknown", "distinct_id": "u1"},
+                      timeout=10)
+    assert r.status_code == 401
+    assert r.json()["code"] == "authentication_failed"
+    r = requests.post(url, data="not json",
+                      headers={"Content-Type": "application/json"},
+                      timeout=10)
+    assert r.status_code == 400
+    r = requests.post(url, json={"token": checkout, "disable_flags": True},
+                      timeout=10)
+    assert r.status_code == 200 and r.json()["flags"] == {}
+    r = requests.post(url, data="<x/>",
+                      headers={"Content-Type": "application/xml"}, timeout=10)
+    assert r.status_code == 400
+    r = requests.put(url, json={}, timeout=10)
+    assert r.status_code == 405
+    r = requests.options(url, headers={"Origin": "https://app.example"},
+                         timeout=10)
+    assert r.status_code in (200, 204)
+    assert r.headers["Access-Control-Allow-Origin"] == "https://app.example"
+    r = requests.get(url, timeout=10)
+    assert r.status_code == 200 and r.json()["flags"] == {}
+
+
+def test_acceptance_d35_encodings_give_identical_results(stack, checkout):
+    body = json.dumps({"token": checkout, **CHECKOUT_BODY}).encode()
+    url = stack.nginx.url + "/flags?v=2"
+    gz = gzip.compress(body)
+    b64 = base64.b64encode(body)
+    variants = [
+        (url + "&compression=gzip", gz, {"Content-Type": "application/json"}),
+        (url, gz, {"Content-Type": "application/json",
+                   "Content-Encoding": "gzip"}),
+        (url, gz, {"Content-Type": "application/json"}),
+        (url, b64, {"Content-Type": "application/json"}),
+        (url + "&compression=base64",
+         b"data=" + urllib.parse.quote(b64).encode(),
+         {"Content-Type": "application/x-www-form-urlencoded"}),
+        (url, body + b"", {"Content-Type": "text/plain"}),
+    ]
+    results = []
+    for u, data, headers in variants:
+        r = requests.post(u, data=data, headers=headers, timeout=10)
+        assert r.status_code == 200, (u, headers, r.text)
+        results.append({k: (v["enabled"], v["variant"])
+                        for k, v in r.json()["flags"].items()})
+    assert all(x == results[0] for x in results)
+    assert results[0]["checkout-layout"] == (True, "compact")
+    r = requests.post(url + "&compression=lz64", data=body, timeout=10)
+    assert r.status_code == 400
+    r = requests.post(url, data=b'{"token":"%s","distinct_id":"u",'
+                      b'"person_properties":{"x":NaN}}' % checkout.encode(),
+                      headers={"Content-Type": "application/json"},
+                      timeout=10)
+    assert r.status_code == 200
+
+
+def test_acceptance_d36_quota_limited(stack):
+    tid, token = stack.worker.team_create("quota")
+    put_flags(stack, token, {"key": "q", "filters": {"groups": [
+        {"properties": [], "rollout_percentage": 100}]}})
+    wait_flag(stack, token, "q")
+    rc = redis_client(stack)
+    rc.zadd("@posthog/quota-limits/feature_flag_requests",
+            {token: time.time() + 3600})
+    try:
+        doc = wait_for(lambda: (lambda d: d if "quotaLimited" in d else None)(
+            flags_v2(stack, token).json()), timeout=5, what="quota limit")
+        assert doc["flags"] == {}
+        assert doc["quotaLimited"] == ["feature_flags"]
+        assert doc["errorsWhileComputingFlags"] is False
+    finally:
+        rc.zrem("@posthog/quota-limits/feature_flag_requests", token)
+
+
+# --- data path acceptance -----------------------------------------------------
+
+def test_cli_flag_change_visible_within_1s(stack, team):
+    tid, token = team
+    flag = {"key": "cli-change", "filters": {"groups": [
+        {"properties": [], "rollout_percentage": 100}]}}
+    put_flags(stack, token, flag)
+    wait_flag(stack, token, "cli-change", pred=lambda f: f["enabled"])
+    flag["filters"]["groups"][0]["rollout_percentage"] = 0
+    t0 = time.monotonic()
+    put_flags(stack, token, flag)
+    wait_flag(stack, token, "cli-change", timeout=5,
+              pred=lambda f: not f["enabled"])
+    elapsed = time.monotonic() - t0
+    assert elapsed < 1.0, f"change took {elapsed:.3f}s"
+    t0 = time.monotonic()
+    stack.worker.run_cmd("flag", "delete", "--team", token, "--key",
+                         "cli-change")
+    wait_for(lambda: "cli-change" not in flags_v2(stack, token).json()[
+        "flags"], timeout=5, interval=0.05, what="deleted flag gone")
+    assert time.monotonic() - t0 < 1.0
+
+
+def test_cli_flag_list(stack, team):
+    tid, token = team
+    out = stack.worker.run_cmd("flag", "list", "--team", str(tid)).stdout
+    keys = [f["key"] for f in json.loads(out)]
+    assert "smoke" in keys
+
+
+def _person_entry(stack, tid, did, props, person_id=1):
+    rc = redis_client(stack)
+    rc.set(f"edgehog:person:{tid}:{did}", json.dumps(
+        {"id": person_id, "uuid": "00000000-0000-5000-8000-000000000001",
+         "version": 1, "properties": props}))
+
+
+@pytest.fixture(scope="module")
+def person_team(stack):
+    tid, token = stack.worker.team_create("persons")
+    put_flags(stack, token, [
+        {"key": "needs-plan", "filters": {"groups": [
+            {"properties": [_pf("plan", "exact", "enterprise")],
+             "rollout_percentage": 100}]}},
+        {"key": "everyone", "filters": {"groups": [
+            {"properties": [], "rollout_percentage": 100}]}}])
+    wait_flag(stack, token, "needs-plan")
+    return tid, token
+
+
+def test_person_properties_only_in_redis_match(stack, person_team):
+    tid, token = person_team
+    _person_entry(stack, tid, "redis-user", {"plan": "enterprise"})
+    f = flags_v2(stack, token, {"distinct_id": "redis-user"}).json()
+    assert f["flags"]["needs-plan"]["enabled"] is True
+    assert f["errorsWhileComputingFlags"] is False
+    # request values win over stored ones
+    f = flags_v2(stack, token, {"distinct_id": "redis-user",
+                                "person_properties": {"plan": "free"}}).json()
+    assert f["flags"]["needs-plan"]["enabled"] is False
+    # no entry: a normal anonymous user
+    f = flags_v2(stack, token, {"distinct_id": "nobody"}).json()
+    assert f["flags"]["needs-plan"]["enabled"] is False
+    assert f["errorsWhileComputingFlags"] is False
+
+
+def test_person_lookup_failure_marks_only_affected_flags(stack, person_team):
+    tid, token = person_team
+    redis_client(stack).set(f"edgehog:person:{tid}:broken", b"\xff{not json")
+    doc = flags_v2(stack, token, {"distinct_id": "broken"}).json()
+    assert doc["errorsWhileComputingFlags"] is True
+    assert doc["flags"]["needs-plan"]["failed"] is True
+    assert doc["flags"]["needs-plan"]["enabled"] is False
+    assert doc["flags"]["everyone"]["enabled"] is True
+    assert "failed" not in doc["flags"]["everyone"]
+    v1 = flags_v2(stack, token, {"distinct_id": "broken"},
+                  path="/flags?v=1").json()
+    assert v1["featureFlags"] == {"needs-plan": False, "everyone": True}
+    assert v1["errorsWhileComputingFlags"] is True
+
+
+def test_snapshot_serves_while_redis_is_down(stack, person_team):
+    """Redis stopped: /decide still answers from the in-memory snapshot;
+    person lookups fail only the flags that need them."""
+    tid, token = person_team
+    before = flags_v2(stack, token, {"distinct_id": "u-down"}).json()
+    assert before["flags"]["everyone"]["enabled"] is True
+    stack.redis.stop()
+    try:
+        time.sleep(0.6)
+        t0 = time.monotonic()
+        r = flags_v2(stack, token, {"distinct_id": "u-down",
+                                    "person_properties": {"plan": "x"}})
+        assert r.status_code == 200
+        assert time.monotonic() - t0 < 1.0
+        assert r.json()["flags"]["everyone"]["enabled"] is True
+        assert r.json()["errorsWhileComputingFlags"] is False
+        r = flags_v2(stack, token, {"distinct_id": "u-down"})
+        assert r.status_code == 200
+        doc = r.json()
+        assert doc["flags"]["everyone"]["enabled"] is True
+        assert doc["flags"]["needs-plan"].get("failed") is True
+        assert doc["errorsWhileComputingFlags"] is True
+    finally:
+        stack.redis.start()
+    # the publisher repopulates the fresh Redis, nginx picks it up
+    wait_for(lambda: redis_client(stack).hget("edgehog:snapshot:teams",
+                                               token), timeout=40,
+             what="republished snapshot")
+    put_flags(stack, token, {"key": "after-restart", "filters": {
+        "groups": [{"properties": [], "rollout_percentage": 100}]}})
+    wait_flag(stack, token, "after-restart", timeout=10)
+
+
+# --- remote config (posthog-js 1.449 loads it before /flags) -----------------
+
+def test_remote_config_json_and_js(stack, checkout):
+    token = checkout
+    url = stack.nginx.url + f"/array/{token}/config"
+    r = requests.get(url, headers={"Origin": "https://site.example"},
+                     timeout=10)
+    assert r.status_code == 200, r.text
+    assert r.headers["Content-Type"].startswith("application/json")
+    assert r.headers["Cache-Control"] == "public, max-age=300"
+    assert r.headers["Access-Control-Allow-Origin"] == "https://site.example"
+    cfg = r.json()
+    assert cfg["token"] == token
+    assert cfg["hasFeatureFlags"] is True
+    assert cfg["supportedCompression"] == ["gzip", "gzip-js"]
+    assert cfg["sessionRecording"] is False
+    assert cfg["analytics"] == {"endpoint": "/i/v0/e/"}
+    r = requests.get(url + ".js", timeout=10)
+    assert r.status_code == 200
+    assert r.headers["Content-Type"].startswith("application/javascript")
+    assert f"window._POSTHOG_REMOTE_CONFIG['{token}']" in r.text
+    body = r.text.split("config: ", 1)[1].rsplit(",\n    siteApps", 1)[0]
+    assert json.loads(body) == cfg
+    r = requests.get(stack.nginx.url + "/array/phc_nope/config", timeout=10)
+    assert r.status_code == 404
+    r = requests.get(stack.nginx.url + "/array/bad%20token!/config.js",
+                     timeout=10)
+    assert r.status_code == 400
+    r = requests.options(url + ".js", headers={"Origin": "https://x.example"},
+                         timeout=10)
+    assert r.status_code == 204
+
+
+def test_cohorts_static_from_person_entry_and_dynamic(stack):
+    """Static cohort membership: posthog_cohortpeople rows published in the
+    snapshot, matched against the person entry's id from Redis; dynamic
+    cohorts evaluate person properties."""
+    tid, token = stack.worker.team_create("cohorts")
+    pid = int(psql(stack, "INSERT INTO posthog_person (created_at, uuid, "
+                          f"team_id, properties) VALUES (now(), "
+                          f"gen_random_uuid(), {tid}, '{{}}') RETURNING id")
+              .split()[0])
+    static = int(psql(stack, "INSERT INTO posthog_cohort (team_id, name, "
+                             f"is_static) VALUES ({tid}, 'vips', true) "
+                             "RETURNING id").split()[0])
+    psql(stack, "INSERT INTO posthog_cohortpeople (cohort_id, person_id) "
+                f"VALUES ({static}, {pid})")
+    dyn = int(psql(stack, "INSERT INTO posthog_cohort (team_id, name, "
+                          "filters) VALUES "
+                          f"({tid}, 'gmail', '{json.dumps({'properties': {'type': 'OR', 'values': [{'type': 'AND', 'values': [_pf('email', 'icontains', 'gmail')]}]}})}') "
+                          "RETURNING id").split()[0])
+    put_flags(stack, token, [
+        {"key": "static-cohort", "filters": {"groups": [
+            {"properties": [{"key": "id", "type": "cohort",
+                             "value": static}],
+             "rollout_percentage": 100}]}},
+        {"key": "dynamic-cohort", "filters": {"groups": [
+            {"properties": [{"key": "id", "type": "cohort", "value": dyn}],
+             "rollout_percentage": 100}]}}])
+    wait_flag(stack, token, "dynamic-cohort")
+    _person_entry(stack, tid, "member", {"email": "a@gmail.com"},
+                  person_id=pid)
+    _person_entry(stack, tid, "outsider", {"email": "a@corp.com"},
+                  person_id=pid + 1000)
+    f = flags_v2(stack, token, {"distinct_id": "member"}).json()["flags"]
+    assert f["static-cohort"]["enabled"] is True
+    assert f["dynamic-cohort"]["enabled"] is True
+    f = flags_v2(stack, token, {"distinct_id": "outsider"}).json()["flags"]
+    assert f["static-cohort"]["enabled"] is False
+    assert f["dynamic-cohort"]["enabled"] is False
+    f = flags_v2(stack, token, {"distinct_id": "anon",
+                                "person_properties": {
+                                    "email": "b@gmail.com"}}).json()["flags"]
+    assert f["static-cohort"]["enabled"] is False
+    assert f["dynamic-cohort"]["enabled"] is True

@@ -1,0 +1,120 @@
+"""Fault tests of the ingest-worker: kill -9 in the middle of a batch,
+and Postgres down for 20 s under load (spec/ingestion.md §6, AC-23)."""
+
+import json
+import os
+import signal
+import time
+import uuid
+
+import pytest
+
+from conftest import wait_for
+from ingest_helpers import Ingest, person_uuid, props, tag
+
+
+@pytest.fixture(scope="module")
+def ing(stack):
+    i = Ingest(stack)
+    yield i
+    i.close()
+
+
+def produce_many(ing, ids, per_id, prefix="e"):
+    """per_id events per distinct id, interleaved; each sets n=i and
+    sets first=i once; returns the event uuids"""
+    evs = []
+    for i in range(per_id):
+        for d in ids:
+            e = str(uuid.uuid4())
+            data = {"event": prefix, "distinct_id": d, "uuid": e,
+                    "properties": {"$set": {"n": i},
+                                   "$set_once": {"first": i}}}
+            outer = {"uuid": e, "distinct_id": d, "ip": "127.0.0.1",
+                     "data": json.dumps(data), "token": ing.token,
+                     "now": "2024-01-01T10:00:00.000Z",
+                     "timestamp": "2024-01-01T10:00:00.000Z"}
+            ing.producer.produce("events_plugin_ingestion",
+                                 value=json.dumps(outer).encode(),
+                                 key=f"{ing.token}:{d}".encode())
+            evs.append(e)
+    ing.producer.flush(30)
+    return evs
+
+
+def emitted(ing, evs):
+    s = set(evs)
+    return {v["uuid"] for v in ing.out.values("clickhouse_events_json")
+            if v["uuid"] in s}
+
+
+def check_persons(ing, ids, per_id):
+    for d in ids:
+        rows = ing.persons(d)
+        assert len(rows) == 1, d
+        puuid, p, ident, _, _ = rows[0]
+        assert puuid == person_uuid(ing.team, d)
+        assert p["n"] == per_id - 1 and p["first"] == 0, (d, p)
+        assert ident is False
+
+
+def check_clickhouse(ing, evs, timeout=120):
+    in_list = ",".join(f"toUUID('{e}')" for e in evs)
+    ing.ch_wait(f"SELECT count() AS n, uniqExact(uuid) AS u FROM events "
+                f"FINAL WHERE uuid IN ({in_list})",
+                lambda r: int(r[0]["n"]) == len(evs)
+                and int(r[0]["u"]) == len(evs),
+                timeout=timeout, what=f"{len(evs)} events under FINAL")
+
+
+def test_kill9_mid_batch_then_restart(stack, ing):
+    t = tag()
+    ids = [f"{t}-k{i}" for i in range(20)]
+    per_id = 25
+    evs = produce_many(ing, ids, per_id)
+    # the first outputs are out: the batch is in flight, not committed
+    wait_for(lambda: emitted(ing, evs), timeout=60, interval=0.01,
+             what="the first outputs")
+    os.kill(stack.worker.pid, signal.SIGKILL)
+    stack.worker.proc.wait()
+    partial = len(emitted(ing, evs))
+    stack.worker.proc = None
+    stack.worker.start()
+    wait_for(lambda: len(emitted(ing, evs)) == len(evs), timeout=120,
+             what="every event after the restart")
+    assert partial <= len(evs)
+    check_persons(ing, ids, per_id)
+    # versions never go backwards in ClickHouse, and equal Postgres
+    for d in ids[:3]:
+        (puuid, _, _, ver, _), = ing.persons(d)
+        vs = [m["version"] for m in ing.out.values("clickhouse_person",
+                                                    id=puuid)]
+        assert max(vs) == ver
+    check_clickhouse(ing, evs)
+
+
+def test_ac23_postgres_down_20s_under_load(stack, ing):
+    t = tag()
+    ids = [f"{t}-pg{i}" for i in range(10)]
+    # the team is cached; make sure the worker is idle first
+    ing.send("warm-up", f"{t}-warm")
+    # fast shutdown: a smart one would wait for the worker to disconnect
+    os.kill(stack.postgres.pid, signal.SIGINT)
+    stack.postgres.proc.wait(30)
+    stack.postgres.proc = None
+    try:
+        evs = produce_many(ing, ids, 5, prefix="during-outage")
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            # nothing of the batch is produced while persons are unknown
+            assert emitted(ing, evs) == set()
+            time.sleep(0.5)
+    finally:
+        stack.postgres.start()
+    t0 = time.monotonic()
+    wait_for(lambda: len(emitted(ing, evs)) == len(evs), timeout=120,
+             what="every event after Postgres returned")
+    print("outputs after", time.monotonic() - t0)
+    check_persons(ing, ids, 5)
+    check_clickhouse(ing, evs)
+    print("clickhouse after", time.monotonic() - t0)

@@ -1,0 +1,206 @@
+/*
+ * Copyright (C) edgehog
+ */
+
+
+#include <stdlib.h>
+#include <string.h>
+#include <jansson.h>
+
+#include "tap.h"
+#include "capture_event.h"
+
+
+/* 2025-07-01T11:00:00Z, the acceptance cases' fixed clock */
+#define T_NOW  1751367600000000LL
+
+
+static int build(const char *json, int engage, capture_msg_t **m,
+    size_t *n, capture_error_t *err);
+static const char *field(capture_msg_t *m, const char *name);
+static json_t *data_of(capture_msg_t *m);
+
+
+static char  t_buf[4096];
+
+
+static int
+build(const char *json, int engage, capture_msg_t **m, size_t *n,
+    capture_error_t *err)
+{
+    capture_request_t  req;
+
+    memset(&req, 0, sizeof(req));
+    req.ip = "203.0.113.7";
+    req.now_us = T_NOW;
+    req.sent_at_us = T_NOW;
+    req.has_sent_at = 1;
+    req.engage = engage;
+    req.max_message_size = CAPTURE_MAX_MESSAGE_SIZE;
+
+    memset(err, 0, sizeof(*err));
+
+    return capture_event_build(&req, json, strlen(json), m, n, err);
+}
+
+
+static const char *
+field(capture_msg_t *m, const char *name)
+{
+    json_t  *v, *f;
+
+    v = json_loads(m->value, 0, NULL);
+    f = json_object_get(v, name);
+
+    if (f == NULL) {
+        json_decref(v);
+        return NULL;
+    }
+
+    if (json_is_string(f)) {
+        snprintf(t_buf, sizeof(t_buf), "%s", json_string_value(f));
+
+    } else {
+        snprintf(t_buf, sizeof(t_buf), "%s",
+                 json_is_true(f) ? "true" : "other");
+    }
+
+    json_decref(v);
+
+    return t_buf;
+}
+
+
+static json_t *
+data_of(capture_msg_t *m)
+{
+    json_t  *v, *d;
+
+    v = json_loads(m->value, 0, NULL);
+    d = json_loads(json_string_value(json_object_get(v, "data")),
+                   JSON_ALLOW_NUL, NULL);
+    json_decref(v);
+
+    return d;
+}
+
+
+int
+main(void)
+{
+    size_t            n;
+    json_t           *d;
+    capture_msg_t    *m;
+    capture_error_t   err;
+    static char       big[1100000];
+
+    /* AC-01 */
+    ok(build("{\"api_key\":\"phc_test\",\"event\":\"$pageview\","
+             "\"distinct_id\":\"user-1\",\"properties\":{\"$current_url\":"
+             "\"https://example.com/\"},\"timestamp\":\"2025-07-01T10:59:58Z\"}",
+             0, &m, &n, &err) == 0 && n == 1, "AC-01 builds");
+    is_str(m[0].key, "phc_test:user-1", "key");
+    ok(strncmp(m[0].value, "{\"uuid\":\"", 9) == 0, "uuid first");
+    ok(strstr(m[0].value, "\",\"distinct_id\":\"user-1\",\"ip\":"
+                          "\"203.0.113.7\",\"data\":") != NULL, "order");
+    is_str(field(&m[0], "now"), "2025-07-01T11:00:00Z", "now");
+    is_str(field(&m[0], "sent_at"), "2025-07-01T11:00:00Z", "sent_at");
+    is_str(field(&m[0], "timestamp"), "2025-07-01T10:59:58Z", "timestamp");
+    is_str(field(&m[0], "event"), "$pageview", "event");
+    is_str(field(&m[0], "token"), "phc_test", "token");
+    ok(field(&m[0], "uuid")[14] == '7', "generated uuid is v7");
+    is_str(m[0].headers[2].value, "1751367598000", "timestamp header");
+    d = data_of(&m[0]);
+    ok(json_is_null(json_object_get(d, "uuid")), "data.uuid null");
+    is_str(json_string_value(json_object_get(d, "token")), "phc_test",
+           "data.token from api_key");
+    ok(json_object_get(d, "api_key") == NULL, "api_key renamed");
+    json_decref(d);
+    capture_msgs_free(m, n);
+
+    /* AC-02 */
+    ok(build("{\"api_key\":\"phc_test\",\"sent_at\":\"2025-07-01T11:00:05Z\","
+             "\"batch\":[{\"event\":\"a\",\"distinct_id\":\"u1\",\"uuid\":"
+             "\"0198393f-1b8a-7c2e-a269-737351f06167\",\"timestamp\":"
+             "\"2025-07-01T10:59:55Z\",\"type\":\"capture\"},{\"event\":\"b\","
+             "\"distinct_id\":\"u2\",\"timestamp\":\"2025-07-01T11:00:04Z\"}]}",
+             0, &m, &n, &err) == 0 && n == 2, "AC-02 builds");
+    is_str(field(&m[0], "timestamp"), "2025-07-01T10:59:50Z", "skew a");
+    is_str(field(&m[1], "timestamp"), "2025-07-01T10:59:59Z", "skew b");
+    is_str(field(&m[0], "sent_at"), "2025-07-01T11:00:05Z", "batch sent_at");
+    is_str(field(&m[0], "uuid"), "0198393f-1b8a-7c2e-a269-737351f06167",
+           "uuid kept");
+    capture_msgs_free(m, n);
+
+    /* offsets, cookieless, capture_internal, data types */
+    ok(build("[{\"event\":\"$exception\",\"properties\":{\"distinct_id\":\"a\","
+             "\"token\":\"t\",\"$cookieless_mode\":true}},{\"event\":\"x\","
+             "\"offset\":1500,\"properties\":{\"distinct_id\":\"a\","
+             "\"capture_internal\":1}},{\"event\":\"$performance_event\"}]",
+             0, &m, &n, &err) == 0 && n == 2, "array builds");
+    is_int(m[0].topic, CAPTURE_TOPIC_EXCEPTIONS, "exceptions topic");
+    is_str(m[0].key, "t:203.0.113.7", "cookieless key");
+    is_str(field(&m[0], "is_cookieless_mode"), "true", "cookieless flag");
+    is_str(field(&m[1], "timestamp"), "2025-07-01T10:59:58.500Z", "offset");
+    is_str(field(&m[1], "ip"), "127.0.0.1", "capture_internal");
+    is_str(m[1].key, "t:a", "token inherited");
+    capture_msgs_free(m, n);
+
+    /* errors */
+    ok(build("[]", 0, &m, &n, &err) != 0 && err.status == 400
+       && strcmp(err.error, "request holds no event") == 0, "empty array");
+    ok(build("{\"event\":\"x\",\"distinct_id\":\"u\"}", 0, &m, &n, &err) != 0
+       && err.status == 401, "no token");
+    ok(build("[{\"event\":\"a\",\"distinct_id\":\"u\",\"token\":\"t1\"},"
+             "{\"event\":\"b\",\"distinct_id\":\"u\",\"token\":\"t2\"}]", 0,
+             &m, &n, &err) != 0 && err.status == 401, "inconsistent");
+    ok(build("{\"api_key\":\"phx_a\",\"event\":\"x\",\"distinct_id\":\"u\"}",
+             0, &m, &n, &err) != 0
+       && strcmp(err.error, "API key is not valid: personal_api_key") == 0,
+       "personal key");
+    ok(build("{\"api_key\":\"t\",\"distinct_id\":\"u\"}", 0, &m, &n, &err)
+       != 0 && strstr(err.error, "hydrate") != NULL, "no event name");
+    ok(build("{\"api_key\":\"t\",\"distinct_id\":\"u\",\"$set\":{\"a\":1}}",
+             1, &m, &n, &err) == 0 && n == 1
+       && strcmp(m[0].event, "$identify") == 0, "engage hydration");
+    capture_msgs_free(m, n);
+    ok(build("{\"api_key\":\"t\",\"event\":\"x\",\"distinct_id\":\"u\","
+             "\"timestamp\":1}", 0, &m, &n, &err) != 0
+       && strstr(err.error, "untagged enum") != NULL, "numeric timestamp");
+    ok(build("{\"api_key\":\"t\",\"event\":\"x\",\"distinct_id\":\"u\","
+             "\"uuid\":\"nope\"}", 0, &m, &n, &err) != 0
+       && strstr(err.error, "untagged enum") != NULL, "bad uuid");
+    ok(build("{\"api_key\":\"t\",\"event\":\"\",\"distinct_id\":\"u\"}", 0,
+             &m, &n, &err) != 0 && strstr(err.error, "empty event") != NULL,
+       "empty event");
+    ok(build("{\"api_key\":\"t\",\"event\":\"x\",\"distinct_id\":\"\"}", 0,
+             &m, &n, &err) != 0 && strstr(err.error, "distinct_id") != NULL,
+       "empty distinct_id");
+    ok(build("{\"api_key\":\"t\",\"event\":\"x\",\"distinct_id\":\"u\","
+             "\"properties\":{\"$cookieless_mode\":\"yes\"}}", 0, &m, &n,
+             &err) != 0 && strstr(err.error, "cookieless") != NULL,
+       "bad cookieless");
+    ok(build("not json", 0, &m, &n, &err) != 0 && err.status == 400
+       && strncmp(err.error, "failed to parse request: ", 25) == 0,
+       "invalid json");
+
+    /* historical, distinct_id normalisation */
+    ok(build("{\"api_key\":\"t\",\"historical_migration\":true,\"batch\":"
+             "[{\"event\":\"old\",\"distinct_id\":42,\"timestamp\":"
+             "\"2023-04-24T06:34:00+00:00\"}]}", 0, &m, &n, &err) == 0,
+       "historical");
+    is_int(m[0].topic, CAPTURE_TOPIC_HISTORICAL, "historical topic");
+    is_str(field(&m[0], "historical_migration"), "true", "flag");
+    is_str(field(&m[0], "distinct_id"), "42", "number stringified");
+    is_str(field(&m[0], "timestamp"), "2023-04-24T06:34:00Z", "timestamp");
+    capture_msgs_free(m, n);
+
+    /* the message cap */
+    memcpy(big, "{\"api_key\":\"t\",\"event\":\"x\",\"distinct_id\":\"u\","
+                "\"properties\":{\"p\":\"", 64);
+    memset(big + 64, 'a', 1000000);
+    memcpy(big + 64 + 1000000, "\"}}", 4);
+    ok(build(big, 0, &m, &n, &err) != 0 && err.status == 413, "1 MB cap");
+
+    return done_testing();
+}
