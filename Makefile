@@ -127,7 +127,7 @@ stop:
 
 # --- benchmarks (ratios measured in one run, never assertions) ------------
 
-bench: bench-json bench-capture
+bench: bench-json bench-capture bench-worker
 
 # which packaged JSON library suits capture's hot path (DESIGN.md)
 bench-json:
@@ -141,6 +141,9 @@ bench-capture: all
 
 bench-decide: all
 	@$(PYTHON) bench/decide.py
+
+bench-worker: all
+	@$(PYTHON) bench/worker.py
 
 clean:
 	rm -rf $(BUILD)

@@ -227,7 +227,7 @@ ngx_http_capture_body_process(ngx_http_request_t *r)
 
     rc = ngx_http_capture_kafka_produce(r, msgs, n, ngx_http_capture_done);
 
-    /* librdkafka copied what it needed (RD_KAFKA_MSG_F_COPY) */
+    /* librdkafka took the values it produced and copied the rest */
     capture_msgs_free(msgs, n);
 
     if (rc == NGX_DONE) {

@@ -508,7 +508,7 @@ ngx_http_capture_kafka_produce(ngx_http_request_t *r, capture_msg_t *msgs,
 
         err = rd_kafka_producev(mcf->rk,
                                 RD_KAFKA_V_RKT(rkt),
-                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
                                 RD_KAFKA_V_VALUE(msgs[i].value,
                                                  msgs[i].value_len),
                                 RD_KAFKA_V_KEY(msgs[i].key, klen),
@@ -521,6 +521,9 @@ ngx_http_capture_kafka_produce(ngx_http_request_t *r, capture_msg_t *msgs,
             rd_kafka_headers_destroy(hdrs);
             goto failed;
         }
+
+        /* F_FREE: librdkafka owns and free()s the value once produced */
+        msgs[i].value = NULL;
 
         if (w) {
             w->pending++;

@@ -491,6 +491,22 @@ decide_team_nflags(const decide_team_t *team)
 }
 
 
+int
+decide_team_group_type_index(const decide_team_t *team, const char *name)
+{
+    int  i;
+
+    for (i = 0; i < DECIDE_GROUP_TYPES_MAX; i++) {
+        if (team->group_types[i] && strcmp(team->group_types[i], name) == 0)
+        {
+            return i;
+        }
+    }
+
+    return -1;
+}
+
+
 /* a group type index: integer or numeric string 0..4, else -1 */
 static int
 decide_json_index(const json_t *v)

@@ -140,6 +140,10 @@ decide_team_t *decide_team_create(json_t *flags, json_t *group_type_mapping,
 void decide_team_free(decide_team_t *team);
 size_t decide_team_nflags(const decide_team_t *team);
 
+/* the group type index of a group type name, -1 if not mapped */
+int decide_team_group_type_index(const decide_team_t *team,
+    const char *name);
+
 /* fills out[0 .. nflags-1]; returns the DECIDE_NEED_* union, 0 if final */
 unsigned decide_eval_flags(const decide_team_t *team,
     const decide_request_t *req, decide_result_t *out);

@@ -114,6 +114,8 @@ typedef struct {
     json_t                     *body;
     json_t                     *person_props;   /* merged, owned */
     json_t                     *static_cohorts; /* owned */
+    json_t                     *group_props;    /* stored + request */
+    json_t                     *overrides;      /* hash-key overrides */
     decide_fields_t             fields;
     decide_request_t            req;
     decide_result_t            *results;
@@ -127,6 +129,8 @@ typedef struct {
     unsigned                    survey_only:1;
     unsigned                    quota_limited:1;
     unsigned                    person_failed:1;
+    unsigned                    groups_failed:1;
+    unsigned                    hko_failed:1;
 } ngx_http_decide_ctx_t;
 
 

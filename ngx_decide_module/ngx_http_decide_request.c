@@ -5,8 +5,8 @@
 /*
  * The /decide and /flags request path: methods, query parameters, body
  * decoding, team lookup in the snapshot, evaluation, and the person
- * lookup (a thread-pool task with a Redis GET) when, and only when, a
- * flag needs stored person properties.
+ * lookup (a thread-pool task with Redis reads) when, and only when, a
+ * flag needs stored person or group properties or hash-key overrides.
  */
 
 
@@ -17,17 +17,27 @@
 #include "ngx_http_decide_module.h"
 #include "ngx_http_edgehog_response.h"
 #include "eh_person_entry.h"
+#include "eh_group_entry.h"
 
 
+/* one thread-pool task fetches all stored data a request needs */
 typedef struct {
     ngx_http_request_t           *r;            /* NULL: request gone */
     ngx_http_decide_main_conf_t  *mcf;
     ngx_pool_cleanup_t           *cln;
-    char                         *key;          /* malloc'd */
-    size_t                        keylen;
-    char                         *value;        /* malloc'd */
+    int64_t                       team_id;
+    unsigned                      need;         /* DECIDE_NEED_* */
+    char                         *distinct_id;  /* malloc'd copies */
+    char                         *anon_id;      /* NULL: no write */
+    json_t                       *flag_keys;    /* [continuity flag key] */
+    json_t                       *groups;       /* [[gti, name, key]] */
+    char                         *value;        /* person entry, malloc'd */
     size_t                        len;
-    int                           rc;           /* 1, 0 none, -1 error */
+    json_t                       *group_props;  /* {name: props} */
+    json_t                       *overrides;    /* {flag key: hash key} */
+    int                           person_rc;    /* 1, 0 none, -1 error */
+    int                           groups_rc;    /* 0 ok, -1 error */
+    int                           hko_rc;       /* 0 ok, -1 error */
 } ngx_http_decide_lookup_t;
 
 
@@ -39,7 +49,8 @@ static ngx_int_t ngx_http_decide_evaluate(ngx_http_request_t *r,
 static ngx_int_t ngx_http_decide_finish(ngx_http_request_t *r,
     ngx_http_decide_ctx_t *ctx);
 static ngx_int_t ngx_http_decide_lookup_start(ngx_http_request_t *r,
-    ngx_http_decide_ctx_t *ctx);
+    ngx_http_decide_ctx_t *ctx, unsigned need);
+static void ngx_http_decide_lookup_free(ngx_http_decide_lookup_t *lk);
 static void ngx_http_decide_lookup_thread(void *data, ngx_log_t *log);
 static void ngx_http_decide_lookup_done(ngx_event_t *ev);
 static void ngx_http_decide_lookup_cleanup(void *data);
@@ -442,13 +453,10 @@ ngx_http_decide_evaluate(ngx_http_request_t *r, ngx_http_decide_ctx_t *ctx)
                           != NULL);
 
     /*
-     * Group properties and hash-key overrides have no store yet: the
-     * request's values are all there is (experience continuity comes
-     * later).
+     * First pass with the request's values only; whatever stored data
+     * a flag needs (person, groups, hash-key overrides) is fetched in
+     * one thread-pool task and merged in for the second pass.
      */
-    req->groups_loaded = 1;
-    req->overrides_loaded = 1;
-
     need = decide_eval_flags(ctx->team->team, req, ctx->results);
 
     if (need == 0) {
@@ -456,31 +464,34 @@ ngx_http_decide_evaluate(ngx_http_request_t *r, ngx_http_decide_ctx_t *ctx)
     }
 
     for (i = 0; i < n; i++) {
-        ctx->needed[i] = ctx->results[i].status == DECIDE_STATUS_NEEDS_LOOKUP;
+        if (ctx->results[i].status == DECIDE_STATUS_NEEDS_LOOKUP) {
+            ctx->needed[i] = (u_char) (ctx->results[i].need
+                                       ? ctx->results[i].need
+                                       : DECIDE_NEED_PERSON);
+        }
     }
 
-    if (need & DECIDE_NEED_PERSON) {
-        return ngx_http_decide_lookup_start(r, ctx);
-    }
-
-    req->person_loaded = 1;
-    (void) decide_eval_flags(ctx->team->team, req, ctx->results);
-
-    return ngx_http_decide_send(r, ctx);
+    return ngx_http_decide_lookup_start(r, ctx, need);
 }
 
 
 static ngx_int_t
 ngx_http_decide_lookup_start(ngx_http_request_t *r,
-    ngx_http_decide_ctx_t *ctx)
+    ngx_http_decide_ctx_t *ctx, unsigned need)
 {
-    size_t                        len;
+    int                           gti;
+    size_t                        i, n;
+    char                         *s;
+    const char                   *name;
+    json_t                       *v, *keys, *groups;
     ngx_thread_task_t            *task;
     ngx_pool_cleanup_t           *cln;
     ngx_http_decide_lookup_t     *lk;
     ngx_http_decide_main_conf_t  *mcf;
+    const decide_team_t          *team;
 
     mcf = ngx_http_get_module_main_conf(r, ngx_http_decide_module);
+    team = ctx->team->team;
 
     /* outside r->pool: the task may outlive an aborted request */
     task = ngx_calloc(sizeof(ngx_thread_task_t)
@@ -496,26 +507,93 @@ ngx_http_decide_lookup_start(ngx_http_request_t *r,
     task->event.data = task;
     task->event.log = r->connection->log;
 
-    len = eh_person_key(NULL, 0, ctx->team->id, ctx->fields.distinct_id,
-                        ngx_strlen(ctx->fields.distinct_id));
-
-    lk->key = ngx_alloc(len + 1, r->connection->log);
-    if (lk->key == NULL) {
-        ngx_free(task);
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    lk->keylen = eh_person_key(lk->key, len + 1, ctx->team->id,
-                               ctx->fields.distinct_id,
-                               ngx_strlen(ctx->fields.distinct_id));
     lk->r = r;
     lk->mcf = mcf;
+    lk->team_id = ctx->team->id;
+    lk->need = need;
+    lk->person_rc = -1;
+    lk->groups_rc = 0;
+    lk->hko_rc = 0;
+
+    /* copies: the team snapshot may go away with an aborted request */
+    lk->distinct_id = strdup(ctx->fields.distinct_id
+                             ? ctx->fields.distinct_id : "");
+
+    if (lk->distinct_id == NULL) {
+        goto failed;
+    }
+
+    if ((need & DECIDE_NEED_HASH_KEY) && ctx->fields.anon_distinct_id
+        && ctx->fields.anon_distinct_id[0] != '\0')
+    {
+        lk->anon_id = strdup(ctx->fields.anon_distinct_id);
+        if (lk->anon_id == NULL) {
+            goto failed;
+        }
+    }
+
+    if (need & DECIDE_NEED_HASH_KEY) {
+        keys = json_array();
+        lk->flag_keys = keys;
+
+        if (keys == NULL) {
+            goto failed;
+        }
+
+        n = decide_team_nflags(team);
+
+        for (i = 0; i < n; i++) {
+            if ((ctx->needed[i] & DECIDE_NEED_HASH_KEY)
+                && ctx->results[i].key)
+            {
+                json_array_append_new(keys,
+                                      json_string(ctx->results[i].key));
+            }
+        }
+    }
+
+    if (need & DECIDE_NEED_GROUPS) {
+        /* [[group type index, type name, key], ...] */
+        groups = json_array();
+        lk->groups = groups;
+
+        if (groups == NULL) {
+            goto failed;
+        }
+
+        json_object_foreach(ctx->fields.groups, name, v) {
+            gti = decide_team_group_type_index(team, name);
+            if (gti < 0) {
+                continue;
+            }
+
+            if (json_is_string(v)) {
+                s = strdup(json_string_value(v));
+
+            } else if (json_is_integer(v)) {
+                s = malloc(32);
+                if (s) {
+                    snprintf(s, 32, "%" JSON_INTEGER_FORMAT,
+                             json_integer_value(v));
+                }
+
+            } else {
+                continue;
+            }
+
+            if (s == NULL) {
+                goto failed;
+            }
+
+            json_array_append_new(groups,
+                                  json_pack("[iss]", gti, name, s));
+            free(s);
+        }
+    }
 
     cln = ngx_pool_cleanup_add(r->pool, 0);
     if (cln == NULL) {
-        ngx_free(lk->key);
-        ngx_free(task);
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        goto failed;
     }
 
     cln->handler = ngx_http_decide_lookup_cleanup;
@@ -524,14 +602,228 @@ ngx_http_decide_lookup_start(ngx_http_request_t *r,
 
     if (ngx_thread_task_post(mcf->thread_pool, task) != NGX_OK) {
         cln->handler = NULL;
-        ngx_free(lk->key);
+        ngx_http_decide_lookup_free(lk);
         ngx_free(task);
 
         ctx->person_failed = 1;
+        ctx->groups_failed = 1;
+        ctx->hko_failed = 1;
         return ngx_http_decide_finish(r, ctx);
     }
 
     return NGX_DONE;
+
+failed:
+
+    ngx_http_decide_lookup_free(lk);
+    ngx_free(task);
+
+    return NGX_HTTP_INTERNAL_SERVER_ERROR;
+}
+
+
+static void
+ngx_http_decide_lookup_free(ngx_http_decide_lookup_t *lk)
+{
+    free(lk->distinct_id);
+    free(lk->anon_id);
+    free(lk->value);
+    json_decref(lk->flag_keys);
+    json_decref(lk->groups);
+    json_decref(lk->group_props);
+    json_decref(lk->overrides);
+}
+
+
+/* pool thread: GET; 1 found (malloc'd *value), 0 none, -1 error */
+static int
+ngx_http_decide_redis_fetch(redisContext *c, const char *key, size_t len,
+    char **value, size_t *vlen)
+{
+    int          rc;
+    redisReply  *reply;
+
+    reply = redisCommand(c, "GET %b", key, len);
+
+    if (reply == NULL) {
+        ngx_http_decide_redis_drop();
+        return -1;
+    }
+
+    rc = -1;
+
+    if (reply->type == REDIS_REPLY_STRING) {
+        *value = malloc(reply->len + 1);
+
+        if (*value) {
+            memcpy(*value, reply->str, reply->len);
+            (*value)[reply->len] = '\0';
+            *vlen = reply->len;
+            rc = 1;
+        }
+
+    } else if (reply->type == REDIS_REPLY_NIL) {
+        rc = 0;
+    }
+
+    freeReplyObject(reply);
+
+    return rc;
+}
+
+
+/* pool thread: the person id a distinct id's entry names, 0 if none */
+static int
+ngx_http_decide_person_id(redisContext *c, int64_t team_id, const char *id,
+    int64_t *pid)
+{
+    int                 rc;
+    char               *key, *value;
+    size_t              len, vlen;
+    eh_person_entry_t   entry;
+
+    *pid = 0;
+
+    len = eh_person_key(NULL, 0, team_id, id, strlen(id));
+    key = malloc(len + 1);
+    if (key == NULL) {
+        return -1;
+    }
+
+    eh_person_key(key, len + 1, team_id, id, strlen(id));
+
+    value = NULL;
+    rc = ngx_http_decide_redis_fetch(c, key, len, &value, &vlen);
+    free(key);
+
+    if (rc == 1) {
+        if (eh_person_entry_decode(value, vlen, &entry) == 0) {
+            *pid = entry.id;
+            eh_person_entry_free(&entry);
+        }
+
+        free(value);
+        rc = 0;
+    }
+
+    return rc;
+}
+
+
+/* pool thread: spec 3.9 steps 2-3 against the Redis copy */
+static int
+ngx_http_decide_hko_thread(ngx_http_decide_lookup_t *lk, redisContext *c,
+    int64_t pid_d)
+{
+    int          i, j, npids;
+    char         key[96], *pending;
+    size_t       k, len;
+    int64_t      pids[2], pid_a;
+    const char  *flag;
+    redisReply  *reply, *sub;
+
+    npids = 0;
+    pid_a = 0;
+
+    if (lk->anon_id) {
+        if (ngx_http_decide_person_id(c, lk->team_id, lk->anon_id, &pid_a)
+            != 0)
+        {
+            return -1;
+        }
+    }
+
+    /* A's overrides first, D's win (step 2c) */
+    if (pid_a && pid_a != pid_d) {
+        pids[npids++] = pid_a;
+    }
+
+    if (pid_d) {
+        pids[npids++] = pid_d;
+    }
+
+    lk->overrides = json_object();
+    if (lk->overrides == NULL) {
+        return -1;
+    }
+
+    for (i = 0; i < npids; i++) {
+        len = eh_hko_key(key, sizeof(key), lk->team_id, pids[i]);
+
+        if (lk->anon_id) {
+            /* step 2b: the first write wins, like ON CONFLICT DO NOTHING */
+            for (k = 0; k < json_array_size(lk->flag_keys); k++) {
+                flag = json_string_value(json_array_get(lk->flag_keys, k));
+
+                reply = redisCommand(c, "HSETNX %b %s %s", key, len, flag,
+                                     lk->anon_id);
+                if (reply == NULL) {
+                    ngx_http_decide_redis_drop();
+                    return -1;
+                }
+
+                j = reply->type == REDIS_REPLY_INTEGER ? (int) reply->integer
+                                                       : -1;
+                freeReplyObject(reply);
+
+                if (j < 0) {
+                    return -1;
+                }
+
+                if (j == 0) {
+                    continue;
+                }
+
+                /* mirrored into Postgres by the ingest-worker */
+                pending = eh_hko_pending_encode(lk->team_id, pids[i], flag,
+                                                lk->anon_id,
+                                                strlen(lk->anon_id));
+                if (pending == NULL) {
+                    return -1;
+                }
+
+                reply = redisCommand(c, "RPUSH %s %s", EH_HKO_PENDING_KEY,
+                                     pending);
+                free(pending);
+
+                if (reply == NULL) {
+                    ngx_http_decide_redis_drop();
+                    return -1;
+                }
+
+                freeReplyObject(reply);
+            }
+        }
+
+        reply = redisCommand(c, "HGETALL %b", key, len);
+        if (reply == NULL) {
+            ngx_http_decide_redis_drop();
+            return -1;
+        }
+
+        if (reply->type != REDIS_REPLY_ARRAY) {
+            freeReplyObject(reply);
+            return -1;
+        }
+
+        for (k = 0; k + 1 < reply->elements; k += 2) {
+            sub = reply->element[k];
+
+            if (sub->type != REDIS_REPLY_STRING
+                || reply->element[k + 1]->type != REDIS_REPLY_STRING)
+            {
+                continue;
+            }
+
+            json_object_setn_new(lk->overrides, sub->str, sub->len,
+                                 json_stringn(reply->element[k + 1]->str,
+                                              reply->element[k + 1]->len));
+        }
+
+        freeReplyObject(reply);
+    }
+
+    return 0;
 }
 
 
@@ -541,37 +833,110 @@ ngx_http_decide_lookup_thread(void *data, ngx_log_t *log)
 {
     ngx_http_decide_lookup_t *lk = data;
 
-    redisReply    *reply;
-    redisContext  *c;
+    int                 rc, gti;
+    char               *key, *value;
+    size_t              k, len, vlen;
+    json_t             *g, *props;
+    int64_t             pid_d;
+    const char         *name, *gkey;
+    redisContext       *c;
+    eh_person_entry_t   entry;
 
-    lk->rc = -1;
+    lk->person_rc = -1;
+    lk->groups_rc = -1;
+    lk->hko_rc = -1;
 
     c = ngx_http_decide_redis_get(lk->mcf);
     if (c == NULL) {
         return;
     }
 
-    reply = redisCommand(c, "GET %b", lk->key, lk->keylen);
-
-    if (reply == NULL) {
-        ngx_http_decide_redis_drop();
+    len = eh_person_key(NULL, 0, lk->team_id, lk->distinct_id,
+                        strlen(lk->distinct_id));
+    key = malloc(len + 1);
+    if (key == NULL) {
         return;
     }
 
-    if (reply->type == REDIS_REPLY_STRING) {
-        lk->value = malloc(reply->len + 1);
+    eh_person_key(key, len + 1, lk->team_id, lk->distinct_id,
+                  strlen(lk->distinct_id));
 
-        if (lk->value) {
-            memcpy(lk->value, reply->str, reply->len);
-            lk->len = reply->len;
-            lk->rc = 1;
+    lk->person_rc = ngx_http_decide_redis_fetch(c, key, len, &lk->value,
+                                                &lk->len);
+    free(key);
+
+    if (lk->need & DECIDE_NEED_HASH_KEY) {
+        pid_d = 0;
+
+        if (lk->person_rc == 1
+            && eh_person_entry_decode(lk->value, lk->len, &entry) == 0)
+        {
+            pid_d = entry.id;
+            eh_person_entry_free(&entry);
         }
 
-    } else if (reply->type == REDIS_REPLY_NIL) {
-        lk->rc = 0;
+        if (lk->person_rc >= 0) {
+            lk->hko_rc = ngx_http_decide_hko_thread(lk, c, pid_d);
+        }
+
+        c = ngx_http_decide_redis_get(lk->mcf);
+        if (c == NULL) {
+            return;
+        }
     }
 
-    freeReplyObject(reply);
+    if (!(lk->need & DECIDE_NEED_GROUPS)) {
+        lk->groups_rc = 0;
+        return;
+    }
+
+    lk->group_props = json_object();
+    if (lk->group_props == NULL) {
+        return;
+    }
+
+    for (k = 0; k < json_array_size(lk->groups); k++) {
+        g = json_array_get(lk->groups, k);
+        gti = (int) json_integer_value(json_array_get(g, 0));
+        name = json_string_value(json_array_get(g, 1));
+        gkey = json_string_value(json_array_get(g, 2));
+
+        if (name == NULL || gkey == NULL) {
+            continue;
+        }
+
+        len = eh_group_key(NULL, 0, lk->team_id, gti, gkey, strlen(gkey));
+        key = malloc(len + 1);
+        if (key == NULL) {
+            return;
+        }
+
+        eh_group_key(key, len + 1, lk->team_id, gti, gkey, strlen(gkey));
+
+        value = NULL;
+        rc = ngx_http_decide_redis_fetch(c, key, len, &value, &vlen);
+        free(key);
+
+        if (rc < 0) {
+            return;
+        }
+
+        if (rc == 1) {
+            props = eh_group_entry_decode(value, vlen);
+            free(value);
+
+            if (props == NULL) {
+                ngx_log_error(NGX_LOG_ERR, log, 0,
+                              "decide: malformed group entry for team %L",
+                              (long long) lk->team_id);
+                return;
+            }
+
+            json_object_set_new(lk->group_props, name, props);
+        }
+    }
+
+    lk->groups_rc = 0;
 }
 
 
@@ -593,10 +958,20 @@ ngx_http_decide_lookup_done(ngx_event_t *ev)
         lk->cln->handler = NULL;
 
         ctx = ngx_http_get_module_ctx(r, ngx_http_decide_module);
-        ctx->lookup_rc = lk->rc;
+        ctx->lookup_rc = lk->person_rc;
         ctx->lookup_value = lk->value;
         ctx->lookup_len = lk->len;
         lk->value = NULL;
+
+        ctx->person_failed = lk->person_rc < 0;
+        ctx->groups_failed = lk->groups_rc < 0;
+        ctx->hko_failed = (lk->need & DECIDE_NEED_HASH_KEY)
+                          && lk->hko_rc < 0;
+
+        ctx->group_props = lk->group_props;
+        lk->group_props = NULL;
+        ctx->overrides = lk->overrides;
+        lk->overrides = NULL;
 
         c = r->connection;
 
@@ -605,8 +980,7 @@ ngx_http_decide_lookup_done(ngx_event_t *ev)
         ngx_http_run_posted_requests(c);
     }
 
-    free(lk->value);
-    ngx_free(lk->key);
+    ngx_http_decide_lookup_free(lk);
     ngx_free(task);
 }
 
@@ -620,22 +994,20 @@ ngx_http_decide_lookup_cleanup(void *data)
 }
 
 
-/* second pass with stored person properties merged under the request's */
+/* second pass with stored data merged under the request's values */
 static ngx_int_t
 ngx_http_decide_finish(ngx_http_request_t *r, ngx_http_decide_ctx_t *ctx)
 {
     size_t                    i, j, n;
-    json_t                   *merged, *ids;
+    unsigned                  failed;
+    json_t                   *merged, *ids, *v;
+    const char               *name;
     eh_person_entry_t         entry;
     ngx_http_decide_team_t   *t;
     ngx_http_decide_static_cohort_t  *sc;
 
     t = ctx->team;
     n = decide_team_nflags(t->team);
-
-    if (ctx->lookup_rc < 0) {
-        ctx->person_failed = 1;
-    }
 
     if (ctx->lookup_rc == 1) {
         if (eh_person_entry_decode(ctx->lookup_value, ctx->lookup_len,
@@ -676,18 +1048,46 @@ ngx_http_decide_finish(ngx_http_request_t *r, ngx_http_decide_ctx_t *ctx)
         }
     }
 
+    if (ctx->group_props) {
+        /* the request's group properties win, key by key */
+        json_object_foreach(ctx->fields.group_properties, name, v) {
+            merged = json_object_get(ctx->group_props, name);
+
+            if (json_is_object(merged) && json_is_object(v)) {
+                json_object_update(merged, v);
+
+            } else {
+                json_object_set(ctx->group_props, name, v);
+            }
+        }
+
+        ctx->req.group_properties = ctx->group_props;
+    }
+
+    if (ctx->overrides) {
+        ctx->req.hash_key_overrides = ctx->overrides;
+    }
+
     ctx->req.person_loaded = 1;
+    ctx->req.groups_loaded = 1;
+    ctx->req.overrides_loaded = 1;
     (void) decide_eval_flags(t->team, &ctx->req, ctx->results);
 
-    if (ctx->person_failed) {
-        /* only the flags that needed the person are in doubt */
+    failed = (ctx->person_failed ? DECIDE_NEED_PERSON : 0)
+             | (ctx->groups_failed ? DECIDE_NEED_GROUPS : 0)
+             | (ctx->hko_failed ? DECIDE_NEED_HASH_KEY : 0);
+
+    if (failed) {
+        /* only the flags that needed the failed data are in doubt */
         for (i = 0; i < n; i++) {
-            if (ctx->needed[i]
+            if ((ctx->needed[i] & failed)
                 && ctx->results[i].status != DECIDE_STATUS_OMITTED)
             {
                 ctx->results[i].status = DECIDE_STATUS_FAILED;
                 ctx->results[i].reason = DECIDE_REASON_ERROR;
-                ctx->results[i].error = "database_unavailable";
+                ctx->results[i].error =
+                    (ctx->needed[i] & failed) == DECIDE_NEED_HASH_KEY
+                    ? "hash_key_override_error" : "database_unavailable";
                 ctx->results[i].enabled = 0;
                 ctx->results[i].variant = NULL;
                 ctx->results[i].payload = NULL;
@@ -709,6 +1109,8 @@ ngx_http_decide_ctx_cleanup(void *data)
     free(ctx->lookup_value);
     json_decref(ctx->person_props);
     json_decref(ctx->static_cohorts);
+    json_decref(ctx->group_props);
+    json_decref(ctx->overrides);
     json_decref(ctx->body);
 
     if (ctx->team) {

@@ -61,7 +61,7 @@ static rd_kafka_t *worker_kafka_new(const worker_config_t *cf,
     rd_kafka_type_t type, worker_ctx_t *ctx);
 static worker_rc_e worker_process(worker_ctx_t *ctx, rd_kafka_message_t *msg);
 static int worker_team(worker_ctx_t *ctx, const char *token,
-    int64_t *team_id, int *anonymize_ips);
+    int64_t *team_id, int *flags);
 static int worker_produce(worker_ctx_t *ctx, const char *topic,
     const char *key, size_t klen, const char *value, size_t len);
 static int worker_wait_deliveries(worker_ctx_t *ctx);
@@ -78,7 +78,7 @@ static void worker_warn(void *data, int64_t team_id, const char *type,
     json_t *details, int always);
 static void worker_warnings(worker_ctx_t *ctx, ingest_message_t *m,
     int64_t team_id);
-static int worker_outer_timestamp(rd_kafka_message_t *msg);
+static int worker_header_true(rd_kafka_message_t *msg, const char *name);
 static int64_t worker_timestamp(worker_ctx_t *ctx, rd_kafka_message_t *msg,
     ingest_message_t *m, int64_t team_id);
 static worker_rc_e worker_dlq(worker_ctx_t *ctx, rd_kafka_message_t *msg,
@@ -323,7 +323,7 @@ worker_kafka_new(const worker_config_t *cf, rd_kafka_type_t type,
 static worker_rc_e
 worker_process(worker_ctx_t *ctx, rd_kafka_message_t *msg)
 {
-    int                      rc, anonymize;
+    int                      rc, flags;
     char                    *row;
     size_t                   len;
     int64_t                  team_id, ts;
@@ -343,7 +343,7 @@ worker_process(worker_ctx_t *ctx, rd_kafka_message_t *msg)
         return worker_dlq(ctx, msg, NULL);
     }
 
-    rc = m.token ? worker_team(ctx, m.token, &team_id, &anonymize) : 0;
+    rc = m.token ? worker_team(ctx, m.token, &team_id, &flags) : 0;
 
     if (rc < 0) {
         ingest_message_free(&m);
@@ -358,7 +358,10 @@ worker_process(worker_ctx_t *ctx, rd_kafka_message_t *msg)
     }
 
     memset(&opts, 0, sizeof(ingest_team_opts_t));
-    opts.anonymize_ips = anonymize;
+    opts.anonymize_ips = (flags & WORKER_TEAM_ANONYMIZE_IPS) != 0;
+    opts.person_processing_opt_out = (flags & WORKER_TEAM_PERSON_OPT_OUT) != 0;
+    opts.force_personless = worker_header_true(msg,
+                                           "force_disable_person_processing");
 
     m.team_id = team_id;
     m.has_team_id = 1;
@@ -379,7 +382,8 @@ worker_process(worker_ctx_t *ctx, rd_kafka_message_t *msg)
 
     ts = worker_timestamp(ctx, msg, &m, team_id);
 
-    rc = worker_persons_process(ctx->persons, team_id, &m, ts, 0, &person);
+    rc = worker_persons_process(ctx->persons, team_id, &m, ts,
+                                opts.person_processing_opt_out, &person);
 
     if (rc == WORKER_PERSON_RETRY) {
         ingest_message_free(&m);
@@ -537,28 +541,31 @@ worker_warnings(worker_ctx_t *ctx, ingest_message_t *m, int64_t team_id)
 }
 
 
-/*
- * §2.2: capture's outer timestamp is authoritative (no second skew
- * correction); a message without one gets the full §2.1 algorithm
- */
+/* §1.1: a capture header whose value is exactly "true" */
 
 static int
-worker_outer_timestamp(rd_kafka_message_t *msg)
+worker_header_true(rd_kafka_message_t *msg, const char *name)
 {
-    int      rc;
-    json_t  *outer;
+    size_t               size;
+    const void          *value;
+    rd_kafka_headers_t  *hdrs;
 
-    if (memmem(msg->payload, msg->len, "\"timestamp\"", 11) == NULL) {
+    if (rd_kafka_message_headers(msg, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR
+        || rd_kafka_header_get_last(hdrs, name, &value, &size)
+           != RD_KAFKA_RESP_ERR_NO_ERROR)
+    {
         return 0;
     }
 
-    outer = json_loadb(msg->payload, msg->len, 0, NULL);
-    rc = json_object_get(outer, "timestamp") != NULL;
-    json_decref(outer);
-
-    return rc;
+    return value != NULL && size == 4 && memcmp(value, "true", 4) == 0;
 }
 
+
+/*
+ * §2.2: capture's outer timestamp is authoritative (no second skew
+ * correction); a message without one gets the full §2.1 algorithm.
+ * The parser notes the outer key (m->outer_timestamp): no second parse.
+ */
 
 static int64_t
 worker_timestamp(worker_ctx_t *ctx, rd_kafka_message_t *msg,
@@ -578,7 +585,7 @@ worker_timestamp(worker_ctx_t *ctx, rd_kafka_message_t *msg,
     memset(&in, 0, sizeof(eh_time_resolve_in_t));
     memset(&out, 0, sizeof(eh_time_resolve_out_t));
 
-    if (worker_outer_timestamp(msg)) {
+    if (m->outer_timestamp) {
         eh_time_ingest_check(ts, ts ? strlen(ts) : 0, wall, &out);
 
     } else {
@@ -654,7 +661,7 @@ worker_timestamp(worker_ctx_t *ctx, rd_kafka_message_t *msg,
 
 static int
 worker_team(worker_ctx_t *ctx, const char *token, int64_t *team_id,
-    int *anonymize_ips)
+    int *flags)
 {
     int      rc;
     json_t  *e;
@@ -667,24 +674,24 @@ worker_team(worker_ctx_t *ctx, const char *token, int64_t *team_id,
               || json_integer_value(json_array_get(e, 2)) > now))
     {
         *team_id = json_integer_value(json_array_get(e, 0));
-        *anonymize_ips = json_is_true(json_array_get(e, 1));
+        *flags = (int) json_integer_value(json_array_get(e, 1));
         return *team_id > 0;
     }
 
-    rc = worker_pg_team_lookup(ctx->pg, token, team_id, anonymize_ips);
+    rc = worker_pg_team_lookup(ctx->pg, token, team_id, flags);
     if (rc < 0) {
         return -1;
     }
 
     if (rc == 0) {
         *team_id = -1;
-        *anonymize_ips = 0;
+        *flags = 0;
         worker_log(WORKER_LOG_INFO, "dropping events of unknown token");
     }
 
     json_object_set_new(ctx->teams, token,
-                        json_pack("[IbI]", (json_int_t) *team_id,
-                                  *anonymize_ips,
+                        json_pack("[III]", (json_int_t) *team_id,
+                                  (json_int_t) *flags,
                                   (json_int_t) (now
                                                 + ctx->cf->team_cache_ttl_s)));
 
@@ -1048,7 +1055,7 @@ worker_batch_metrics(worker_ctx_t *ctx, rd_kafka_message_t **batch, int n,
 static void
 worker_prefetch(worker_ctx_t *ctx, rd_kafka_message_t **batch, int n)
 {
-    int          i, anonymize;
+    int          i, flags;
     json_t      *pairs, *seen;
     int64_t      team_id;
     const char  *key, *colon;
@@ -1076,7 +1083,7 @@ worker_prefetch(worker_ctx_t *ctx, rd_kafka_message_t **batch, int n)
         memcpy(token, key, colon - key);
         token[colon - key] = '\0';
 
-        if (worker_team(ctx, token, &team_id, &anonymize) != 1) {
+        if (worker_team(ctx, token, &team_id, &flags) != 1) {
             continue;
         }
 

@@ -196,6 +196,10 @@ ingest_message_combine(ingest_message_t *m, const char *value, size_t len)
             continue;
         }
 
+        if (strcmp(key, "timestamp") == 0) {
+            m->outer_timestamp = 1;
+        }
+
         if (json_object_set(m->root, key, v) != 0) {
             json_decref(outer);
             return -1;

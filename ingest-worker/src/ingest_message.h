@@ -73,6 +73,8 @@ typedef struct ingest_message_s {
     unsigned                    has_team_id:1;
     unsigned                    is_cookieless:1;
     unsigned                    historical_migration:1;
+    /* capture's outer object carried "timestamp" (§2.2) */
+    unsigned                    outer_timestamp:1;
 
     /* set by ingest_message_prepare() */
     unsigned                    process_person:1;

@@ -322,6 +322,13 @@ ps_connect(worker_persons_t *ps)
 
 
 static int
+ps_str_eq(const char *a, const char *b)
+{
+    return a != NULL && strcmp(a, b) == 0;
+}
+
+
+static int
 ps_classify(worker_persons_t *ps, PGresult *res, const char *what)
 {
     const char  *state;
@@ -343,6 +350,21 @@ ps_classify(worker_persons_t *ps, PGresult *res, const char *what)
         worker_log(WORKER_LOG_INFO, "persons: %s: conflict %s, retrying",
                    what, state);
         return PS_CONFLICT;
+    }
+
+    /* §3.4: too big for check_properties_size, the event goes to DLQ */
+    if (state && strcmp(state, "23514") == 0 && ps->m
+        && ps_str_eq(PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME),
+                     "check_properties_size"))
+    {
+        ps->warn(ps->data, ps->team_id, "person_properties_size_violation",
+                 json_pack("{s:n, s:s, s:I, s:s, s:s}",
+                           "personId", "distinctId", ps->m->distinct_id,
+                           "teamId", (json_int_t) ps->team_id,
+                           "eventUuid", ps->m->uuid,
+                           "message", "Person properties update would "
+                           "exceed size limit"),
+                 0);
     }
 
     /* admin shutdown and friends: the server is going away */

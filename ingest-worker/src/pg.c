@@ -77,6 +77,15 @@ static const char  *worker_pg_schema[] = {
     "  last_seen_at TIMESTAMPTZ NULL,"
     "  team_id INTEGER NOT NULL)",
 
+    /* §3.1/§3.4: PostHog's size limit, NOT VALID as there */
+    "DO $$ BEGIN"
+    "  IF NOT EXISTS (SELECT 1 FROM pg_constraint"
+    "                 WHERE conname = 'check_properties_size') THEN"
+    "    ALTER TABLE posthog_person ADD CONSTRAINT check_properties_size"
+    "      CHECK (pg_column_size(properties) <= 655360) NOT VALID;"
+    "  END IF;"
+    "END $$",
+
     "CREATE INDEX IF NOT EXISTS posthog_person_team_id_id"
     "  ON posthog_person (team_id, id DESC)",
 
@@ -332,7 +341,9 @@ worker_pg_prepare(worker_pg_t *pg)
     }
 
     res = PQprepare(pg->conn, "team_by_token",
-                    "SELECT id, anonymize_ips FROM posthog_team "
+                    "SELECT id, anonymize_ips, "
+                    "COALESCE(person_processing_opt_out, false) "
+                    "FROM posthog_team "
                     "WHERE api_token = $1", 1, NULL);
 
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
@@ -351,7 +362,7 @@ worker_pg_prepare(worker_pg_t *pg)
 
 int
 worker_pg_team_lookup(worker_pg_t *pg, const char *token, int64_t *team_id,
-    int *anonymize_ips)
+    int *flags)
 {
     int        rc;
     PGresult  *res;
@@ -383,7 +394,10 @@ worker_pg_team_lookup(worker_pg_t *pg, const char *token, int64_t *team_id,
 
     if (rc) {
         *team_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-        *anonymize_ips = PQgetvalue(res, 0, 1)[0] == 't';
+        *flags = (PQgetvalue(res, 0, 1)[0] == 't'
+                  ? WORKER_TEAM_ANONYMIZE_IPS : 0)
+                 | (PQgetvalue(res, 0, 2)[0] == 't'
+                    ? WORKER_TEAM_PERSON_OPT_OUT : 0);
     }
 
     PQclear(res);

@@ -29,6 +29,7 @@
 
 #include "worker.h"
 #include "eh_snapshot.h"
+#include "eh_group_entry.h"
 
 
 #define WORKER_SYNC_CHANNEL     "edgehog_snapshot"
@@ -51,6 +52,7 @@ static int worker_sync_publish(worker_sync_t *s, const char *ids);
 static int worker_sync_publish_one(worker_sync_t *s, const char *token,
     const char *text);
 static int worker_sync_prune(worker_sync_t *s);
+static int worker_sync_hko(worker_sync_t *s);
 
 
 static pthread_t              worker_sync_tid;
@@ -203,6 +205,13 @@ worker_sync_thread(void *arg)
             worker_log(WORKER_LOG_WARN, "snapshot sync: postgres: %s",
                        PQerrorMessage(s->pg));
             worker_sync_disconnect(s);
+            continue;
+        }
+
+        /* hash-key overrides ngx_decide_module wrote to Redis */
+        if (worker_sync_hko(s) != 0) {
+            worker_sync_disconnect(s);
+            sleep(1);
             continue;
         }
 
@@ -510,6 +519,86 @@ worker_sync_prune(worker_sync_t *s)
     }
 
     freeReplyObject(reply);
+
+    return 0;
+}
+
+
+/*
+ * Drains EH_HKO_PENDING_KEY (eh_group_entry.h) into
+ * posthog_featureflaghashkeyoverride; rows of persons that no longer
+ * exist are dropped, conflicts keep the first row (spec/decide.md 3.9).
+ */
+static int
+worker_sync_hko(worker_sync_t *s)
+{
+    int           i, batch;
+    size_t        k;
+    PGresult     *res;
+    redisReply   *reply;
+    const char   *params[1];
+
+    for (batch = 0; batch < 16; batch++) {
+        reply = redisCommand(s->redis, "LRANGE %s 0 99", EH_HKO_PENDING_KEY);
+
+        if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
+            if (reply) {
+                freeReplyObject(reply);
+            }
+
+            return -1;
+        }
+
+        if (reply->elements == 0) {
+            freeReplyObject(reply);
+            return 0;
+        }
+
+        for (k = 0; k < reply->elements; k++) {
+            if (reply->element[k]->type != REDIS_REPLY_STRING) {
+                continue;
+            }
+
+            params[0] = reply->element[k]->str;
+
+            res = PQexecParams(s->pg,
+                "INSERT INTO posthog_featureflaghashkeyoverride"
+                " (team_id, person_id, feature_flag_key, hash_key)"
+                " SELECT (j->>'team_id')::int, (j->>'person_id')::bigint,"
+                "        j->>'feature_flag_key', j->>'hash_key'"
+                " FROM (SELECT $1::jsonb AS j) x"
+                " WHERE EXISTS (SELECT 1 FROM posthog_person p"
+                "               WHERE p.id = (j->>'person_id')::bigint"
+                "                 AND p.team_id = (j->>'team_id')::int)"
+                " ON CONFLICT DO NOTHING",
+                1, NULL, params, NULL, NULL, 0);
+
+            i = PQresultStatus(res) == PGRES_COMMAND_OK;
+
+            if (!i) {
+                worker_log(WORKER_LOG_WARN, "hash key override: %s",
+                           PQresultErrorMessage(res));
+            }
+
+            PQclear(res);
+
+            if (!i && PQstatus(s->pg) != CONNECTION_OK) {
+                freeReplyObject(reply);
+                return -1;
+            }
+        }
+
+        k = reply->elements;
+        freeReplyObject(reply);
+
+        reply = redisCommand(s->redis, "LTRIM %s %d -1", EH_HKO_PENDING_KEY,
+                             (int) k);
+        if (reply == NULL) {
+            return -1;
+        }
+
+        freeReplyObject(reply);
+    }
 
     return 0;
 }

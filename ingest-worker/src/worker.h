@@ -71,9 +71,13 @@ void worker_pg_close(worker_pg_t *pg);
 int worker_pg_migrate(worker_pg_t *pg);
 int worker_pg_team_create(worker_pg_t *pg, const char *name,
     const char *token, int64_t *id, char *token_out, size_t size);
-/* 1 found, 0 unknown token, -1 database error */
+/* flags: the team's settings the worker uses */
+#define WORKER_TEAM_ANONYMIZE_IPS   0x01
+#define WORKER_TEAM_PERSON_OPT_OUT  0x02
+
+/* 1 found, 0 unknown token, -1 database error; sets *flags when found */
 int worker_pg_team_lookup(worker_pg_t *pg, const char *token,
-    int64_t *team_id, int *anonymize_ips);
+    int64_t *team_id, int *flags);
 
 /* clickhouse.c */
 int worker_clickhouse_migrate(const worker_config_t *cf);

@@ -687,3 +687,107 @@ def test_cohorts_static_from_person_entry_and_dynamic(stack):
                                     "email": "b@gmail.com"}}).json()["flags"]
     assert f["static-cohort"]["enabled"] is False
     assert f["dynamic-cohort"]["enabled"] is True
+
+
+# --- experience continuity and stored group properties ------------------------
+
+def _hash01(prefix, ident):
+    import hashlib
+    return int(hashlib.sha1(f"{prefix}.{ident}".encode()).hexdigest()[:15],
+               16) / 0xFFFFFFFFFFFFFFF
+
+
+def test_acceptance_37_experience_continuity(stack):
+    """§10 #37: a request with $anon_distinct_id writes one hash-key
+    override row (team, P, flag, anon id); the result equals anon-1's
+    and stays so for user-1 without $anon_distinct_id.  Rollout 25 (not
+    50) so that user-1 and anon-1 hash to different answers."""
+    tid, token = stack.worker.team_create("continuity")
+    pid = int(psql(stack, "INSERT INTO posthog_person (created_at, uuid, "
+                          f"team_id, properties) VALUES (now(), "
+                          f"gen_random_uuid(), {tid}, '{{}}') RETURNING id")
+              .split()[0])
+    for did in ("anon-1", "user-1"):
+        psql(stack, "INSERT INTO posthog_persondistinctid (distinct_id, "
+                    f"person_id, team_id) VALUES ('{did}', {pid}, {tid})")
+        # the entry the ingestion side writes for each distinct id
+        _person_entry(stack, tid, did, {}, person_id=pid)
+    put_flags(stack, token, [
+        {"key": "ec-flag", "ensure_experience_continuity": True,
+         "filters": {"groups": [{"properties": [],
+                                 "rollout_percentage": 25}]}},
+        {"key": "plain", "filters": {"groups": [
+            {"properties": [], "rollout_percentage": 100}]}}])
+    wait_flag(stack, token, "ec-flag")
+    assert _hash01("ec-flag", "anon-1") <= 0.25 < _hash01("ec-flag", "user-1")
+
+    before = flags_v2(stack, token, {"distinct_id": "user-1"}).json()
+    assert before["flags"]["ec-flag"]["enabled"] is False
+
+    doc = flags_v2(stack, token, {"distinct_id": "user-1",
+                                  "$anon_distinct_id": "anon-1"}).json()
+    assert doc["errorsWhileComputingFlags"] is False
+    assert doc["flags"]["ec-flag"]["enabled"] is True
+    assert doc["flags"]["plain"]["enabled"] is True
+
+    rows = wait_for(lambda: psql(
+        stack, "SELECT person_id, feature_flag_key, hash_key FROM "
+               f"posthog_featureflaghashkeyoverride WHERE team_id = {tid}"
+    ).strip() or None, timeout=5, what="override row")
+    assert rows.split("\n") == [f"{pid}|ec-flag|anon-1"]
+
+    for _ in range(2):
+        doc = flags_v2(stack, token, {"distinct_id": "user-1"}).json()
+        assert doc["flags"]["ec-flag"]["enabled"] is True
+        assert doc["errorsWhileComputingFlags"] is False
+    # a second request with another anon id changes nothing
+    flags_v2(stack, token, {"distinct_id": "user-1",
+                            "$anon_distinct_id": "anon-2"})
+    doc = flags_v2(stack, token, {"distinct_id": "user-1"}).json()
+    assert doc["flags"]["ec-flag"]["enabled"] is True
+    assert psql(stack, "SELECT count(*) FROM posthog_featureflaghashkeyoverride"
+                       f" WHERE team_id = {tid}").strip() == "1"
+
+
+def test_group_properties_from_redis_entry(stack):
+    """A group flag filtering on a group property that only the stored
+    group entry (edgehog:group:<team>:<gti>:<key>) has matches; the
+    request's group_properties win; a broken entry fails only that flag."""
+    tid, token = stack.worker.team_create("groups")
+    psql(stack, "INSERT INTO posthog_grouptypemapping (team_id, project_id, "
+                f"group_type, group_type_index) VALUES ({tid}, {tid}, "
+                "'company', 0)")
+    put_flags(stack, token, [
+        {"key": "big-company", "filters": {
+            "aggregation_group_type_index": 0,
+            "groups": [{"properties": [
+                {"key": "size", "type": "group", "group_type_index": 0,
+                 "operator": "gt", "value": 100}],
+                "rollout_percentage": 100}]}},
+        {"key": "everyone", "filters": {"groups": [
+            {"properties": [], "rollout_percentage": 100}]}}])
+    wait_flag(stack, token, "big-company")
+    rc = redis_client(stack)
+    # as the ingestion side writes it on $groupidentify
+    rc.set(f"edgehog:group:{tid}:0:acme",
+           json.dumps({"version": 1, "properties": {"size": 500}}))
+    rc.set(f"edgehog:group:{tid}:0:tiny",
+           json.dumps({"version": 1, "properties": {"size": 3}}))
+    rc.set(f"edgehog:group:{tid}:0:broken", b"\xff{")
+
+    f = flags_v2(stack, token, {"groups": {"company": "acme"}}).json()
+    assert f["flags"]["big-company"]["enabled"] is True
+    assert f["errorsWhileComputingFlags"] is False
+    f = flags_v2(stack, token, {"groups": {"company": "tiny"}}).json()
+    assert f["flags"]["big-company"]["enabled"] is False
+    f = flags_v2(stack, token, {"groups": {"company": "acme"},
+                                "group_properties": {
+                                    "company": {"size": 5}}}).json()
+    assert f["flags"]["big-company"]["enabled"] is False
+    f = flags_v2(stack, token, {"groups": {"company": "unknown"}}).json()
+    assert f["flags"]["big-company"]["enabled"] is False
+    assert f["errorsWhileComputingFlags"] is False
+    f = flags_v2(stack, token, {"groups": {"company": "broken"}}).json()
+    assert f["errorsWhileComputingFlags"] is True
+    assert f["flags"]["big-company"]["failed"] is True
+    assert f["flags"]["everyone"]["enabled"] is True

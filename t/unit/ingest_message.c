@@ -98,6 +98,7 @@ test_parse(void)
     ok(m.sent_at == NULL, "no sent_at");
     is_str(json_string_value(m.timestamp), "2024-01-01T09:00:00Z",
            "data timestamp kept for resolution");
+    ok(!m.outer_timestamp, "timestamp only in data: not capture's");
     s = prop(&m, "$ip");
     is_str(s, "\"1.2.3.4\"", "$ip from ip");
     free(s);
@@ -153,6 +154,16 @@ test_parse(void)
                      "\"historical_migration\":true}",
                  "{\"event\":\"e\"}"), INGEST_MSG_OK, "flags");
     ok(m.is_cookieless && m.historical_migration, "cookieless, historical");
+    ingest_message_free(&m);
+
+    /* §2.2: capture's outer timestamp is noted by the parser */
+    is_int(parse(&m, "{\"uuid\":\"" E1 "\",\"distinct_id\":\"d\","
+                     "\"timestamp\":\"2024-01-01T09:59:00.000Z\"}",
+                 "{\"event\":\"e\",\"timestamp\":\"2020-01-01\"}"),
+           INGEST_MSG_OK, "outer timestamp");
+    ok(m.outer_timestamp, "outer timestamp noted");
+    is_str(json_string_value(m.timestamp), "2024-01-01T09:59:00.000Z",
+           "outer timestamp wins");
     ingest_message_free(&m);
 }
 

@@ -1,0 +1,208 @@
+#!/usr/bin/python3
+"""make bench-worker: events/s of ONE ingest-worker process against real
+Kafka, Postgres, ClickHouse and Redis (issue 5).  For each case N capture
+messages are produced to an input topic of their own before the worker
+starts; the time runs from the first event the worker reads (its metrics
+endpoint) until the group's committed offsets cover all N messages.
+Numbers are printed, never asserted.
+
+  (a) personless events ($process_person_profile: false)
+  (b) events of 10k known persons, $set without a change
+  (c) events of the same persons with a changing $set
+  (d) $identify merging two existing anonymous persons
+
+BENCH_EVENTS scales the message counts (default 200000 for (a))."""
+
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "t", "lib"))
+
+import services as S  # noqa: E402
+import stack as ST  # noqa: E402
+
+from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
+
+N = int(os.environ.get("BENCH_EVENTS", "200000"))
+PERSONS = int(os.environ.get("BENCH_PERSONS", "10000"))
+MERGES = int(os.environ.get("BENCH_MERGES", str(max(N // 20, 1000))))
+PARTITIONS = 4
+NOW = "2025-07-01T11:00:00.000Z"
+PROPS = {"$current_url": "https://example.com/some/page?q=" + "x" * 200,
+         "$browser": "Firefox", "$os": "Linux", "$screen_height": 1080,
+         "$screen_width": 1920, "$lib": "web", "$lib_version": "1.200.0"}
+
+
+def message(token, distinct_id, event="$pageview", props=None, **extra):
+    """one message as capture writes it to events_plugin_ingestion"""
+    ev_uuid = str(uuid.uuid4())
+    p = dict(PROPS)
+    p.update(props or {})
+    data = {"event": event, "distinct_id": distinct_id, "uuid": ev_uuid,
+            "timestamp": "2025-07-01T10:59:58.000Z", "properties": p}
+    data.update(extra)
+    outer = {"uuid": ev_uuid, "distinct_id": distinct_id, "ip": "127.0.0.1",
+             "data": json.dumps(data), "now": NOW, "token": token,
+             "timestamp": "2025-07-01T10:59:58.000Z"}
+    return json.dumps(outer).encode(), f"{token}:{distinct_id}".encode()
+
+
+class Bench:
+    def __init__(self, tmp, kafka, pg, ch, redis):
+        self.tmp, self.kafka = tmp, kafka
+        self.common = dict(kafka=kafka.bootstrap, postgres=pg.dsn,
+                           clickhouse=f"http://127.0.0.1:{ch.http_port}",
+                           redis=f"127.0.0.1:{redis.port}")
+        self.producer = Producer({"bootstrap.servers": kafka.bootstrap,
+                                  "linger.ms": 20,
+                                  "queue.buffering.max.messages": 1000000,
+                                  "compression.type": "lz4"})
+        self.token = None
+
+    def worker(self, name, **values):
+        return ST.Worker(self.tmp, name=name, group=f"bench-{name}",
+                         **self.common, **values)
+
+    def produce(self, topic, msgs):
+        self.kafka.create_topics([topic], partitions=PARTITIONS)
+        for value, key in msgs:
+            while True:
+                try:
+                    self.producer.produce(topic, value=value, key=key)
+                    break
+                except BufferError:
+                    self.producer.poll(0.1)
+        self.producer.flush(120)
+
+    def run(self, name, msgs):
+        """produce, then time one worker consuming and committing them"""
+        topic = f"bench_{name}"
+        msgs = list(msgs)
+        self.produce(topic, msgs)
+        port = S.free_port()
+        w = self.worker(name, input_topic=topic, metrics_port=port)
+        offsets = Consumer({"bootstrap.servers": self.kafka.bootstrap,
+                            "group.id": f"bench-{name}"})
+        ends = {p: offsets.get_watermark_offsets(
+            TopicPartition(topic, p), timeout=10)[1]
+            for p in range(PARTITIONS)}
+        total = sum(ends.values())
+        w.start()
+        try:
+            t0 = in0 = None
+            while True:
+                m = metrics(port)
+                if m.get("edgehog_ingest_events_in_total", 0) > 0:
+                    t0 = time.monotonic()
+                    in0 = m["edgehog_ingest_events_in_total"]
+                    break
+                time.sleep(0.005)
+            while True:
+                done = sum(max(tp.offset, 0) for tp in offsets.committed(
+                    [TopicPartition(topic, p) for p in range(PARTITIONS)],
+                    timeout=10))
+                if done >= total:
+                    break
+                time.sleep(0.02)
+            secs = time.monotonic() - t0
+            m = metrics(port)
+        finally:
+            w.stop()
+            offsets.close()
+        return (total - in0) / secs, secs, total, m
+
+
+def metrics(port):
+    try:
+        text = urllib.request.urlopen(
+            f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+    except OSError:
+        return {}
+    out = {}
+    for name, labels, value in re.findall(
+            r"^(\w+)(\{[^}]*\})?\s+([-\d.e+]+)$", text, re.M):
+        out[name + labels] = out.get(name + labels, 0) + float(value)
+    return out
+
+
+def summary(m):
+    def get(label):
+        return int(m.get("edgehog_ingest_" + label, 0))
+    ev = 'events_total{outcome="%s"}'
+    ps = 'persons_total{op="%s"}'
+    return (f"ingested {get(ev % 'ingested')} overflow {get(ev % 'overflow')}"
+            f" persons +{get(ps % 'created')} ~{get(ps % 'updated')}"
+            f" merged {get(ps % 'merged')}")
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="edgehog-bench-worker-")
+    pg, redis = S.Postgres(tmp), S.Redis(tmp)
+    kafka, ch = S.Kafka(tmp), S.ClickHouse(tmp)
+    started, b = [], None
+    try:
+        for svc in (pg, redis, kafka, ch):
+            svc.start()
+            started.append(svc)
+        kafka.create_topics(ST.INPUT_TOPICS + ST.OUTPUT_TOPICS)
+        b = Bench(tmp, kafka, pg, ch, redis)
+        admin = b.worker("admin")
+        admin.migrate()
+        _, token = admin.team_create("bench")
+        print(f"one ingest-worker process (batch_size 500, batch_wait_ms 50);"
+              f" Kafka 3.9, Postgres, ClickHouse, Redis local; "
+              f"{PARTITIONS} partitions per input topic")
+        n_persons = min(PERSONS, N)
+
+        # warm-up: the known persons of (b)/(c), the pairs merged in (d)
+        warm = [message(token, f"user-{i}", props={"$set": {"plan": "free"}})
+                for i in range(n_persons)]
+        warm += [message(token, f"{side}-{i}") for i in range(MERGES)
+                 for side in ("anon", "ident")]
+        rate, secs, total, m = b.run("warmup", warm)
+        print(f"(-) warm-up: create {total} persons  {rate:10.0f} events/s"
+              f"  ({secs:.1f}s; {summary(m)})")
+        # steady state: planner statistics as autovacuum would have them
+        # (right after the bulk insert the person statements seq-scan)
+        pg.psql("ANALYZE", dbname="edgehog")
+
+        cases = [
+            ("a", f"personless events, {N} msgs",
+             (message(token, f"anon-pl-{i % 100000}",
+                      props={"$process_person_profile": False})
+              for i in range(N))),
+            ("b", f"{n_persons} known persons, no change, {N // 2} msgs",
+             (message(token, f"user-{i % n_persons}",
+                      props={"$set": {"plan": "free"}})
+              for i in range(N // 2))),
+            ("c", f"$set changes, {N // 4} msgs",
+             (message(token, f"user-{i % n_persons}",
+                      props={"$set": {"counter": i}})
+              for i in range(N // 4))),
+            ("d", f"$identify merges, {MERGES} msgs",
+             (message(token, f"ident-{i}", event="$identify",
+                      props={"$anon_distinct_id": f"anon-{i}"})
+              for i in range(MERGES))),
+        ]
+        for key, title, msgs in cases:
+            rate, secs, total, m = b.run(key, msgs)
+            print(f"({key}) {title:42s} {rate:10.0f} events/s  "
+                  f"({secs:.1f}s; {summary(m)})", flush=True)
+        print("targets: (a) >= 100000 events/s, (b) >= 20000 events/s")
+    finally:
+        if b:
+            b.producer.flush(10)
+            b.producer = None  # closed before Kafka stops
+        for svc in reversed(started):
+            svc.stop()
+
+
+if __name__ == "__main__":
+    main()
