@@ -63,11 +63,11 @@ class Capture:
         return {tp.topic: self.meta.get_watermark_offsets(
             tp, timeout=10)[1] for tp in self.tps}
 
-    def read(self, before, settle=0.0):
+    def read(self, before):
         """Every message produced since `before` (from marks()), as dicts
-        with kind, key, value (parsed), data (parsed), headers."""
-        if settle:
-            time.sleep(settle)
+        with kind, key, value (parsed), data (parsed), headers.  Capture
+        answers 2xx only after the broker acknowledged (capture_ack
+        delivery), so the marks taken after the response are final."""
         after = self.marks()
         out = []
         for topic, lo in before.items():
@@ -98,7 +98,7 @@ class Capture:
         return out
 
     def send(self, method, path, body=None, headers=None, now=None,
-             settle=0.0, xff="203.0.113.7"):
+             xff="203.0.113.7"):
         """One request; returns (response, messages it produced)."""
         h = {}
         if xff is not None:
@@ -112,7 +112,7 @@ class Capture:
         before = self.marks()
         r = requests.request(method, self.url + path, data=body, headers=h,
                              timeout=60)
-        return r, self.read(before, settle)
+        return r, self.read(before)
 
     def bad_log_lines(self):
         return self.nginx.bad_log_lines()

@@ -8,7 +8,7 @@ import time
 import uuid
 
 import psycopg2
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from conftest import wait_for
 
@@ -29,6 +29,7 @@ class Collector:
 
     def __init__(self, bootstrap):
         self.msgs = []
+        self.pos = {}               # (topic, partition) -> next offset
         self.lock = threading.Lock()
         self.stop = False
         self.consumer = Consumer({
@@ -45,6 +46,8 @@ class Collector:
             m = self.consumer.poll(0.2)
             if m is None or m.error():
                 continue
+            with self.lock:
+                self.pos[(m.topic(), m.partition())] = m.offset() + 1
             try:
                 value = json.loads(m.value())
             except ValueError:
@@ -58,6 +61,11 @@ class Collector:
         self.stop = True
         self.thread.join(5)
         self.consumer.close()
+
+    def caught_up(self, marks):
+        """True once every partition was read up to marks[(topic, p)]."""
+        with self.lock:
+            return all(self.pos.get(tp, 0) >= hi for tp, hi in marks.items())
 
     def get(self, topic, **match):
         with self.lock:
@@ -96,6 +104,40 @@ class Ingest:
     def close(self):
         self.out.close()
         self.pg.close()
+
+    def _high_marks(self, consumer, topics):
+        marks = {}
+        md = consumer.list_topics(timeout=10)
+        for t in topics:
+            for p in md.topics[t].partitions:
+                _, hi = consumer.get_watermark_offsets(TopicPartition(t, p),
+                                                       timeout=10)
+                marks[(t, p)] = hi
+        return marks
+
+    def settle(self, timeout=30):
+        """Waits until the worker committed everything produced to its
+        input so far (so every output of it is acknowledged), then until
+        the collector read every output partition up to its end: after
+        this, a message that is not collected was never produced."""
+        group = self.stack.worker.settings["group"]
+        c = Consumer({"bootstrap.servers": self.stack.kafka.bootstrap,
+                      "group.id": group, "enable.auto.commit": False})
+        try:
+            inputs = self._high_marks(c, ["events_plugin_ingestion"])
+
+            def committed():
+                tps = [TopicPartition(t, p) for t, p in inputs]
+                done = c.committed(tps, timeout=10)
+                return all(max(tp.offset, 0) >= inputs[(tp.topic,
+                                                        tp.partition)]
+                           for tp in done)
+            wait_for(committed, timeout, "the worker to commit its input")
+            outputs = self._high_marks(c, COLLECTED)
+        finally:
+            c.close()
+        wait_for(lambda: self.out.caught_up(outputs), timeout,
+                 "the collector to read every output")
 
     def raw(self, value, key=None, topic="events_plugin_ingestion"):
         self.producer.produce(topic, value=value, key=key)

@@ -532,7 +532,7 @@ def test_ac25_size_limits(cap):
               for i in range(4000)]
     body = j(events)
     assert 4_000_000 < len(body) < 5_000_000
-    r, msgs = cap.send("POST", "/e/", body, settle=0.5)
+    r, msgs = cap.send("POST", "/e/", body)
     okay(r)
     assert len(msgs) == 4000
     big = j([{"event": "e", "distinct_id": "u",

@@ -132,7 +132,7 @@ def test_ac03_set_once_keeps_set_overwrites(ing):
     ev = ing.send("e", x, {"$set": {"c": 7}})
     (_, _, _, ver, _), = ing.persons(x)
     assert ver == 1
-    time.sleep(1)
+    ing.settle()
     assert sorted(m["version"] for m in person_msgs(ing, pid)) == [0, 1]
     assert props(ev["person_properties"])["c"] == 7
 
@@ -351,7 +351,7 @@ def test_ac12_identify_with_itself(ing):
     ev = ing.send("$identify", anon, {"$anon_distinct_id": anon})
     (_, _, ident, ver, _), = ing.persons(anon)
     assert (ident, ver) == (False, 0)
-    time.sleep(1)
+    ing.settle()
     assert not [w for w in ing.out.values("clickhouse_ingestion_warnings")[n:]
                 if ev["uuid"] in w["details"]]
 
