@@ -8,36 +8,19 @@
 #include <string.h>
 
 #include "eh_group_entry.h"
+#include "eh_person_entry.h"
 
 
 size_t
 eh_group_key(char *buf, size_t size, int64_t team_id, int gti,
     const char *group_key, size_t len)
 {
-    int     n;
-    size_t  total;
+    int  n;
 
     n = snprintf(buf, size, EH_GROUP_KEY_PREFIX "%lld:%d:",
                  (long long) team_id, gti);
-    if (n < 0) {
-        return 0;
-    }
 
-    total = (size_t) n + len;
-
-    if (total < size) {
-        memcpy(buf + n, group_key, len);
-        buf[total] = '\0';
-
-    } else if (size > 0) {
-        if ((size_t) n < size) {
-            memcpy(buf + n, group_key, size - 1 - n);
-        }
-
-        buf[size - 1] = '\0';
-    }
-
-    return total;
+    return eh_entry_key_append(buf, size, n, group_key, len);
 }
 
 

@@ -13,10 +13,20 @@ size_t
 eh_person_key(char *buf, size_t size, int64_t team_id,
     const char *distinct_id, size_t len)
 {
-    int     n;
-    size_t  total;
+    int  n;
 
     n = snprintf(buf, size, EH_PERSON_KEY_PREFIX "%lld:", (long long) team_id);
+
+    return eh_entry_key_append(buf, size, n, distinct_id, len);
+}
+
+
+size_t
+eh_entry_key_append(char *buf, size_t size, int n, const char *tail,
+    size_t len)
+{
+    size_t  total;
+
     if (n < 0) {
         return 0;
     }
@@ -24,13 +34,13 @@ eh_person_key(char *buf, size_t size, int64_t team_id,
     total = (size_t) n + len;
 
     if (total < size) {
-        memcpy(buf + n, distinct_id, len);
+        memcpy(buf + n, tail, len);
         buf[total] = '\0';
 
     } else if (size > 0) {
         /* truncated like snprintf, still NUL-terminated */
         if ((size_t) n < size) {
-            memcpy(buf + n, distinct_id, size - 1 - n);
+            memcpy(buf + n, tail, size - 1 - n);
         }
 
         buf[size - 1] = '\0';

@@ -49,6 +49,14 @@ typedef struct {
 size_t eh_person_key(char *buf, size_t size, int64_t team_id,
     const char *distinct_id, size_t len);
 
+/*
+ * Appends raw bytes to a key whose first n bytes snprintf() wrote; the
+ * same truncation and return value as eh_person_key().  Shared by the
+ * other entry formats (eh_group_entry.h).
+ */
+size_t eh_entry_key_append(char *buf, size_t size, int n, const char *tail,
+    size_t len);
+
 /* malloc'd NUL-terminated JSON text, NULL on failure; properties may be NULL */
 char *eh_person_entry_encode(int64_t id, const char *uuid, int64_t version,
     const json_t *properties);

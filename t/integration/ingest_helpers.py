@@ -246,12 +246,3 @@ def strip_creator(p):
 
 def tag():
     return uuid.uuid4().hex[:8]
-
-
-def sleep_until(cond, timeout=10):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.1)
-    return False

@@ -155,6 +155,15 @@ def test_ac25d_broker_down_503_and_liveness(stack, tmp_path):
         kafka.stop()
 
 
+def over_quota_drops(c):
+    text = requests.get(c.url + "/metrics").text
+    for line in text.splitlines():
+        if line.startswith('capture_events_dropped_total'
+                           '{cause="events_over_quota"}'):
+            return int(line.split()[-1])
+    return 0
+
+
 def test_ac24a_quota_limits_from_redis(stack, tmp_path):
     import redis
     prefix = f"q{os.getpid()}{int(time.time())}:"
@@ -166,9 +175,17 @@ def test_ac24a_quota_limits_from_redis(stack, tmp_path):
     batch = {"api_key": TOKEN, "batch": [
         {"event": e, "distinct_id": "u"}
         for e in ("$pageview", "click", "$exception", "survey sent")]}
+    probe = {"api_key": TOKEN, "batch": [
+        {"event": "$pageview", "distinct_id": "probe"}]}
+
+    def limited():
+        return c.send("POST", "/batch/", probe)[1] == []
+
     try:
         rds.zadd(key, {TOKEN: int(time.time()) + 3600})
-        time.sleep(2.5)
+        # the next refresh (every 1s, off the request path) loads the set
+        wait_for(limited, timeout=15, what="the quota set to load")
+        drops = over_quota_drops(c)
         r, msgs = c.send("POST", "/batch/", batch)
         assert r.status_code == 200 and r.json() == {"status": "Ok"}
         assert sorted((m["value"]["event"], m["kind"]) for m in msgs) == [
@@ -176,24 +193,27 @@ def test_ac24a_quota_limits_from_redis(stack, tmp_path):
         r, msgs = c.send("POST", "/batch/", {"api_key": TOKEN, "batch": [
             {"event": "$pageview", "distinct_id": "u"}]})
         assert r.status_code == 200 and msgs == []
+        assert over_quota_drops(c) - drops == 3
         # an expired score no longer limits
         rds.zadd(key, {TOKEN: int(time.time()) - 10})
-        time.sleep(2.5)
+        wait_for(lambda: not limited(), timeout=15,
+                 what="the expired quota to lift")
         r, msgs = c.send("POST", "/batch/", batch)
         assert len(msgs) == 4
-        text = requests.get(c.url + "/metrics").text
-        assert 'capture_events_dropped_total{cause="events_over_quota"} 3' \
-            in text
         assert not c.bad_log_lines()
     finally:
         rds.delete(key)
         c.close()
-    # Redis unreachable: fail open
+    # Redis unreachable: fail open, once a refresh has failed
+    port = S.free_port()
     c = Capture(stack, tmp_path / "b", extra_http=(
-        f"capture_quota_redis 127.0.0.1:{S.free_port()};\n"
+        f"capture_quota_redis 127.0.0.1:{port};\n"
         "capture_quota_interval 1s;"))
     try:
-        time.sleep(1.5)
+        # the quota client is this nginx's only upstream connection
+        wait_for(lambda: "recv() failed (111: Connection refused)"
+                 in c.nginx.log_text(),
+                 timeout=15, what="a failed quota refresh")
         r, msgs = c.send("POST", "/batch/", batch)
         assert r.status_code == 200 and len(msgs) == 4
         assert not c.bad_log_lines()
