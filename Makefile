@@ -127,7 +127,7 @@ stop:
 
 # --- benchmarks (ratios measured in one run, never assertions) ------------
 
-bench: bench-json bench-capture bench-worker
+bench: bench-json bench-capture bench-decide bench-worker
 
 # which packaged JSON library suits capture's hot path (DESIGN.md)
 bench-json:
