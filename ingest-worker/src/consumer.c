@@ -37,6 +37,7 @@ typedef struct {
     json_t                     *teams;       /* token -> [id, anon, exp] */
     json_t                     *warned;      /* "team:type" -> last time */
     worker_persons_t           *persons;
+    worker_groups_t            *groups;
     json_t                     *buckets;     /* key -> [tokens, last_ms] */
     json_t                     *lags;        /* "topic/part" -> lag */
     char                       *overflow;    /* per batch message */
@@ -119,9 +120,10 @@ worker_run(const worker_config_t *cf)
     ctx.producer = worker_kafka_new(cf, RD_KAFKA_PRODUCER, &ctx);
     ctx.consumer = worker_kafka_new(cf, RD_KAFKA_CONSUMER, &ctx);
     ctx.persons = worker_persons_open(cf, worker_emit, worker_warn, &ctx);
+    ctx.groups = worker_groups_open(cf, worker_emit, &ctx);
 
     if (batch == NULL || ctx.teams == NULL || ctx.pg == NULL
-        || ctx.warned == NULL || ctx.persons == NULL
+        || ctx.warned == NULL || ctx.persons == NULL || ctx.groups == NULL
         || ctx.buckets == NULL || ctx.lags == NULL || ctx.overflow == NULL
         || (cf->metrics_port && ctx.metrics_server == NULL)
         || ctx.producer == NULL || ctx.consumer == NULL)
@@ -240,6 +242,7 @@ worker_run(const worker_config_t *cf)
     rd_kafka_destroy(ctx.producer);
     worker_pg_close(ctx.pg);
     worker_persons_close(ctx.persons);
+    worker_groups_close(ctx.groups);
     worker_metrics_stop(ctx.metrics_server);
     json_decref(ctx.teams);
     json_decref(ctx.warned);
@@ -381,6 +384,17 @@ worker_process(worker_ctx_t *ctx, rd_kafka_message_t *msg)
     }
 
     ts = worker_timestamp(ctx, msg, &m, team_id);
+
+    /* hook: $groupidentify upserts its group (groups.c) */
+    if (m.process_person && strcmp(m.event, "$groupidentify") == 0) {
+        rc = worker_groups_identify(ctx->groups, team_id, &m, ts);
+
+        if (rc != 0) {
+            rc = (rc == -1) ? WORKER_RETRY : worker_dlq(ctx, msg, m.uuid);
+            ingest_message_free(&m);
+            return rc;
+        }
+    }
 
     rc = worker_persons_process(ctx->persons, team_id, &m, ts,
                                 opts.person_processing_opt_out, &person);
@@ -657,7 +671,10 @@ worker_timestamp(worker_ctx_t *ctx, rd_kafka_message_t *msg,
 }
 
 
-/* a token cache: hits forever, misses for team_cache_ttl_s */
+/*
+ * a token cache: misses for team_cache_ttl_s, hits for team_refresh_s
+ * (spec §1.4: PostHog refreshes teams), so settings changes apply
+ */
 
 static int
 worker_team(worker_ctx_t *ctx, const char *token, int64_t *team_id,
@@ -670,9 +687,7 @@ worker_team(worker_ctx_t *ctx, const char *token, int64_t *team_id,
     now = worker_now_us() / 1000000;
     e = json_object_get(ctx->teams, token);
 
-    if (e && (json_integer_value(json_array_get(e, 0)) > 0
-              || json_integer_value(json_array_get(e, 2)) > now))
-    {
+    if (e && json_integer_value(json_array_get(e, 2)) > now) {
         *team_id = json_integer_value(json_array_get(e, 0));
         *flags = (int) json_integer_value(json_array_get(e, 1));
         return *team_id > 0;
@@ -692,8 +707,9 @@ worker_team(worker_ctx_t *ctx, const char *token, int64_t *team_id,
     json_object_set_new(ctx->teams, token,
                         json_pack("[III]", (json_int_t) *team_id,
                                   (json_int_t) *flags,
-                                  (json_int_t) (now
-                                                + ctx->cf->team_cache_ttl_s)));
+                                  (json_int_t) (now + (rc
+                                                ? ctx->cf->team_refresh_s
+                                                : ctx->cf->team_cache_ttl_s))));
 
     return rc;
 }

@@ -34,6 +34,7 @@ typedef struct {
     char                       *distinct_id_topic;
     char                       *warnings_topic;
     char                       *dlq_topic;
+    char                       *groups_topic;
     char                       *postgres_dsn;
     char                       *clickhouse_url;     /* comma-separated */
     char                       *clickhouse_cluster; /* "" = single node */
@@ -42,6 +43,8 @@ typedef struct {
     int                         batch_size;
     int                         batch_wait_ms;
     int                         team_cache_ttl_s;
+    /* found teams are read again after this, so settings changes apply */
+    int                         team_refresh_s;
     /* overflow (spec/ingestion.md §6) and metrics, see consumer.c */
     char                       *overflow_topic;
     int                         overflow_enabled;
@@ -89,6 +92,26 @@ int worker_run(const worker_config_t *cf);
 int worker_sync_start(const worker_config_t *cf);
 void worker_sync_stop(void);
 int worker_sync_once(const worker_config_t *cf);
+
+/* redis.c: NULL (logged) on failure */
+struct redisContext;
+struct redisContext *worker_redis_connect(const char *addr, int timeout_s,
+    const char *who);
+
+/* groups.c: $groupidentify (spec/ingestion.md §3.9) */
+typedef struct worker_groups_s  worker_groups_t;
+struct ingest_message_s;
+
+/* produces one output message; 0 or -1 */
+typedef int (*worker_groups_emit_pt)(void *data, const char *topic,
+    const char *value, size_t len);
+
+worker_groups_t *worker_groups_open(const worker_config_t *cf,
+    worker_groups_emit_pt emit, void *data);
+void worker_groups_close(worker_groups_t *gs);
+/* 0 done, -1 dependency down (retry the batch), -2 DLQ the event */
+int worker_groups_identify(worker_groups_t *gs, int64_t team_id,
+    struct ingest_message_s *m, int64_t timestamp_us);
 
 /* admin.c */
 int worker_cmd_flag(const worker_config_t *cf, int argc, char **argv);
