@@ -975,6 +975,9 @@ ps_merge_people(worker_persons_t *ps, ps_person_t *target,
 
     ps_redis_write(ps, target);
 
+    /* hook: the source's overrides follow in Redis too (hko.c) */
+    (void) worker_hko_move(ps->redis, ps->team_id, target->id, source->id);
+
     return PS_OK;
 }
 

@@ -184,6 +184,26 @@ worker_sync_thread(void *arg)
 
         now = time(NULL);
 
+        /*
+         * a wiped Redis (FLUSHALL, a restart without persistence) is
+         * noticed within a loop turn: everything is published again
+         * from Postgres, not only at the next periodic pass
+         */
+        n = worker_republish_needed(s->redis);
+
+        if (n != 0) {
+            if (n < 0 || worker_sync_publish(s, NULL) != 0
+                || worker_sync_prune(s) != 0
+                || worker_republish_entries(s->pg, s->redis) != 0)
+            {
+                worker_sync_disconnect(s);
+                sleep(1);
+                continue;
+            }
+
+            s->last_full = now;
+        }
+
         if (now - s->last_full >= WORKER_SYNC_PERIOD_S) {
             if (worker_sync_publish(s, NULL) != 0
                 || worker_sync_prune(s) != 0)
@@ -277,11 +297,7 @@ worker_sync_thread(void *arg)
 static int
 worker_sync_connect(worker_sync_t *s)
 {
-    int              port;
-    char             host[256];
-    const char      *addr, *colon;
-    PGresult        *res;
-    struct timeval   tv;
+    PGresult  *res;
 
     s->pg = PQconnectdb(s->cf->postgres_dsn);
 
@@ -301,31 +317,10 @@ worker_sync_connect(worker_sync_t *s)
 
     PQclear(res);
 
-    addr = s->cf->redis_address;
-    tv.tv_sec = 2;
-    tv.tv_usec = 0;
+    s->redis = worker_redis_connect(s->cf->redis_address, 2,
+                                    "snapshot sync");
 
-    if (strncmp(addr, "unix:", 5) == 0 || addr[0] == '/') {
-        s->redis = redisConnectUnixWithTimeout(addr[0] == '/' ? addr
-                                                              : addr + 5, tv);
-
-    } else {
-        colon = strrchr(addr, ':');
-        port = colon ? atoi(colon + 1) : 6379;
-        snprintf(host, sizeof(host), "%.*s",
-                 colon ? (int) (colon - addr) : (int) strlen(addr), addr);
-        s->redis = redisConnectWithTimeout(host, port, tv);
-    }
-
-    if (s->redis == NULL || s->redis->err) {
-        worker_log(WORKER_LOG_WARN, "snapshot sync: redis %s: %s", addr,
-                   s->redis ? s->redis->errstr : "out of memory");
-        return -1;
-    }
-
-    redisSetTimeout(s->redis, tv);
-
-    return 0;
+    return s->redis ? 0 : -1;
 }
 
 

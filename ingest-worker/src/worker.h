@@ -98,6 +98,18 @@ struct redisContext;
 struct redisContext *worker_redis_connect(const char *addr, int timeout_s,
     const char *who);
 
+/* hko.c: a merged-away person's hash-key overrides move in Redis */
+int worker_hko_move(struct redisContext *r, int64_t team_id,
+    int64_t target_id, int64_t source_id);
+
+/* republish.c: refill a wiped Redis from Postgres (sync.c) */
+#define WORKER_SYNC_MARKER_KEY  "edgehog:sync:marker"
+
+/* 1 if the marker is gone (Redis was wiped), 0 if not, -1 on error */
+int worker_republish_needed(struct redisContext *r);
+/* hash-key overrides, groups, persons, then the marker; 0 or -1 */
+int worker_republish_entries(void *pg, struct redisContext *r);
+
 /* groups.c: $groupidentify (spec/ingestion.md §3.9) */
 typedef struct worker_groups_s  worker_groups_t;
 struct ingest_message_s;
