@@ -62,7 +62,10 @@ static const worker_conf_key_t  worker_conf_keys[] = {
     /* PostHog refreshes its team objects about every 2 minutes */
     WORKER_INT(team_refresh_s, "120", 0, 86400),
     WORKER_STR(overflow_topic, "events_plugin_ingestion_overflow"),
-    /* 0 for the overflow consumer: input_topic = the overflow topic */
+    /*
+     * 0 for the overflow consumer (input_topic = the overflow topic),
+     * which tells teams with ingestion_capacity_overflow warnings
+     */
     WORKER_INT(overflow_enabled, "1", 0, 1),
     WORKER_INT(overflow_bucket_capacity, "1000", 1, 100000000),
     WORKER_INT(overflow_bucket_replenish_rate, "1", 0, 100000000),

@@ -77,6 +77,8 @@ static int worker_emit(void *data, const char *topic, const char *value,
     size_t len);
 static void worker_warn(void *data, int64_t team_id, const char *type,
     json_t *details, int always);
+static void worker_warn_keyed(worker_ctx_t *ctx, int64_t team_id,
+    const char *type, const char *key, json_t *details, int always);
 static void worker_warnings(worker_ctx_t *ctx, ingest_message_t *m,
     int64_t team_id);
 static int worker_header_true(rd_kafka_message_t *msg, const char *name);
@@ -369,6 +371,14 @@ worker_process(worker_ctx_t *ctx, rd_kafka_message_t *msg)
     m.team_id = team_id;
     m.has_team_id = 1;
 
+    /* hook: the overflow consumer tells the team, G2-style (spec §6) */
+    if (!ctx->cf->overflow_enabled) {
+        worker_warn_keyed(ctx, team_id, "ingestion_capacity_overflow",
+                          m.distinct_id,
+                          json_pack("{s:s}", "overflowDistinctId",
+                                    m.distinct_id), 0);
+    }
+
     mrc = ingest_message_prepare(&m, &opts);
 
     /* drops and warning-only events still carry their warnings */
@@ -441,6 +451,17 @@ worker_process(worker_ctx_t *ctx, rd_kafka_message_t *msg)
     rc = worker_produce(ctx, ctx->cf->events_topic, m.uuid, strlen(m.uuid),
                         row, len);
     free(row);
+
+    /* hook: §4.1 a row too large for Kafka is dropped with a warning */
+    if (rc == -2) {
+        worker_warn(ctx, team_id, "message_size_too_large",
+                    json_pack("{s:s, s:s}", "eventUuid", m.uuid,
+                              "distinctId", m.distinct_id), 0);
+        ctx->dropped++;
+        ingest_message_free(&m);
+        return WORKER_OK;
+    }
+
     ingest_message_free(&m);
 
     if (rc != 0) {
@@ -502,16 +523,31 @@ static void
 worker_warn(void *data, int64_t team_id, const char *type, json_t *details,
     int always)
 {
-    char           key[256], *v;
+    worker_warn_keyed(data, team_id, type, NULL, details, always);
+}
+
+
+/* debounced per team:type, or per team:type:key when a key is given */
+
+static void
+worker_warn_keyed(worker_ctx_t *ctx, int64_t team_id, const char *type,
+    const char *dkey, json_t *details, int always)
+{
+    char           key[512], *v;
     size_t         len;
     int64_t        now;
     json_t        *last;
-    worker_ctx_t  *ctx = data;
 
     now = worker_now_us();
 
     if (!always) {
-        snprintf(key, sizeof(key), "%lld:%s", (long long) team_id, type);
+        snprintf(key, sizeof(key), "%lld:%s%s%.256s", (long long) team_id,
+                 type, dkey ? ":" : "", dkey ? dkey : "");
+
+        if (json_object_size(ctx->warned) > WORKER_STATE_MAX) {
+            json_object_clear(ctx->warned);
+        }
+
         last = json_object_get(ctx->warned, key);
 
         if (last && now / 1000000 - json_integer_value(last)
@@ -740,7 +776,8 @@ worker_produce(worker_ctx_t *ctx, const char *topic, const char *key,
     if (err) {
         worker_log(WORKER_LOG_ERROR, "produce to \"%s\" failed: %s", topic,
                    rd_kafka_err2str(err));
-        return -1;
+        /* retrying cannot help this one: -2 */
+        return err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ? -2 : -1;
     }
 
     ctx->in_flight++;

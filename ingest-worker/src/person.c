@@ -13,6 +13,7 @@
 
 #include "worker.h"
 #include "person.h"
+#include "person_trim.h"
 #include "eh_time.h"
 #include "eh_person_entry.h"
 #include "ingest_json.h"
@@ -716,6 +717,21 @@ ps_update(worker_persons_t *ps, ps_person_t *p, int identify, int no_update)
 
     rc = ps_exec(ps, "ps_update", 4, params, &res);
     free(props_s);
+
+    /* hook: a row already over the size limit is trimmed (§3.4) */
+    if (rc == PS_FAIL
+        && worker_person_trim(ps->conn, p->id, ps->team_id, p->properties,
+                              &ps->ops))
+    {
+        props_s = ps_jsonb(p->properties);
+        if (props_s == NULL) {
+            return PS_FAIL;
+        }
+
+        params[2] = props_s;
+        rc = ps_exec(ps, "ps_update", 4, params, &res);
+        free(props_s);
+    }
 
     if (rc != PS_OK) {
         return rc;
