@@ -395,9 +395,9 @@ worker_process(worker_ctx_t *ctx, rd_kafka_message_t *msg)
 
     ts = worker_timestamp(ctx, msg, &m, team_id);
 
-    /* hook: $groupidentify upserts its group (groups.c) */
-    if (m.process_person && strcmp(m.event, "$groupidentify") == 0) {
-        rc = worker_groups_identify(ctx->groups, team_id, &m, ts);
+    /* hook: $group_N properties, $groupidentify upserts (groups.c) */
+    if (m.process_person) {
+        rc = worker_groups_process(ctx->groups, team_id, &m, ts);
 
         if (rc != 0) {
             rc = (rc == -1) ? WORKER_RETRY : worker_dlq(ctx, msg, m.uuid);

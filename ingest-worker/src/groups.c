@@ -3,7 +3,9 @@
  */
 
 /*
- * $groupidentify (spec/ingestion.md §3.9, PostHog's upsertGroup()):
+ * Groups of events with person processing (spec/ingestion.md §3.9):
+ * $groups {type: key} becomes properties.$group_<index>, PostHog's
+ * addGroupProperties().  And $groupidentify (upsertGroup()):
  * the group type gets an index in posthog_grouptypemapping (created on
  * first sight, at most 5 per team), the group row in posthog_group
  * takes $group_set, a clickhouse_groups row follows every change, and
@@ -60,6 +62,8 @@ static int gs_exec(worker_groups_t *gs, const char *name, int n,
     const char **params, PGresult **out);
 static int gs_type_index(worker_groups_t *gs, int64_t team_id,
     const char *type, int *index);
+static int gs_identify(worker_groups_t *gs, int64_t team_id,
+    ingest_message_t *m, int64_t timestamp_us);
 static int gs_upsert(worker_groups_t *gs, int64_t team_id, int index,
     ingest_group_ident_t *g, int64_t ts_us);
 static void gs_redis_write(worker_groups_t *gs, int64_t team_id, int index,
@@ -149,8 +153,48 @@ worker_groups_close(worker_groups_t *gs)
 
 
 int
-worker_groups_identify(worker_groups_t *gs, int64_t team_id,
+worker_groups_process(worker_groups_t *gs, int64_t team_id,
     ingest_message_t *m, int64_t timestamp_us)
+{
+    int          rc, index;
+    char         name[24];
+    json_t      *groups, *key;
+    const char  *type;
+
+    groups = json_object_get(m->properties, "$groups");
+
+    if (json_is_object(groups)) {
+        json_object_foreach(groups, type, key) {
+            rc = gs_type_index(gs, team_id, type, &index);
+
+            if (rc == GS_ERROR) {
+                return rc;
+            }
+
+            if (rc != GS_OK || index < 0) {
+                /* no room for the type, or a broken one: as PostHog */
+                continue;
+            }
+
+            snprintf(name, sizeof(name), "$group_%d", index);
+
+            if (json_object_set(m->properties, name, key) != 0) {
+                return GS_FAIL;
+            }
+        }
+    }
+
+    if (strcmp(m->event, "$groupidentify") != 0) {
+        return GS_OK;
+    }
+
+    return gs_identify(gs, team_id, m, timestamp_us);
+}
+
+
+static int
+gs_identify(worker_groups_t *gs, int64_t team_id, ingest_message_t *m,
+    int64_t timestamp_us)
 {
     int                   rc, index, attempt;
     ingest_group_ident_t  g;
@@ -367,10 +411,10 @@ gs_type_index(worker_groups_t *gs, int64_t team_id, const char *type,
     }
 
     if (*index < 0 || *index >= INGEST_GROUP_TYPES_MAX) {
+        /* remembered too: events of such a type cost no query */
         worker_log(WORKER_LOG_INFO, "groups: team %lld has no room for "
                    "group type \"%.64s\"", (long long) team_id, type);
         *index = -1;
-        return GS_OK;
     }
 
     if (json_object_size(gs->types) > GS_CACHE_MAX) {

@@ -110,7 +110,7 @@ int worker_republish_needed(struct redisContext *r);
 /* hash-key overrides, groups, persons, then the marker; 0 or -1 */
 int worker_republish_entries(void *pg, struct redisContext *r);
 
-/* groups.c: $groupidentify (spec/ingestion.md §3.9) */
+/* groups.c: groups of events (spec/ingestion.md §3.9) */
 typedef struct worker_groups_s  worker_groups_t;
 struct ingest_message_s;
 
@@ -121,8 +121,12 @@ typedef int (*worker_groups_emit_pt)(void *data, const char *topic,
 worker_groups_t *worker_groups_open(const worker_config_t *cf,
     worker_groups_emit_pt emit, void *data);
 void worker_groups_close(worker_groups_t *gs);
-/* 0 done, -1 dependency down (retry the batch), -2 DLQ the event */
-int worker_groups_identify(worker_groups_t *gs, int64_t team_id,
+/*
+ * $groups -> $group_<index>, and $groupidentify; only for events with
+ * person processing.  0 done, -1 dependency down (retry the batch),
+ * -2 DLQ the event
+ */
+int worker_groups_process(worker_groups_t *gs, int64_t team_id,
     struct ingest_message_s *m, int64_t timestamp_us);
 
 /* admin.c */

@@ -112,6 +112,27 @@ def test_groupidentify_feeds_group_flags(ing, stack):
     assert len(ing.out.values("clickhouse_groups", team_id=tid)) == 2
 
 
+def test_groups_become_group_n_properties(ing, stack):
+    """$groups {type: key} adds $group_<index> with person processing
+    (addGroupProperties); personless events carry no $group_N."""
+    tid, token = stack.worker.team_create("groups-props " + tag())
+    e = capture(stack, token, "$pageview", "u-" + tag(),
+                {"$groups": {"company": "acme", "project": 42}})
+    p = props(ing.out.event(e)["properties"])
+    mapping = dict(ing.q("SELECT group_type, group_type_index FROM "
+                         "posthog_grouptypemapping WHERE team_id = %s", tid))
+    assert sorted(mapping.values()) == [0, 1]
+    assert p["$group_%d" % mapping["company"]] == "acme"
+    assert p["$group_%d" % mapping["project"]] == 42
+    assert p["$groups"] == {"company": "acme", "project": 42}
+
+    e = capture(stack, token, "$pageview", "u-" + tag(),
+                {"$groups": {"company": "acme"},
+                 "$process_person_profile": False})
+    p = props(ing.out.event(e)["properties"])
+    assert not [k for k in p if k.startswith("$group_")]
+
+
 def test_group_types_get_indexes_and_a_limit(ing, stack):
     """A second type gets index 1; a sixth type has no room and is
     ignored (PostHog's limit of 5), the event still lands; events
