@@ -99,6 +99,8 @@ struct redisContext *worker_redis_connect(const char *addr, int timeout_s,
     const char *who);
 
 /* hko.c: a merged-away person's hash-key overrides move in Redis */
+#define WORKER_HKO_MOVED_PREFIX  "edgehog:hko:moved:"
+
 int worker_hko_move(struct redisContext *r, int64_t team_id,
     int64_t target_id, int64_t source_id);
 

@@ -109,6 +109,22 @@ def test_merge_moves_hash_key_overrides(ing, stack, merged):
         assert doc["flags"]["ec-1"]["enabled"] is True, did
 
 
+def test_pending_override_of_merged_person_follows(ing, stack, merged):
+    """decide wrote an override for PA just before the merge; the sync
+    thread drains it after PA is gone: it is stored for PU."""
+    m = merged
+    tid, pa, pu, rc = m["tid"], m["pa"], m["pu"], m["rc"]
+    assert rc.get(f"edgehog:hko:moved:{tid}:{pa}") == str(pu).encode()
+    rc.rpush("edgehog:hko:pending", json.dumps(
+        {"team_id": tid, "person_id": pa, "feature_flag_key": "ec-3",
+         "hash_key": "late-key"}))
+    rows = wait_for(lambda: ing.q(
+        "SELECT person_id, hash_key FROM posthog_featureflaghashkeyoverride "
+        "WHERE team_id = %s AND feature_flag_key = 'ec-3'", tid),
+        timeout=10, what="the late override in Postgres")
+    assert rows == [(pu, "late-key")]
+
+
 def test_flushall_refills_redis_from_postgres(ing, stack, merged):
     m = merged
     tid, pu, rc = m["tid"], m["pu"], m["rc"]
@@ -127,8 +143,12 @@ def test_flushall_refills_redis_from_postgres(ing, stack, merged):
 
     wait_for(lambda: rc.exists("edgehog:sync:marker"), timeout=30,
              what="the sync thread to refill Redis")
-    assert rc.hgetall(f"edgehog:hko:{tid}:{pu}") == {
-        b"ec-1": m["seed"].encode(), b"ec-2": b"pu-key"}
+    # every override Postgres holds for PU, ec-1 and ec-2 among them
+    pg = {f.encode(): h.encode() for f, h in ing.q(
+        "SELECT feature_flag_key, hash_key FROM "
+        "posthog_featureflaghashkeyoverride WHERE person_id = %s", pu)}
+    assert pg[b"ec-1"] == m["seed"].encode() and pg[b"ec-2"] == b"pu-key"
+    assert rc.hgetall(f"edgehog:hko:{tid}:{pu}") == pg
     assert json.loads(rc.get(gkey)) == {"version": 1,
                                         "properties": {"size": 7}}
     after_person = json.loads(rc.get(pkey))
