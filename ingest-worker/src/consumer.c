@@ -38,6 +38,7 @@ typedef struct {
     json_t                     *warned;      /* "team:type" -> last time */
     worker_persons_t           *persons;
     worker_groups_t            *groups;
+    worker_team_limits_t       *limits;
     json_t                     *buckets;     /* key -> [tokens, last_ms] */
     json_t                     *lags;        /* "topic/part" -> lag */
     char                       *overflow;    /* per batch message */
@@ -123,9 +124,11 @@ worker_run(const worker_config_t *cf)
     ctx.consumer = worker_kafka_new(cf, RD_KAFKA_CONSUMER, &ctx);
     ctx.persons = worker_persons_open(cf, worker_emit, worker_warn, &ctx);
     ctx.groups = worker_groups_open(cf, worker_emit, &ctx);
+    ctx.limits = worker_team_limits_open(cf);
 
     if (batch == NULL || ctx.teams == NULL || ctx.pg == NULL
         || ctx.warned == NULL || ctx.persons == NULL || ctx.groups == NULL
+        || ctx.limits == NULL
         || ctx.buckets == NULL || ctx.lags == NULL || ctx.overflow == NULL
         || (cf->metrics_port && ctx.metrics_server == NULL)
         || ctx.producer == NULL || ctx.consumer == NULL)
@@ -245,6 +248,7 @@ worker_run(const worker_config_t *cf)
     worker_pg_close(ctx.pg);
     worker_persons_close(ctx.persons);
     worker_groups_close(ctx.groups);
+    worker_team_limits_close(ctx.limits);
     worker_metrics_stop(ctx.metrics_server);
     json_decref(ctx.teams);
     json_decref(ctx.warned);
@@ -331,6 +335,7 @@ worker_process(worker_ctx_t *ctx, rd_kafka_message_t *msg)
     int                      rc, flags;
     char                    *row;
     size_t                   len;
+    json_t                  *d;
     int64_t                  team_id, ts;
     ingest_msg_rc_e          mrc;
     ingest_message_t         m;
@@ -394,6 +399,19 @@ worker_process(worker_ctx_t *ctx, rd_kafka_message_t *msg)
     }
 
     ts = worker_timestamp(ctx, msg, &m, team_id);
+
+    /* hook: team.drop_events_older_than_seconds (team_limits.c, §1.4) */
+    rc = worker_team_too_old(ctx->limits, team_id, &m, ts, worker_now_us(),
+                             &d);
+    if (rc != 0) {
+        if (rc > 0) {
+            worker_warn(ctx, team_id, "event_dropped_too_old", d, 0);
+            ctx->dropped++;
+        }
+
+        ingest_message_free(&m);
+        return rc > 0 ? WORKER_OK : WORKER_RETRY;
+    }
 
     /* hook: $group_N properties, $groupidentify upserts (groups.c) */
     if (m.process_person) {

@@ -172,6 +172,10 @@ static const char  *worker_pg_schema[] = {
     "  team_id INTEGER NOT NULL,"
     "  UNIQUE (team_id, person_id, feature_flag_key))",
 
+    /* §1.4 G3: a team may drop old events (team_limits.c) */
+    "ALTER TABLE posthog_team ADD COLUMN IF NOT EXISTS"
+    "  drop_events_older_than_seconds INTEGER NULL",
+
     /* groups.c: $groupidentify (spec/ingestion.md §3.9), PostHog's shape */
     "CREATE TABLE IF NOT EXISTS posthog_group ("
     "  id SERIAL PRIMARY KEY,"

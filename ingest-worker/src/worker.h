@@ -131,6 +131,20 @@ void worker_groups_close(worker_groups_t *gs);
 int worker_groups_process(worker_groups_t *gs, int64_t team_id,
     struct ingest_message_s *m, int64_t timestamp_us);
 
+/* team_limits.c: team settings that drop events (drop_events_older_...) */
+typedef struct worker_team_limits_s  worker_team_limits_t;
+
+worker_team_limits_t *worker_team_limits_open(const worker_config_t *cf);
+void worker_team_limits_close(worker_team_limits_t *tl);
+/*
+ * 1: drop the event, *details = event_dropped_too_old details (owned by
+ * the caller); 0: keep it; -1: Postgres is down, retry the batch
+ */
+struct json_t;
+int worker_team_too_old(worker_team_limits_t *tl, int64_t team_id,
+    struct ingest_message_s *m, int64_t ts_us, int64_t now_us,
+    struct json_t **details);
+
 /* admin.c */
 int worker_cmd_flag(const worker_config_t *cf, int argc, char **argv);
 

@@ -124,3 +124,32 @@ def test_person_stored_over_the_limit_is_trimmed(ing, stack):
     assert v == version + 1
     assert props(ev["person_properties"])["plan"] == "pro"
     assert "big1" not in props(ev["person_properties"])
+
+
+def test_team_drops_events_older_than_its_threshold(ing, stack):
+    """§1.4 G3: drop_events_older_than_seconds drops old events with the
+    debounced warning event_dropped_too_old; recent ones are kept."""
+    import datetime
+    tid, token = stack.worker.team_create("drop-old " + tag())
+    ing.q("UPDATE posthog_team SET drop_events_older_than_seconds = 3600 "
+          "WHERE id = %s", tid)
+    did, did_old = tag(), tag() + "-old"
+    old = ing.send("old", did_old, token=token, outer_timestamp=NOW,
+                   wait=False)
+    w, = ing.wait_warning("event_dropped_too_old", old)
+    assert w["team_id"] == tid
+    d = w["details"]
+    assert (d["event"], d["distinctId"], d["dropThresholdSeconds"]) == (
+        "old", did_old, 3600)
+    assert d["eventTimestamp"] == "2024-01-01T10:00:00.000Z"
+    assert d["ageInSeconds"] > 3600
+
+    now = datetime.datetime.now(datetime.timezone.utc).strftime(
+        "%Y-%m-%dT%H:%M:%S.000Z")
+    fresh = ing.send("fresh", did, token=token, now=now, outer_timestamp=now)
+    assert fresh["event"] == "fresh"
+    ing.settle()
+    assert ing.out.values("clickhouse_events_json", uuid=old) == []
+    # dropped before person processing: only the fresh event's person
+    assert ing.q("SELECT distinct_id FROM posthog_persondistinctid WHERE "
+                 "team_id = %s", tid) == [(did,)]
