@@ -19,6 +19,7 @@
 #include "ingest_message.h"
 #include "ingest_output.h"
 #include "ingest_props.h"
+#include "ingest_trim.h"
 
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -86,6 +87,17 @@ fuzz_person(ingest_message_t *m, const uint8_t *data, size_t size)
     }
 
     merged = ingest_props_merge(m->properties, p);
+
+    /* §3.4 trimming: never a protected key, never a failure */
+    if (merged != NULL) {
+        if (ingest_props_trim(merged, &ops, size % 256) < 0
+            || (json_object_get(p, "$creator_event_uuid")
+                && json_object_get(merged, "$creator_event_uuid") == NULL))
+        {
+            abort();
+        }
+    }
+
     json_decref(merged);
 
     t = ingest_merge_trigger(m->event, m->distinct_id, m->properties, &other,
