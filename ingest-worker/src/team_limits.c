@@ -29,6 +29,10 @@ struct worker_team_limits_s {
     const worker_config_t      *cf;
     PGconn                     *conn;
     json_t                     *teams;      /* "id" -> [threshold, exp] */
+    /* the last team asked for: a batch is mostly one team, no lookup */
+    int64_t                     last_team;
+    int64_t                     last_threshold;
+    time_t                      last_exp;
 };
 
 
@@ -109,12 +113,21 @@ worker_team_threshold(worker_team_limits_t *tl, int64_t team_id,
     const char  *params[1];
 
     now = time(NULL);
+
+    if (team_id == tl->last_team && now < tl->last_exp) {
+        *threshold_s = tl->last_threshold;
+        return 0;
+    }
+
     snprintf(key, sizeof(key), "%lld", (long long) team_id);
 
     e = json_object_get(tl->teams, key);
 
     if (e && json_integer_value(json_array_get(e, 1)) > now) {
         *threshold_s = json_integer_value(json_array_get(e, 0));
+        tl->last_team = team_id;
+        tl->last_threshold = *threshold_s;
+        tl->last_exp = json_integer_value(json_array_get(e, 1));
         return 0;
     }
 
@@ -157,6 +170,10 @@ worker_team_threshold(worker_team_limits_t *tl, int64_t team_id,
                         json_pack("[II]", (json_int_t) *threshold_s,
                                   (json_int_t) (now
                                                 + tl->cf->team_refresh_s)));
+
+    tl->last_team = team_id;
+    tl->last_threshold = *threshold_s;
+    tl->last_exp = now + tl->cf->team_refresh_s;
 
     return 0;
 }
