@@ -98,6 +98,22 @@ static size_t worker_ch_write(char *ptr, size_t size, size_t nmemb,
     "properties, is_identified, is_deleted, version, now() AS _timestamp, "   \
     "toUInt64(0) AS _offset FROM kafka_person"
 
+/* groups (posthog/models/group/sql.py), ReplacingMergeTree(_timestamp) */
+#define WORKER_CH_GROUPS_KAFKA_COLUMNS                                        \
+    "group_type_index UInt8, group_key String, created_at String, "          \
+    "team_id Int64, group_properties String"
+
+#define WORKER_CH_GROUPS_COLUMNS                                              \
+    "group_type_index UInt8, group_key String, created_at DateTime('UTC'), " \
+    "team_id Int64, group_properties String, _timestamp DateTime, "          \
+    "_offset UInt64"
+
+#define WORKER_CH_GROUPS_SELECT                                               \
+    "SELECT group_type_index, group_key, "                                    \
+    "parseDateTimeBestEffort(created_at) AS created_at, team_id, "            \
+    "group_properties, now() AS _timestamp, toUInt64(0) AS _offset "          \
+    "FROM kafka_groups"
+
 #define WORKER_CH_PDI_KAFKA_COLUMNS                                           \
     "team_id Int64, distinct_id String, person_id String, is_deleted Int8, "  \
     "version Int64"
@@ -191,6 +207,13 @@ worker_ch_node(const worker_ch_ctx_t *ctx, const char *url)
                  "ORDER BY (team_id, distinct_id) "
                  "SETTINGS index_granularity = 512");
 
+        snprintf(sql[i++], WORKER_CH_SQL_MAX,
+                 "CREATE TABLE IF NOT EXISTS groups ("
+                 WORKER_CH_GROUPS_COLUMNS ") ENGINE = "
+                 "ReplicatedReplacingMergeTree('/clickhouse/tables/noshard/"
+                 "posthog.groups', '{replica}-{shard}', _timestamp) "
+                 "ORDER BY (team_id, group_type_index, group_key)");
+
         events_target = "writable_events";
 
     } else {
@@ -209,6 +232,12 @@ worker_ch_node(const worker_ch_ctx_t *ctx, const char *url)
                  WORKER_CH_PDI_COLUMNS ") ENGINE = "
                  "ReplacingMergeTree(version) ORDER BY (team_id, distinct_id) "
                  "SETTINGS index_granularity = 512");
+
+        snprintf(sql[i++], WORKER_CH_SQL_MAX,
+                 "CREATE TABLE IF NOT EXISTS groups ("
+                 WORKER_CH_GROUPS_COLUMNS ") ENGINE = "
+                 "ReplacingMergeTree(_timestamp) "
+                 "ORDER BY (team_id, group_type_index, group_key)");
 
         events_target = "events";
     }
@@ -242,6 +271,16 @@ worker_ch_node(const worker_ch_ctx_t *ctx, const char *url)
     snprintf(sql[i++], WORKER_CH_SQL_MAX,
              "CREATE MATERIALIZED VIEW IF NOT EXISTS person_distinct_id2_mv "
              "TO person_distinct_id2 AS " WORKER_CH_PDI_SELECT);
+
+    snprintf(sql[i++], WORKER_CH_SQL_MAX,
+             "CREATE TABLE IF NOT EXISTS kafka_groups ("
+             WORKER_CH_GROUPS_KAFKA_COLUMNS ") ENGINE = "
+             "Kafka('%s', '%s', 'group1', 'JSONEachRow')",
+             ctx->brokers, ctx->cf->groups_topic);
+
+    snprintf(sql[i++], WORKER_CH_SQL_MAX,
+             "CREATE MATERIALIZED VIEW IF NOT EXISTS groups_mv TO groups "
+             "AS " WORKER_CH_GROUPS_SELECT);
 
     curl = curl_easy_init();
     if (curl == NULL) {

@@ -49,6 +49,7 @@ static const worker_conf_key_t  worker_conf_keys[] = {
     WORKER_STR(distinct_id_topic, "clickhouse_person_distinct_id"),
     WORKER_STR(warnings_topic, "clickhouse_ingestion_warnings"),
     WORKER_STR(dlq_topic, "events_plugin_ingestion_dlq"),
+    WORKER_STR(groups_topic, "clickhouse_groups"),
     WORKER_STR(postgres_dsn, "postgresql://postgres@127.0.0.1:5432/edgehog"),
     WORKER_STR(clickhouse_url, "http://127.0.0.1:8123"),
     WORKER_STR(clickhouse_cluster, ""),
@@ -58,8 +59,13 @@ static const worker_conf_key_t  worker_conf_keys[] = {
     WORKER_INT(batch_size, "500", 1, 100000),
     WORKER_INT(batch_wait_ms, "50", 0, 60000),
     WORKER_INT(team_cache_ttl_s, "5", 0, 86400),
+    /* PostHog refreshes its team objects about every 2 minutes */
+    WORKER_INT(team_refresh_s, "120", 0, 86400),
     WORKER_STR(overflow_topic, "events_plugin_ingestion_overflow"),
-    /* 0 for the overflow consumer: input_topic = the overflow topic */
+    /*
+     * 0 for the overflow consumer (input_topic = the overflow topic),
+     * which tells teams with ingestion_capacity_overflow warnings
+     */
     WORKER_INT(overflow_enabled, "1", 0, 1),
     WORKER_INT(overflow_bucket_capacity, "1000", 1, 100000000),
     WORKER_INT(overflow_bucket_replenish_rate, "1", 0, 100000000),

@@ -37,6 +37,8 @@ typedef struct {
     json_t                     *teams;       /* token -> [id, anon, exp] */
     json_t                     *warned;      /* "team:type" -> last time */
     worker_persons_t           *persons;
+    worker_groups_t            *groups;
+    worker_team_limits_t       *limits;
     json_t                     *buckets;     /* key -> [tokens, last_ms] */
     json_t                     *lags;        /* "topic/part" -> lag */
     char                       *overflow;    /* per batch message */
@@ -76,6 +78,8 @@ static int worker_emit(void *data, const char *topic, const char *value,
     size_t len);
 static void worker_warn(void *data, int64_t team_id, const char *type,
     json_t *details, int always);
+static void worker_warn_keyed(worker_ctx_t *ctx, int64_t team_id,
+    const char *type, const char *key, json_t *details, int always);
 static void worker_warnings(worker_ctx_t *ctx, ingest_message_t *m,
     int64_t team_id);
 static int worker_header_true(rd_kafka_message_t *msg, const char *name);
@@ -119,9 +123,12 @@ worker_run(const worker_config_t *cf)
     ctx.producer = worker_kafka_new(cf, RD_KAFKA_PRODUCER, &ctx);
     ctx.consumer = worker_kafka_new(cf, RD_KAFKA_CONSUMER, &ctx);
     ctx.persons = worker_persons_open(cf, worker_emit, worker_warn, &ctx);
+    ctx.groups = worker_groups_open(cf, worker_emit, &ctx);
+    ctx.limits = worker_team_limits_open(cf);
 
     if (batch == NULL || ctx.teams == NULL || ctx.pg == NULL
-        || ctx.warned == NULL || ctx.persons == NULL
+        || ctx.warned == NULL || ctx.persons == NULL || ctx.groups == NULL
+        || ctx.limits == NULL
         || ctx.buckets == NULL || ctx.lags == NULL || ctx.overflow == NULL
         || (cf->metrics_port && ctx.metrics_server == NULL)
         || ctx.producer == NULL || ctx.consumer == NULL)
@@ -240,6 +247,8 @@ worker_run(const worker_config_t *cf)
     rd_kafka_destroy(ctx.producer);
     worker_pg_close(ctx.pg);
     worker_persons_close(ctx.persons);
+    worker_groups_close(ctx.groups);
+    worker_team_limits_close(ctx.limits);
     worker_metrics_stop(ctx.metrics_server);
     json_decref(ctx.teams);
     json_decref(ctx.warned);
@@ -326,6 +335,7 @@ worker_process(worker_ctx_t *ctx, rd_kafka_message_t *msg)
     int                      rc, flags;
     char                    *row;
     size_t                   len;
+    json_t                  *d;
     int64_t                  team_id, ts;
     ingest_msg_rc_e          mrc;
     ingest_message_t         m;
@@ -366,6 +376,14 @@ worker_process(worker_ctx_t *ctx, rd_kafka_message_t *msg)
     m.team_id = team_id;
     m.has_team_id = 1;
 
+    /* hook: the overflow consumer tells the team, G2-style (spec §6) */
+    if (!ctx->cf->overflow_enabled) {
+        worker_warn_keyed(ctx, team_id, "ingestion_capacity_overflow",
+                          m.distinct_id,
+                          json_pack("{s:s}", "overflowDistinctId",
+                                    m.distinct_id), 0);
+    }
+
     mrc = ingest_message_prepare(&m, &opts);
 
     /* drops and warning-only events still carry their warnings */
@@ -381,6 +399,30 @@ worker_process(worker_ctx_t *ctx, rd_kafka_message_t *msg)
     }
 
     ts = worker_timestamp(ctx, msg, &m, team_id);
+
+    /* hook: team.drop_events_older_than_seconds (team_limits.c, §1.4) */
+    rc = worker_team_too_old(ctx->limits, team_id, &m, ts, worker_now_us(),
+                             &d);
+    if (rc != 0) {
+        if (rc > 0) {
+            worker_warn(ctx, team_id, "event_dropped_too_old", d, 0);
+            ctx->dropped++;
+        }
+
+        ingest_message_free(&m);
+        return rc > 0 ? WORKER_OK : WORKER_RETRY;
+    }
+
+    /* hook: $group_N properties, $groupidentify upserts (groups.c) */
+    if (m.process_person) {
+        rc = worker_groups_process(ctx->groups, team_id, &m, ts);
+
+        if (rc != 0) {
+            rc = (rc == -1) ? WORKER_RETRY : worker_dlq(ctx, msg, m.uuid);
+            ingest_message_free(&m);
+            return rc;
+        }
+    }
 
     rc = worker_persons_process(ctx->persons, team_id, &m, ts,
                                 opts.person_processing_opt_out, &person);
@@ -427,6 +469,17 @@ worker_process(worker_ctx_t *ctx, rd_kafka_message_t *msg)
     rc = worker_produce(ctx, ctx->cf->events_topic, m.uuid, strlen(m.uuid),
                         row, len);
     free(row);
+
+    /* hook: §4.1 a row too large for Kafka is dropped with a warning */
+    if (rc == -2) {
+        worker_warn(ctx, team_id, "message_size_too_large",
+                    json_pack("{s:s, s:s}", "eventUuid", m.uuid,
+                              "distinctId", m.distinct_id), 0);
+        ctx->dropped++;
+        ingest_message_free(&m);
+        return WORKER_OK;
+    }
+
     ingest_message_free(&m);
 
     if (rc != 0) {
@@ -488,16 +541,31 @@ static void
 worker_warn(void *data, int64_t team_id, const char *type, json_t *details,
     int always)
 {
-    char           key[256], *v;
+    worker_warn_keyed(data, team_id, type, NULL, details, always);
+}
+
+
+/* debounced per team:type, or per team:type:key when a key is given */
+
+static void
+worker_warn_keyed(worker_ctx_t *ctx, int64_t team_id, const char *type,
+    const char *dkey, json_t *details, int always)
+{
+    char           key[512], *v;
     size_t         len;
     int64_t        now;
     json_t        *last;
-    worker_ctx_t  *ctx = data;
 
     now = worker_now_us();
 
     if (!always) {
-        snprintf(key, sizeof(key), "%lld:%s", (long long) team_id, type);
+        snprintf(key, sizeof(key), "%lld:%s%s%.256s", (long long) team_id,
+                 type, dkey ? ":" : "", dkey ? dkey : "");
+
+        if (json_object_size(ctx->warned) > WORKER_STATE_MAX) {
+            json_object_clear(ctx->warned);
+        }
+
         last = json_object_get(ctx->warned, key);
 
         if (last && now / 1000000 - json_integer_value(last)
@@ -657,7 +725,10 @@ worker_timestamp(worker_ctx_t *ctx, rd_kafka_message_t *msg,
 }
 
 
-/* a token cache: hits forever, misses for team_cache_ttl_s */
+/*
+ * a token cache: misses for team_cache_ttl_s, hits for team_refresh_s
+ * (spec §1.4: PostHog refreshes teams), so settings changes apply
+ */
 
 static int
 worker_team(worker_ctx_t *ctx, const char *token, int64_t *team_id,
@@ -670,9 +741,7 @@ worker_team(worker_ctx_t *ctx, const char *token, int64_t *team_id,
     now = worker_now_us() / 1000000;
     e = json_object_get(ctx->teams, token);
 
-    if (e && (json_integer_value(json_array_get(e, 0)) > 0
-              || json_integer_value(json_array_get(e, 2)) > now))
-    {
+    if (e && json_integer_value(json_array_get(e, 2)) > now) {
         *team_id = json_integer_value(json_array_get(e, 0));
         *flags = (int) json_integer_value(json_array_get(e, 1));
         return *team_id > 0;
@@ -692,8 +761,9 @@ worker_team(worker_ctx_t *ctx, const char *token, int64_t *team_id,
     json_object_set_new(ctx->teams, token,
                         json_pack("[III]", (json_int_t) *team_id,
                                   (json_int_t) *flags,
-                                  (json_int_t) (now
-                                                + ctx->cf->team_cache_ttl_s)));
+                                  (json_int_t) (now + (rc
+                                                ? ctx->cf->team_refresh_s
+                                                : ctx->cf->team_cache_ttl_s))));
 
     return rc;
 }
@@ -724,7 +794,8 @@ worker_produce(worker_ctx_t *ctx, const char *topic, const char *key,
     if (err) {
         worker_log(WORKER_LOG_ERROR, "produce to \"%s\" failed: %s", topic,
                    rd_kafka_err2str(err));
-        return -1;
+        /* retrying cannot help this one: -2 */
+        return err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ? -2 : -1;
     }
 
     ctx->in_flight++;

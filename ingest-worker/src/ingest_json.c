@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "ingest_json.h"
+#include "ingest_unicode.h"
 
 
 static size_t ingest_utf8_decode(const unsigned char *p, size_t len,
@@ -290,7 +291,8 @@ ingest_json_loadb(const char *s, size_t len)
     }
 
     if (json_error_code(&err) != json_error_numeric_overflow) {
-        return NULL;
+        /* hook: what JSON.parse() takes and jansson not (ingest_unicode.c) */
+        return ingest_json_load_repaired(s, len);
     }
 
     /*

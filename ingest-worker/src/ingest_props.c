@@ -16,7 +16,6 @@
 #define ingest_lc(c)  (((c) >= 'A' && (c) <= 'Z') ? ((c) | 0x20) : (c))
 
 
-static int ingest_props_strict_eq(json_t *a, json_t *b);
 static int ingest_props_filtered(const char *key);
 static int ingest_props_collect_unset(json_t *props, json_t *unset,
     json_t *out);
@@ -169,7 +168,7 @@ failed:
 
 /* JavaScript a === b for values parsed from JSON */
 
-static int
+int
 ingest_props_strict_eq(json_t *a, json_t *b)
 {
     if (json_is_number(a) && json_is_number(b)) {

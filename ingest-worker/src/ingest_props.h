@@ -137,6 +137,9 @@ json_t *ingest_warning_illegal_id(const char *illegal, const char *other,
 json_t *ingest_warning_merge(const char *source_distinct_id,
     const char *target_distinct_id, const char *event_uuid);
 
+/* JavaScript a === b for JSON values (objects, arrays never equal) */
+int ingest_props_strict_eq(json_t *a, json_t *b);
+
 /* §3.5 G3: the merge target's new version, max(target, source) + 1 */
 int64_t ingest_merge_version(int64_t target_version, int64_t source_version);
 

@@ -13,6 +13,7 @@
 
 #include "worker.h"
 #include "person.h"
+#include "person_trim.h"
 #include "eh_time.h"
 #include "eh_person_entry.h"
 #include "ingest_json.h"
@@ -717,6 +718,21 @@ ps_update(worker_persons_t *ps, ps_person_t *p, int identify, int no_update)
     rc = ps_exec(ps, "ps_update", 4, params, &res);
     free(props_s);
 
+    /* hook: a row already over the size limit is trimmed (§3.4) */
+    if (rc == PS_FAIL
+        && worker_person_trim(ps->conn, p->id, ps->team_id, p->properties,
+                              &ps->ops))
+    {
+        props_s = ps_jsonb(p->properties);
+        if (props_s == NULL) {
+            return PS_FAIL;
+        }
+
+        params[2] = props_s;
+        rc = ps_exec(ps, "ps_update", 4, params, &res);
+        free(props_s);
+    }
+
     if (rc != PS_OK) {
         return rc;
     }
@@ -974,6 +990,9 @@ ps_merge_people(worker_persons_t *ps, ps_person_t *target,
     }
 
     ps_redis_write(ps, target);
+
+    /* hook: the source's overrides follow in Redis too (hko.c) */
+    (void) worker_hko_move(ps->redis, ps->team_id, target->id, source->id);
 
     return PS_OK;
 }

@@ -172,6 +172,24 @@ static const char  *worker_pg_schema[] = {
     "  team_id INTEGER NOT NULL,"
     "  UNIQUE (team_id, person_id, feature_flag_key))",
 
+    /* §1.4 G3: a team may drop old events (team_limits.c) */
+    "ALTER TABLE posthog_team ADD COLUMN IF NOT EXISTS"
+    "  drop_events_older_than_seconds INTEGER NULL",
+
+    /* groups.c: $groupidentify (spec/ingestion.md §3.9), PostHog's shape */
+    "CREATE TABLE IF NOT EXISTS posthog_group ("
+    "  id SERIAL PRIMARY KEY,"
+    "  team_id INTEGER NOT NULL REFERENCES posthog_team(id),"
+    "  group_key VARCHAR(400) NOT NULL,"
+    "  group_type_index INTEGER NOT NULL,"
+    "  group_properties JSONB NOT NULL DEFAULT '{}',"
+    "  created_at TIMESTAMPTZ NOT NULL,"
+    "  properties_last_updated_at JSONB NOT NULL DEFAULT '{}',"
+    "  properties_last_operation JSONB NOT NULL DEFAULT '{}',"
+    "  version BIGINT NOT NULL,"
+    "  CONSTRAINT unique_team_key_type UNIQUE"
+    "    (team_id, group_key, group_type_index))",
+
     /* flag snapshots: sync.c LISTENs and republishes the team in 1 s */
     "CREATE OR REPLACE FUNCTION edgehog_snapshot_notify() RETURNS trigger"
     " LANGUAGE plpgsql AS $$"

@@ -53,6 +53,7 @@ static int worker_sync_publish_one(worker_sync_t *s, const char *token,
     const char *text);
 static int worker_sync_prune(worker_sync_t *s);
 static int worker_sync_hko(worker_sync_t *s);
+static int worker_sync_hko_one(worker_sync_t *s, const char *entry);
 
 
 static pthread_t              worker_sync_tid;
@@ -184,6 +185,26 @@ worker_sync_thread(void *arg)
 
         now = time(NULL);
 
+        /*
+         * a wiped Redis (FLUSHALL, a restart without persistence) is
+         * noticed within a loop turn: everything is published again
+         * from Postgres, not only at the next periodic pass
+         */
+        n = worker_republish_needed(s->redis);
+
+        if (n != 0) {
+            if (n < 0 || worker_sync_publish(s, NULL) != 0
+                || worker_sync_prune(s) != 0
+                || worker_republish_entries(s->pg, s->redis) != 0)
+            {
+                worker_sync_disconnect(s);
+                sleep(1);
+                continue;
+            }
+
+            s->last_full = now;
+        }
+
         if (now - s->last_full >= WORKER_SYNC_PERIOD_S) {
             if (worker_sync_publish(s, NULL) != 0
                 || worker_sync_prune(s) != 0)
@@ -277,11 +298,7 @@ worker_sync_thread(void *arg)
 static int
 worker_sync_connect(worker_sync_t *s)
 {
-    int              port;
-    char             host[256];
-    const char      *addr, *colon;
-    PGresult        *res;
-    struct timeval   tv;
+    PGresult  *res;
 
     s->pg = PQconnectdb(s->cf->postgres_dsn);
 
@@ -301,31 +318,10 @@ worker_sync_connect(worker_sync_t *s)
 
     PQclear(res);
 
-    addr = s->cf->redis_address;
-    tv.tv_sec = 2;
-    tv.tv_usec = 0;
+    s->redis = worker_redis_connect(s->cf->redis_address, 2,
+                                    "snapshot sync");
 
-    if (strncmp(addr, "unix:", 5) == 0 || addr[0] == '/') {
-        s->redis = redisConnectUnixWithTimeout(addr[0] == '/' ? addr
-                                                              : addr + 5, tv);
-
-    } else {
-        colon = strrchr(addr, ':');
-        port = colon ? atoi(colon + 1) : 6379;
-        snprintf(host, sizeof(host), "%.*s",
-                 colon ? (int) (colon - addr) : (int) strlen(addr), addr);
-        s->redis = redisConnectWithTimeout(host, port, tv);
-    }
-
-    if (s->redis == NULL || s->redis->err) {
-        worker_log(WORKER_LOG_WARN, "snapshot sync: redis %s: %s", addr,
-                   s->redis ? s->redis->errstr : "out of memory");
-        return -1;
-    }
-
-    redisSetTimeout(s->redis, tv);
-
-    return 0;
+    return s->redis ? 0 : -1;
 }
 
 
@@ -526,17 +522,17 @@ worker_sync_prune(worker_sync_t *s)
 
 /*
  * Drains EH_HKO_PENDING_KEY (eh_group_entry.h) into
- * posthog_featureflaghashkeyoverride; rows of persons that no longer
- * exist are dropped, conflicts keep the first row (spec/decide.md 3.9).
+ * posthog_featureflaghashkeyoverride; conflicts keep the first row
+ * (spec/decide.md 3.9).  A row of a person merged away meanwhile
+ * follows the forwarding keys hko.c leaves; other rows of persons that
+ * no longer exist are dropped.
  */
 static int
 worker_sync_hko(worker_sync_t *s)
 {
     int           i, batch;
     size_t        k;
-    PGresult     *res;
     redisReply   *reply;
-    const char   *params[1];
 
     for (batch = 0; batch < 16; batch++) {
         reply = redisCommand(s->redis, "LRANGE %s 0 99", EH_HKO_PENDING_KEY);
@@ -559,30 +555,9 @@ worker_sync_hko(worker_sync_t *s)
                 continue;
             }
 
-            params[0] = reply->element[k]->str;
+            i = worker_sync_hko_one(s, reply->element[k]->str);
 
-            res = PQexecParams(s->pg,
-                "INSERT INTO posthog_featureflaghashkeyoverride"
-                " (team_id, person_id, feature_flag_key, hash_key)"
-                " SELECT (j->>'team_id')::int, (j->>'person_id')::bigint,"
-                "        j->>'feature_flag_key', j->>'hash_key'"
-                " FROM (SELECT $1::jsonb AS j) x"
-                " WHERE EXISTS (SELECT 1 FROM posthog_person p"
-                "               WHERE p.id = (j->>'person_id')::bigint"
-                "                 AND p.team_id = (j->>'team_id')::int)"
-                " ON CONFLICT DO NOTHING",
-                1, NULL, params, NULL, NULL, 0);
-
-            i = PQresultStatus(res) == PGRES_COMMAND_OK;
-
-            if (!i) {
-                worker_log(WORKER_LOG_WARN, "hash key override: %s",
-                           PQresultErrorMessage(res));
-            }
-
-            PQclear(res);
-
-            if (!i && PQstatus(s->pg) != CONNECTION_OK) {
+            if (i != 0 && PQstatus(s->pg) != CONNECTION_OK) {
                 freeReplyObject(reply);
                 return -1;
             }
@@ -598,6 +573,74 @@ worker_sync_hko(worker_sync_t *s)
         }
 
         freeReplyObject(reply);
+    }
+
+    return 0;
+}
+
+
+/* one pending override; 0, or -1 when Postgres failed */
+
+static int
+worker_sync_hko_one(worker_sync_t *s, const char *entry)
+{
+    int           hop, exists;
+    char          pid[24], team[24];
+    PGresult     *res;
+    redisReply   *reply;
+    const char   *params[2];
+
+    params[0] = entry;
+    params[1] = NULL;
+
+    for (hop = 0; hop < 5; hop++) {
+        res = PQexecParams(s->pg,
+            "WITH x AS (SELECT (j->>'team_id')::int AS t,"
+            "    COALESCE($2::bigint, (j->>'person_id')::bigint) AS p,"
+            "    j->>'feature_flag_key' AS f, j->>'hash_key' AS h"
+            "  FROM (SELECT $1::jsonb AS j) y),"
+            " ins AS (INSERT INTO posthog_featureflaghashkeyoverride"
+            "    (team_id, person_id, feature_flag_key, hash_key)"
+            "  SELECT t, p, f, h FROM x WHERE EXISTS (SELECT 1"
+            "    FROM posthog_person pp WHERE pp.id = x.p AND pp.team_id = x.t)"
+            "  ON CONFLICT DO NOTHING RETURNING 1)"
+            " SELECT EXISTS (SELECT 1 FROM posthog_person pp"
+            "    WHERE pp.id = x.p AND pp.team_id = x.t), x.t, x.p FROM x",
+            2, NULL, params, NULL, NULL, 0);
+
+        if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+            worker_log(WORKER_LOG_WARN, "hash key override: %s",
+                       PQresultErrorMessage(res));
+            PQclear(res);
+            return -1;
+        }
+
+        exists = PQgetvalue(res, 0, 0)[0] == 't';
+        snprintf(team, sizeof(team), "%s", PQgetvalue(res, 0, 1));
+        snprintf(pid, sizeof(pid), "%s", PQgetvalue(res, 0, 2));
+        PQclear(res);
+
+        if (exists || team[0] == '\0' || pid[0] == '\0') {
+            return 0;
+        }
+
+        /* merged away after decide wrote it: follow to the survivor */
+        reply = redisCommand(s->redis, "GET " WORKER_HKO_MOVED_PREFIX "%s:%s",
+                             team, pid);
+
+        if (reply == NULL || reply->type != REDIS_REPLY_STRING
+            || reply->len == 0 || reply->len >= (int) sizeof(pid))
+        {
+            if (reply) {
+                freeReplyObject(reply);
+            }
+
+            return 0;
+        }
+
+        snprintf(pid, sizeof(pid), "%s", reply->str);
+        freeReplyObject(reply);
+        params[1] = pid;
     }
 
     return 0;

@@ -34,6 +34,7 @@ typedef struct {
     char                       *distinct_id_topic;
     char                       *warnings_topic;
     char                       *dlq_topic;
+    char                       *groups_topic;
     char                       *postgres_dsn;
     char                       *clickhouse_url;     /* comma-separated */
     char                       *clickhouse_cluster; /* "" = single node */
@@ -42,6 +43,8 @@ typedef struct {
     int                         batch_size;
     int                         batch_wait_ms;
     int                         team_cache_ttl_s;
+    /* found teams are read again after this, so settings changes apply */
+    int                         team_refresh_s;
     /* overflow (spec/ingestion.md §6) and metrics, see consumer.c */
     char                       *overflow_topic;
     int                         overflow_enabled;
@@ -89,6 +92,58 @@ int worker_run(const worker_config_t *cf);
 int worker_sync_start(const worker_config_t *cf);
 void worker_sync_stop(void);
 int worker_sync_once(const worker_config_t *cf);
+
+/* redis.c: NULL (logged) on failure */
+struct redisContext;
+struct redisContext *worker_redis_connect(const char *addr, int timeout_s,
+    const char *who);
+
+/* hko.c: a merged-away person's hash-key overrides move in Redis */
+#define WORKER_HKO_MOVED_PREFIX  "edgehog:hko:moved:"
+
+int worker_hko_move(struct redisContext *r, int64_t team_id,
+    int64_t target_id, int64_t source_id);
+
+/* republish.c: refill a wiped Redis from Postgres (sync.c) */
+#define WORKER_SYNC_MARKER_KEY  "edgehog:sync:marker"
+
+/* 1 if the marker is gone (Redis was wiped), 0 if not, -1 on error */
+int worker_republish_needed(struct redisContext *r);
+/* hash-key overrides, groups, persons, then the marker; 0 or -1 */
+int worker_republish_entries(void *pg, struct redisContext *r);
+
+/* groups.c: groups of events (spec/ingestion.md §3.9) */
+typedef struct worker_groups_s  worker_groups_t;
+struct ingest_message_s;
+
+/* produces one output message; 0 or -1 */
+typedef int (*worker_groups_emit_pt)(void *data, const char *topic,
+    const char *value, size_t len);
+
+worker_groups_t *worker_groups_open(const worker_config_t *cf,
+    worker_groups_emit_pt emit, void *data);
+void worker_groups_close(worker_groups_t *gs);
+/*
+ * $groups -> $group_<index>, and $groupidentify; only for events with
+ * person processing.  0 done, -1 dependency down (retry the batch),
+ * -2 DLQ the event
+ */
+int worker_groups_process(worker_groups_t *gs, int64_t team_id,
+    struct ingest_message_s *m, int64_t timestamp_us);
+
+/* team_limits.c: team settings that drop events (drop_events_older_...) */
+typedef struct worker_team_limits_s  worker_team_limits_t;
+
+worker_team_limits_t *worker_team_limits_open(const worker_config_t *cf);
+void worker_team_limits_close(worker_team_limits_t *tl);
+/*
+ * 1: drop the event, *details = event_dropped_too_old details (owned by
+ * the caller); 0: keep it; -1: Postgres is down, retry the batch
+ */
+struct json_t;
+int worker_team_too_old(worker_team_limits_t *tl, int64_t team_id,
+    struct ingest_message_s *m, int64_t ts_us, int64_t now_us,
+    struct json_t **details);
 
 /* admin.c */
 int worker_cmd_flag(const worker_config_t *cf, int argc, char **argv);

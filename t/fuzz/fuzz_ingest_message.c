@@ -14,16 +14,19 @@
 #include <string.h>
 #include <jansson.h>
 
+#include "ingest_groups.h"
 #include "ingest_json.h"
 #include "ingest_message.h"
 #include "ingest_output.h"
 #include "ingest_props.h"
+#include "ingest_trim.h"
 
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static void fuzz_check_row(char *row, size_t len);
 static void fuzz_person(ingest_message_t *m, const uint8_t *data,
     size_t size);
+static void fuzz_group(ingest_message_t *m, size_t size);
 static void fuzz_one(const char *value, size_t len, const uint8_t *data,
     size_t size);
 
@@ -84,6 +87,17 @@ fuzz_person(ingest_message_t *m, const uint8_t *data, size_t size)
     }
 
     merged = ingest_props_merge(m->properties, p);
+
+    /* §3.4 trimming: never a protected key, never a failure */
+    if (merged != NULL) {
+        if (ingest_props_trim(merged, &ops, size % 256) < 0
+            || (json_object_get(p, "$creator_event_uuid")
+                && json_object_get(merged, "$creator_event_uuid") == NULL))
+        {
+            abort();
+        }
+    }
+
     json_decref(merged);
 
     t = ingest_merge_trigger(m->event, m->distinct_id, m->properties, &other,
@@ -107,6 +121,58 @@ fuzz_person(ingest_message_t *m, const uint8_t *data, size_t size)
     fuzz_check_row(row, len);
 
     json_decref(p);
+}
+
+
+/* $groupidentify: the parse, $group_set onto the event's own $set */
+
+static void
+fuzz_group(ingest_message_t *m, size_t size)
+{
+    int                    rc;
+    char                  *row;
+    size_t                 len;
+    json_t                *props, *v;
+    const char            *key;
+    ingest_group_ident_t   g;
+
+    rc = ingest_group_identify(m->properties, &g);
+    if (rc < 0) {
+        abort();
+    }
+
+    if (rc > 0) {
+        return;
+    }
+
+    if (g.type == NULL || g.key == NULL || !json_is_object(g.set)) {
+        abort();
+    }
+
+    props = json_copy(json_object_get(m->properties, "$set"));
+    if (!json_is_object(props)) {
+        json_decref(props);
+        props = json_object();
+    }
+
+    if (ingest_group_props_update(props, g.set) < 0) {
+        abort();
+    }
+
+    /* every key of $group_set is now in the group's properties */
+    json_object_foreach(g.set, key, v) {
+        if (json_object_get(props, key) == NULL) {
+            abort();
+        }
+    }
+
+    row = ingest_output_group(1, (int) (size % INGEST_GROUP_TYPES_MAX),
+                              g.key, props, (int64_t) size * 1000003,
+                              (int64_t) size, &len);
+    fuzz_check_row(row, len);
+
+    json_decref(props);
+    ingest_group_ident_free(&g);
 }
 
 
@@ -138,6 +204,7 @@ fuzz_one(const char *value, size_t vlen, const uint8_t *data, size_t size)
     }
 
     fuzz_person(&m, data, size);
+    fuzz_group(&m, size);
 
     pp = json_copy(json_object_get(m.properties, "$set"));
 

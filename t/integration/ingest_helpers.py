@@ -17,7 +17,7 @@ NOW = "2024-01-01T10:00:00.000Z"
 COLLECTED = ["clickhouse_events_json", "clickhouse_person",
              "clickhouse_person_distinct_id", "clickhouse_ingestion_warnings",
              "events_plugin_ingestion_dlq",
-             "events_plugin_ingestion_overflow"]
+             "events_plugin_ingestion_overflow", "clickhouse_groups"]
 
 
 def person_uuid(team_id, distinct_id):

@@ -113,5 +113,13 @@ def test_ac22_overflow_routing_and_overflow_consumer(stack, tmp_path):
         assert {r["distinct_id"] for r in rows} == {hot}
         assert {r["person_id"] for r in rows} == {
             person_uuid(stack.team_id, hot)}
+        # G2's overflow consumer tells the team, once per distinct id
+        ws = [json.loads(m.value()) for m in consume_all(
+            stack.kafka.bootstrap,
+            f"{second_out}_clickhouse_ingestion_warnings", 1)]
+        ws = [w for w in ws if w["type"] == "ingestion_capacity_overflow"]
+        assert len(ws) == 1
+        assert json.loads(ws[0]["details"]) == {"overflowDistinctId": hot}
+        assert ws[0]["team_id"] == stack.team_id
     finally:
         o.stop()

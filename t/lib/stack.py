@@ -40,6 +40,7 @@ INPUT_TOPICS = [
 OUTPUT_TOPICS = [
     "clickhouse_events_json", "clickhouse_person",
     "clickhouse_person_distinct_id", "clickhouse_ingestion_warnings",
+    "clickhouse_groups",
 ]
 
 # lines that fail a test when nginx logs them (nginx-tests' rule)
