@@ -30,6 +30,120 @@
 /* decimal group keys and numeric cohort ids */
 #define DECIDE_NUM_BUF          32
 
+/* "$feature_enrollment/<flag key>" must fit this, as on the server */
+#define DECIDE_ENROLL_MAX       512
+
+/* what a compiled filter is */
+#define DECIDE_FILTER_NEVER     0       /* always "no" */
+#define DECIDE_FILTER_PERSON    1
+#define DECIDE_FILTER_GROUP     2
+#define DECIDE_FILTER_FLAG      3
+#define DECIDE_FILTER_COHORT    4
+
+/* a cohort filter's operator */
+#define DECIDE_COHORT_IN        0
+#define DECIDE_COHORT_NOT_IN    1
+#define DECIDE_COHORT_OTHER     2
+
+/* what a compiled cohort node is */
+#define DECIDE_NODE_AND         0
+#define DECIDE_NODE_OR          1
+#define DECIDE_NODE_PERSON      2
+#define DECIDE_NODE_COHORT      3
+#define DECIDE_NODE_NEVER       4
+#define DECIDE_NODE_TOO_DEEP    5
+
+/* what a compiled cohort is */
+#define DECIDE_COHORT_MISSING   0       /* not an object, or deleted */
+#define DECIDE_COHORT_STATIC    1
+#define DECIDE_COHORT_TREE      2
+#define DECIDE_COHORT_LEGACY    3
+
+/* holdout forms (spec 3.8) */
+#define DECIDE_HOLDOUT_NONE     0
+#define DECIDE_HOLDOUT_OBJECT   1
+#define DECIDE_HOLDOUT_GROUPS   2
+
+#define DECIDE_ARENA_CHUNK      16384
+
+
+/*
+ * Everything below is built once per snapshot by decide_team_create()
+ * from the flag and cohort JSON (which it keeps referenced, since the
+ * compiled form points into it), so evaluation does no JSON lookups on
+ * definitions, only on request values.
+ */
+
+typedef struct decide_arena_s  decide_arena_t;
+
+struct decide_arena_s {
+    decide_arena_t        *next;
+    size_t                 used;
+    size_t                 size;
+    /* data follows, aligned like malloc() */
+};
+
+
+typedef struct {
+    const json_t          *json;        /* NULL: no payload entry */
+    char                  *text;        /* compact JSON, NULL: render */
+    size_t                 len;
+} decide_payload_t;
+
+
+typedef struct {
+    int                    kind;        /* DECIDE_FILTER_* */
+    int                    index;       /* group type, flag or cohort */
+    int                    cohort_op;   /* DECIDE_COHORT_IN etc. */
+    const json_t          *value;       /* flag filters */
+    decide_prop_filter_t   pf;          /* person and group filters */
+} decide_filter_t;
+
+
+typedef struct {
+    decide_filter_t       *filter;
+    size_t                 n;
+    unsigned               cohorts:1;   /* any cohort filter */
+} decide_filters_t;
+
+
+typedef struct {
+    decide_filters_t       filters;
+    int                    agg;         /* -1: person */
+    double                 rollout;
+    const char            *variant;     /* a valid override or NULL */
+    unsigned               has_rollout:1;
+} decide_cond_t;
+
+
+typedef struct {
+    const char            *key;         /* NULL: a keyless variant */
+    double                 cum;         /* cumulative boundary */
+    decide_payload_t       payload;
+} decide_variant_t;
+
+
+typedef struct decide_node_s  decide_node_t;
+
+struct decide_node_s {
+    int                    kind;        /* DECIDE_NODE_* */
+    int                    index;       /* cohort nodes */
+    decide_node_t         *child;
+    size_t                 n;
+    decide_prop_filter_t   pf;          /* person nodes */
+    unsigned               negation:1;
+};
+
+
+typedef struct {
+    const char            *id;          /* the key it is looked up by */
+    json_int_t             n;           /* id as a number, static ones */
+    int                    kind;        /* DECIDE_COHORT_* */
+    decide_node_t          root;
+    decide_filters_t      *groups;      /* legacy OR of ANDs */
+    size_t                 ngroups;
+} decide_cohort_t;
+
 
 typedef struct {
     json_t                *json;
@@ -42,12 +156,34 @@ typedef struct {
     int                   *deps;            /* team flag index or -1 */
     size_t                 ndeps;
     int                    agg;             /* -1: person */
+
+    decide_cond_t         *cond;
+    size_t                 nconds;
+    decide_variant_t      *variant;
+    size_t                 nvariants;
+    decide_payload_t       payload_true;
+    const json_t          *payloads;
+
+    char                  *enroll_key;      /* NULL: no enrollment */
+    decide_cond_t          super;
+    const char           **super_keys;
+    size_t                 nsuper_keys;
+    size_t                 nsuper_props;
+
+    int                    holdout;         /* DECIDE_HOLDOUT_* */
+    double                 holdout_pct;
+    const char            *holdout_group_variant;
+    decide_payload_t       holdout_payload;
     char                   holdout_variant[DECIDE_HOLDOUT_VARIANT];
+
     unsigned               evaluable:1;
     unsigned               ec:1;
     unsigned               device:1;
     unsigned               needs_hash_key:1;
     unsigned               runtime:2;
+    unsigned               has_super:1;
+    unsigned               early_exit:1;
+    unsigned               holdout_has_pct:1;
 } decide_flag_t;
 
 
@@ -56,11 +192,15 @@ struct decide_team_s {
     json_t                *by_key;          /* key -> index */
     json_t                *by_id;           /* "id" -> index */
     json_t                *cohorts;         /* "id" -> cohort */
+    json_t                *cohort_index;    /* "id" -> index in cohort */
     json_t                *mapping;
     const char            *group_types[DECIDE_GROUP_TYPES_MAX];
     decide_flag_t         *flag;
     size_t                 nflags;
+    decide_cohort_t       *cohort;
+    size_t                 ncohorts;
     decide_regex_cache_t  *regex;
+    decide_arena_t        *arena;
 };
 
 
@@ -69,14 +209,28 @@ typedef struct {
     const decide_request_t *req;
     decide_result_t        *out;
     decide_props_ctx_t      pctx;
-    int                     depth;      /* cohort nesting via "groups" */
 } decide_ctx_t;
 
 
+static void *decide_team_alloc(decide_team_t *team, size_t size);
+static char *decide_team_strdup(decide_team_t *team, const char *s,
+    size_t len);
 static int decide_team_flag_init(decide_team_t *team, size_t i);
+static int decide_team_flag_compile(decide_team_t *team, decide_flag_t *f);
+static int decide_team_cond_compile(decide_team_t *team, decide_flag_t *f,
+    decide_cond_t *c, const json_t *cond, int agg);
+static int decide_team_filters_compile(decide_team_t *team,
+    decide_filters_t *fs, const json_t *props, int agg);
+static void decide_team_filter_compile(decide_team_t *team,
+    decide_filter_t *ft, const json_t *filter, int agg);
+static int decide_team_payload_compile(decide_team_t *team,
+    decide_payload_t *p, const json_t *payloads, const char *key);
+static int decide_team_cohorts_compile(decide_team_t *team);
+static int decide_team_node_compile(decide_team_t *team, decide_node_t *nd,
+    const json_t *node, int depth);
+static int decide_team_cohort_ref(const decide_team_t *team,
+    const json_t *id);
 static int decide_team_resolve(const decide_team_t *team, const json_t *key);
-static void decide_team_regex_walk(decide_team_t *team, json_t *v,
-    int depth);
 static int decide_json_index(const json_t *v);
 static void decide_eval_flag(decide_ctx_t *ctx, size_t i, int depth);
 static void decide_eval_match(decide_ctx_t *ctx, decide_flag_t *f,
@@ -87,25 +241,22 @@ static int decide_eval_holdout(decide_ctx_t *ctx, decide_flag_t *f,
     decide_result_t *r);
 static int decide_eval_identifier(decide_ctx_t *ctx, decide_flag_t *f,
     int agg, int overrides, const char **id, size_t *len, char *buf);
-static int decide_eval_filters(decide_ctx_t *ctx, decide_flag_t *f,
-    const json_t *props, int agg, unsigned *need, const char **err);
-static int decide_eval_property(decide_ctx_t *ctx, const json_t *filter,
-    int agg, unsigned *need);
-static int decide_eval_flag_filter(decide_ctx_t *ctx, const json_t *filter);
-static int decide_eval_cohort(decide_ctx_t *ctx, const json_t *id,
+static int decide_eval_filters(decide_ctx_t *ctx, const decide_filters_t *fs,
     int depth, unsigned *need, const char **err);
-static int decide_eval_cohort_node(decide_ctx_t *ctx, const json_t *node,
-    int depth, unsigned *need, const char **err);
-static int decide_eval_cohort_leaf(decide_ctx_t *ctx, const json_t *leaf,
-    int depth, unsigned *need, const char **err);
-static int decide_eval_rollout(const decide_flag_t *f, const json_t *cond,
+static int decide_eval_property(decide_ctx_t *ctx, const decide_filter_t *ft,
+    unsigned *need);
+static int decide_eval_flag_filter(decide_ctx_t *ctx,
+    const decide_filter_t *ft);
+static int decide_eval_cohort(decide_ctx_t *ctx, int index, int depth,
+    unsigned *need, const char **err);
+static int decide_eval_cohort_node(decide_ctx_t *ctx,
+    const decide_node_t *nd, int depth, unsigned *need, const char **err);
+static int decide_eval_rollout(const decide_flag_t *f, const decide_cond_t *c,
     const char *id, size_t len);
 static const char *decide_eval_variant(const decide_flag_t *f,
     const char *id, size_t len);
-static int decide_eval_has_variant(const decide_flag_t *f,
-    const char *variant);
-static const json_t *decide_eval_payload(const decide_flag_t *f,
-    const char *variant);
+static void decide_eval_payload(const decide_flag_t *f, const char *variant,
+    decide_result_t *r);
 static const json_t *decide_eval_group_props(decide_ctx_t *ctx, int gti,
     int *known);
 
@@ -136,10 +287,11 @@ decide_team_create(json_t *flags, json_t *group_type_mapping,
     team->by_key = json_object();
     team->by_id = json_object();
     team->cohorts = json_object();
+    team->cohort_index = json_object();
     team->regex = decide_regex_cache_create();
 
     if (team->by_key == NULL || team->by_id == NULL || team->cohorts == NULL
-        || team->regex == NULL)
+        || team->cohort_index == NULL || team->regex == NULL)
     {
         goto nomem;
     }
@@ -231,15 +383,16 @@ decide_team_create(json_t *flags, json_t *group_type_mapping,
         }
     }
 
+    /* cohorts first: conditions refer to them by index */
+    if (decide_team_cohorts_compile(team) != 0) {
+        goto nomem;
+    }
+
     for (i = 0; i < team->nflags; i++) {
         if (decide_team_flag_init(team, i) != 0) {
             goto nomem;
         }
     }
-
-    /* compile every regex now, so requests never do */
-    decide_team_regex_walk(team, flags, 0);
-    decide_team_regex_walk(team, team->cohorts, 0);
 
     return team;
 
@@ -249,6 +402,55 @@ nomem:
     decide_team_free(team);
 
     return NULL;
+}
+
+
+/* bump allocation, zeroed, from chunks freed with the team */
+static void *
+decide_team_alloc(decide_team_t *team, size_t size)
+{
+    size_t           chunk, head;
+    decide_arena_t  *a;
+
+    /* malloc() alignment for the header and every block */
+    head = (sizeof(decide_arena_t) + 15) & ~(size_t) 15;
+    size = (size + 15) & ~(size_t) 15;
+    a = team->arena;
+
+    if (a == NULL || a->size - a->used < size) {
+        chunk = (size > DECIDE_ARENA_CHUNK) ? size : DECIDE_ARENA_CHUNK;
+
+        a = malloc(head + chunk);
+        if (a == NULL) {
+            return NULL;
+        }
+
+        a->next = team->arena;
+        a->used = 0;
+        a->size = chunk;
+        team->arena = a;
+    }
+
+    a->used += size;
+
+    return memset((char *) a + head + a->used - size, 0, size);
+}
+
+
+static char *
+decide_team_strdup(decide_team_t *team, const char *s, size_t len)
+{
+    char  *p;
+
+    p = decide_team_alloc(team, len + 1);
+    if (p == NULL) {
+        return NULL;
+    }
+
+    memcpy(p, s, len);
+    p[len] = '\0';
+
+    return p;
 }
 
 
@@ -300,8 +502,9 @@ decide_team_flag_init(decide_team_t *team, size_t i)
         f->runtime = DECIDE_RUNTIME_ANY;
     }
 
+    /* the hash salt prefix "<flag key>." */
     len = strlen(f->key);
-    f->prefix = malloc(len + 2);
+    f->prefix = decide_team_alloc(team, len + 2);
     if (f->prefix == NULL) {
         return -1;
     }
@@ -350,28 +553,540 @@ decide_team_flag_init(decide_team_t *team, size_t i)
         }
     }
 
-    if (f->ndeps == 0) {
-        return 0;
+    if (f->ndeps) {
+        f->deps = decide_team_alloc(team, f->ndeps * sizeof(int));
+        if (f->deps == NULL) {
+            return -1;
+        }
+
+        f->ndeps = 0;
+
+        json_array_foreach(groups, g, cond) {
+            json_array_foreach(json_object_get(cond, "properties"), p,
+                               filter)
+            {
+                s = json_string_value(json_object_get(filter, "type"));
+                if (s && strcmp(s, "flag") == 0) {
+                    f->deps[f->ndeps++] =
+                        decide_team_resolve(team,
+                                            json_object_get(filter, "key"));
+                }
+            }
+        }
     }
 
-    f->deps = malloc(f->ndeps * sizeof(int));
-    if (f->deps == NULL) {
+    return decide_team_flag_compile(team, f);
+}
+
+
+/* conditions, variants, payloads, enrollment, super groups, holdouts */
+static int
+decide_team_flag_compile(decide_team_t *team, decide_flag_t *f)
+{
+    int             agg;
+    char            key[DECIDE_ENROLL_MAX];
+    double          cum;
+    size_t          i, n;
+    json_t         *groups, *cond, *variants, *var, *v, *h, *sg;
+    const char     *k;
+
+    f->payloads = json_object_get(f->filters, "payloads");
+
+    if (decide_team_payload_compile(team, &f->payload_true, f->payloads,
+                                    "true")
+        != 0)
+    {
         return -1;
     }
 
-    f->ndeps = 0;
+    /* the same left-to-right binary64 sum as decide_hash_variant_index */
+    variants = json_object_get(json_object_get(f->filters, "multivariate"),
+                               "variants");
+    f->nvariants = json_array_size(variants);
 
-    json_array_foreach(groups, g, cond) {
-        json_array_foreach(json_object_get(cond, "properties"), p, filter) {
-            s = json_string_value(json_object_get(filter, "type"));
-            if (s && strcmp(s, "flag") == 0) {
-                f->deps[f->ndeps++] =
-                    decide_team_resolve(team, json_object_get(filter, "key"));
+    if (f->nvariants) {
+        f->variant = decide_team_alloc(team,
+                                       f->nvariants * sizeof(decide_variant_t));
+        if (f->variant == NULL) {
+            return -1;
+        }
+
+        cum = 0.0;
+
+        json_array_foreach(variants, i, var) {
+            v = json_object_get(var, "rollout_percentage");
+            cum += (json_is_number(v) ? json_number_value(v) : 0.0) / 100.0;
+
+            f->variant[i].cum = cum;
+            f->variant[i].key = json_string_value(json_object_get(var,
+                                                                  "key"));
+
+            if (f->variant[i].key
+                && decide_team_payload_compile(team, &f->variant[i].payload,
+                                               f->payloads,
+                                               f->variant[i].key)
+                   != 0)
+            {
+                return -1;
+            }
+        }
+    }
+
+    groups = json_object_get(f->filters, "groups");
+    f->nconds = json_array_size(groups);
+
+    if (f->nconds) {
+        f->cond = decide_team_alloc(team, f->nconds * sizeof(decide_cond_t));
+        if (f->cond == NULL) {
+            return -1;
+        }
+
+        json_array_foreach(groups, i, cond) {
+            v = json_object_get(cond, "aggregation_group_type_index");
+
+            /* absent inherits the flag's aggregation, null means person */
+            agg = v ? decide_json_index(v) : f->agg;
+
+            if (decide_team_cond_compile(team, f, &f->cond[i], cond, agg)
+                != 0)
+            {
+                return -1;
+            }
+        }
+    }
+
+    f->early_exit = json_is_true(json_object_get(f->filters, "early_exit"));
+
+    if (json_is_true(json_object_get(f->filters, "feature_enrollment"))
+        && snprintf(key, sizeof(key), "$feature_enrollment/%s", f->key)
+           < (int) sizeof(key))
+    {
+        f->enroll_key = decide_team_strdup(team, key, strlen(key));
+        if (f->enroll_key == NULL) {
+            return -1;
+        }
+    }
+
+    sg = json_array_get(json_object_get(f->filters, "super_groups"), 0);
+
+    if (json_is_object(sg)) {
+        f->has_super = 1;
+
+        if (decide_team_cond_compile(team, f, &f->super, sg, -1) != 0) {
+            return -1;
+        }
+
+        v = json_object_get(sg, "properties");
+        f->nsuper_props = json_array_size(v);
+
+        if (f->nsuper_props) {
+            f->super_keys = decide_team_alloc(team,
+                                        f->nsuper_props * sizeof(char *));
+            if (f->super_keys == NULL) {
+                return -1;
+            }
+        }
+
+        n = 0;
+
+        json_array_foreach(v, i, cond) {
+            k = json_string_value(json_object_get(cond, "key"));
+            if (k) {
+                f->super_keys[n++] = k;
+            }
+        }
+
+        f->nsuper_keys = n;
+    }
+
+    h = json_object_get(f->filters, "holdout");
+
+    if (json_is_object(h) && f->holdout_variant[0]) {
+        f->holdout = DECIDE_HOLDOUT_OBJECT;
+
+        v = json_object_get(h, "exclusion_percentage");
+        f->holdout_pct = json_is_number(v) ? json_number_value(v) : 0.0;
+
+        if (f->holdout_pct < 0.0) {
+            f->holdout_pct = 0.0;
+        }
+
+        if (f->holdout_pct > 100.0) {
+            f->holdout_pct = 100.0;
+        }
+
+        return decide_team_payload_compile(team, &f->holdout_payload,
+                                           f->payloads, f->holdout_variant);
+    }
+
+    h = json_array_get(json_object_get(f->filters, "holdout_groups"), 0);
+
+    /* holdout groups with properties never apply */
+    if (json_is_object(h)
+        && json_array_size(json_object_get(h, "properties")) == 0)
+    {
+        f->holdout = DECIDE_HOLDOUT_GROUPS;
+
+        v = json_object_get(h, "rollout_percentage");
+        f->holdout_has_pct = json_is_number(v);
+        f->holdout_pct = json_number_value(v);
+        f->holdout_group_variant = json_string_value(json_object_get(h,
+                                                                "variant"));
+    }
+
+    return 0;
+}
+
+
+static int
+decide_team_cond_compile(decide_team_t *team, decide_flag_t *f,
+    decide_cond_t *c, const json_t *cond, int agg)
+{
+    size_t        i;
+    json_t       *v;
+    const char   *variant;
+
+    c->agg = agg;
+
+    v = json_object_get(cond, "rollout_percentage");
+    c->has_rollout = json_is_number(v);
+    c->rollout = json_number_value(v);
+
+    /* an override that names no variant of the flag is ignored */
+    variant = json_string_value(json_object_get(cond, "variant"));
+
+    for (i = 0; variant && i < f->nvariants; i++) {
+        if (f->variant[i].key && strcmp(f->variant[i].key, variant) == 0) {
+            c->variant = variant;
+            break;
+        }
+    }
+
+    return decide_team_filters_compile(team, &c->filters,
+                                       json_object_get(cond, "properties"),
+                                       agg);
+}
+
+
+static int
+decide_team_filters_compile(decide_team_t *team, decide_filters_t *fs,
+    const json_t *props, int agg)
+{
+    size_t   i;
+    json_t  *filter;
+
+    fs->n = json_array_size(props);
+
+    if (fs->n == 0) {
+        return 0;
+    }
+
+    fs->filter = decide_team_alloc(team, fs->n * sizeof(decide_filter_t));
+    if (fs->filter == NULL) {
+        return -1;
+    }
+
+    json_array_foreach(props, i, filter) {
+        decide_team_filter_compile(team, &fs->filter[i], filter, agg);
+
+        if (fs->filter[i].kind == DECIDE_FILTER_COHORT) {
+            fs->cohorts = 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* spec 3.4: what decide_eval_property() and friends need of a filter */
+static void
+decide_team_filter_compile(decide_team_t *team, decide_filter_t *ft,
+    const json_t *filter, int agg)
+{
+    int          gti;
+    const char  *type, *op;
+
+    type = json_string_value(json_object_get(filter, "type"));
+    ft->kind = DECIDE_FILTER_NEVER;
+    ft->index = -1;
+
+    if (type && strcmp(type, "cohort") == 0) {
+        ft->kind = DECIDE_FILTER_COHORT;
+        ft->index = decide_team_cohort_ref(team,
+                                           json_object_get(filter, "value"));
+
+        op = json_string_value(json_object_get(filter, "operator"));
+
+        if (op == NULL || strcmp(op, "in") == 0 || strcmp(op, "exact") == 0)
+        {
+            ft->cohort_op = DECIDE_COHORT_IN;
+
+        } else if (strcmp(op, "not_in") == 0) {
+            ft->cohort_op = DECIDE_COHORT_NOT_IN;
+
+        } else {
+            ft->cohort_op = DECIDE_COHORT_OTHER;
+        }
+
+        return;
+    }
+
+    if (type && strcmp(type, "flag") == 0) {
+        op = json_string_value(json_object_get(filter, "operator"));
+
+        if (op && strcmp(op, "flag_evaluates_to") == 0) {
+            ft->index = decide_team_resolve(team,
+                                            json_object_get(filter, "key"));
+            ft->value = json_object_get(filter, "value");
+            ft->kind = (ft->index < 0) ? DECIDE_FILTER_NEVER
+                                       : DECIDE_FILTER_FLAG;
+        }
+
+        return;
+    }
+
+    decide_props_prepare(&ft->pf, filter, team->regex);
+
+    if (ft->pf.key == NULL) {
+        return;
+    }
+
+    if (type && strcmp(type, "group") == 0) {
+        gti = decide_json_index(json_object_get(filter, "group_type_index"));
+        ft->index = (gti < 0) ? agg : gti;
+
+        if (ft->index >= 0) {
+            ft->kind = DECIDE_FILTER_GROUP;
+        }
+
+    } else if (type == NULL && agg >= 0) {
+        /* legacy untyped filters follow the condition's aggregation */
+        ft->kind = DECIDE_FILTER_GROUP;
+        ft->index = agg;
+
+    } else if (type == NULL || strcmp(type, "person") == 0) {
+        ft->kind = DECIDE_FILTER_PERSON;
+    }
+
+    /* person_metadata, behavioural, ...: not evaluable here */
+}
+
+
+/* the payload stored for key, rendered once as compact JSON */
+static int
+decide_team_payload_compile(decide_team_t *team, decide_payload_t *p,
+    const json_t *payloads, const char *key)
+{
+    char  *s;
+
+    p->json = json_object_get(payloads, key);
+    p->text = NULL;
+    p->len = 0;
+
+    if (p->json == NULL) {
+        return 0;
+    }
+
+    s = json_dumps(p->json, JSON_COMPACT|JSON_ENCODE_ANY);
+    if (s == NULL) {
+        return -1;
+    }
+
+    p->len = strlen(s);
+    p->text = decide_team_strdup(team, s, p->len);
+    free(s);
+
+    return p->text ? 0 : -1;
+}
+
+
+/* every cohort of team->cohorts, indexed in the same order */
+static int
+decide_team_cohorts_compile(decide_team_t *team)
+{
+    size_t            i, j;
+    json_t           *cohort, *filters, *props, *groups, *g;
+    const char       *k;
+    decide_cohort_t  *ch;
+
+    team->ncohorts = json_object_size(team->cohorts);
+
+    if (team->ncohorts == 0) {
+        return 0;
+    }
+
+    team->cohort = decide_team_alloc(team,
+                                     team->ncohorts * sizeof(decide_cohort_t));
+    if (team->cohort == NULL) {
+        return -1;
+    }
+
+    i = 0;
+
+    json_object_foreach(team->cohorts, k, cohort) {
+        team->cohort[i].id = k;
+
+        if (json_object_set_new(team->cohort_index, k, json_integer(i)) != 0)
+        {
+            return -1;
+        }
+
+        i++;
+    }
+
+    /* bodies after the index, so references between cohorts resolve */
+    for (i = 0; i < team->ncohorts; i++) {
+        ch = &team->cohort[i];
+        cohort = json_object_get(team->cohorts, ch->id);
+
+        if (!json_is_object(cohort)
+            || json_is_true(json_object_get(cohort, "deleted")))
+        {
+            ch->kind = DECIDE_COHORT_MISSING;
+            continue;
+        }
+
+        if (json_is_true(json_object_get(cohort, "is_static"))) {
+            ch->kind = DECIDE_COHORT_STATIC;
+            ch->n = strtoll(ch->id, NULL, 10);
+            continue;
+        }
+
+        filters = json_object_get(cohort, "filters");
+        props = json_object_get(filters, "properties");
+
+        if (json_is_object(props)) {
+            ch->kind = DECIDE_COHORT_TREE;
+
+            if (decide_team_node_compile(team, &ch->root, props, 0) != 0) {
+                return -1;
+            }
+
+            continue;
+        }
+
+        /* legacy "groups": OR of ANDed property lists */
+        ch->kind = DECIDE_COHORT_LEGACY;
+        groups = json_object_get(cohort, "groups");
+        ch->ngroups = json_array_size(groups);
+
+        if (ch->ngroups == 0) {
+            continue;
+        }
+
+        ch->groups = decide_team_alloc(team,
+                                       ch->ngroups * sizeof(decide_filters_t));
+        if (ch->groups == NULL) {
+            return -1;
+        }
+
+        json_array_foreach(groups, j, g) {
+            if (decide_team_filters_compile(team, &ch->groups[j],
+                                            json_object_get(g, "properties"),
+                                            -1)
+                != 0)
+            {
+                return -1;
             }
         }
     }
 
     return 0;
+}
+
+
+/* {"type": "AND"|"OR", "values": [node or filter, ...]} or a leaf */
+static int
+decide_team_node_compile(decide_team_t *team, decide_node_t *nd,
+    const json_t *node, int depth)
+{
+    size_t       i;
+    json_t      *values, *child;
+    const char  *type;
+
+    /* deeper than evaluation may go: it would fail there anyway */
+    if (depth > DECIDE_DEPTH_MAX) {
+        nd->kind = DECIDE_NODE_TOO_DEEP;
+        return 0;
+    }
+
+    type = json_string_value(json_object_get(node, "type"));
+    values = json_object_get(node, "values");
+
+    nd->kind = (type && strcmp(type, "OR") == 0) ? DECIDE_NODE_OR
+                                                 : DECIDE_NODE_AND;
+    nd->n = json_array_size(values);
+
+    if (nd->n == 0) {
+        return 0;
+    }
+
+    nd->child = decide_team_alloc(team, nd->n * sizeof(decide_node_t));
+    if (nd->child == NULL) {
+        return -1;
+    }
+
+    json_array_foreach(values, i, child) {
+        if (json_is_array(json_object_get(child, "values"))) {
+            if (decide_team_node_compile(team, &nd->child[i], child,
+                                         depth + 1)
+                != 0)
+            {
+                return -1;
+            }
+
+            continue;
+        }
+
+        /* a leaf */
+        type = json_string_value(json_object_get(child, "type"));
+        nd->child[i].negation = json_is_true(json_object_get(child,
+                                                             "negation"));
+
+        if (type && strcmp(type, "cohort") == 0) {
+            nd->child[i].kind = DECIDE_NODE_COHORT;
+            nd->child[i].index = decide_team_cohort_ref(team,
+                                         json_object_get(child, "value"));
+
+        } else if ((type == NULL || strcmp(type, "person") == 0)
+                   && json_is_string(json_object_get(child, "key")))
+        {
+            nd->child[i].kind = DECIDE_NODE_PERSON;
+            decide_props_prepare(&nd->child[i].pf, child, team->regex);
+
+        } else {
+            /* keyless, or behavioural: needs an event store, never */
+            nd->child[i].kind = DECIDE_NODE_NEVER;
+        }
+    }
+
+    return 0;
+}
+
+
+/* a cohort filter's value (id or id text): index, -1 if not usable */
+static int
+decide_team_cohort_ref(const decide_team_t *team, const json_t *id)
+{
+    char         buf[DECIDE_NUM_BUF];
+    json_t      *v;
+    const char  *k;
+
+    if (json_is_integer(id)) {
+        snprintf(buf, sizeof(buf), "%" JSON_INTEGER_FORMAT,
+                 json_integer_value(id));
+        k = buf;
+
+    } else if (json_is_string(id)) {
+        k = json_string_value(id);
+
+    } else {
+        return -1;
+    }
+
+    v = json_object_get(team->cohort_index, k);
+
+    return v ? (int) json_integer_value(v) : -1;
 }
 
 
@@ -409,66 +1124,18 @@ decide_team_resolve(const decide_team_t *team, const json_t *key)
 }
 
 
-static void
-decide_team_regex_walk(decide_team_t *team, json_t *v, int depth)
-{
-    size_t       i;
-    json_t      *item, *value;
-    const char  *k, *op;
-    char         buf[DECIDE_PROPS_STR_MAX];
-    size_t       len;
-    const char  *s;
-
-    if (depth > DECIDE_DEPTH_MAX) {
-        return;
-    }
-
-    if (json_is_array(v)) {
-        json_array_foreach(v, i, item) {
-            decide_team_regex_walk(team, item, depth + 1);
-        }
-
-        return;
-    }
-
-    if (!json_is_object(v)) {
-        return;
-    }
-
-    op = json_string_value(json_object_get(v, "operator"));
-    value = json_object_get(v, "value");
-
-    if (op && value && !json_is_null(value)
-        && (strcmp(op, "regex") == 0 || strcmp(op, "not_regex") == 0))
-    {
-        s = decide_props_str(value, buf, sizeof(buf), &len);
-
-        /* a failed add only means compiling per request */
-        if (s) {
-            (void) decide_regex_cache_add(team->regex, s, len);
-        }
-    }
-
-    json_object_foreach(v, k, item) {
-        if (json_is_object(item) || json_is_array(item)) {
-            decide_team_regex_walk(team, item, depth + 1);
-        }
-    }
-}
-
-
 void
 decide_team_free(decide_team_t *team)
 {
-    size_t  i;
+    decide_arena_t  *a, *next;
 
     if (team == NULL) {
         return;
     }
 
-    for (i = 0; team->flag && i < team->nflags; i++) {
-        free(team->flag[i].prefix);
-        free(team->flag[i].deps);
+    for (a = team->arena; a; a = next) {
+        next = a->next;
+        free(a);
     }
 
     free(team->flag);
@@ -479,6 +1146,7 @@ decide_team_free(decide_team_t *team)
     json_decref(team->by_key);
     json_decref(team->by_id);
     json_decref(team->cohorts);
+    json_decref(team->cohort_index);
     json_decref(team->mapping);
     free(team);
 }
@@ -546,7 +1214,6 @@ decide_eval_flags(const decide_team_t *team, const decide_request_t *req,
     ctx.out = out;
     ctx.pctx.now = req->now;
     ctx.pctx.regex = team->regex;
-    ctx.depth = 0;
 
     for (i = 0; i < team->nflags; i++) {
         memset(&out[i], 0, sizeof(decide_result_t));
@@ -656,6 +1323,8 @@ decide_eval_flag(decide_ctx_t *ctx, size_t i, int depth)
         r->enabled = 0;
         r->variant = NULL;
         r->payload = NULL;
+        r->payload_json = NULL;
+        r->payload_json_len = 0;
     }
 }
 
@@ -664,12 +1333,12 @@ decide_eval_flag(decide_ctx_t *ctx, size_t i, int depth)
 static void
 decide_eval_match(decide_ctx_t *ctx, decide_flag_t *f, decide_result_t *r)
 {
-    int              rc, agg, skip, in;
+    int              rc, skip, in;
     char             buf[DECIDE_NUM_BUF];
     size_t           i, len;
-    json_t          *groups, *cond, *v;
     unsigned         need;
     const char      *id, *variant, *err;
+    decide_cond_t   *c;
     decide_reason_e  reason, best;
     int              best_index;
 
@@ -688,18 +1357,13 @@ decide_eval_match(decide_ctx_t *ctx, decide_flag_t *f, decide_result_t *r)
         return;
     }
 
-    groups = json_object_get(f->filters, "groups");
-
     best = DECIDE_REASON_NO_GROUP_TYPE;
     best_index = -1;
 
-    json_array_foreach(groups, i, cond) {
-        v = json_object_get(cond, "aggregation_group_type_index");
+    for (i = 0; i < f->nconds; i++) {
+        c = &f->cond[i];
 
-        /* absent inherits the flag's aggregation, null means person */
-        agg = v ? decide_json_index(v) : f->agg;
-
-        skip = decide_eval_identifier(ctx, f, agg, 1, &id, &len, buf);
+        skip = decide_eval_identifier(ctx, f, c->agg, 1, &id, &len, buf);
 
         if (skip == DECIDE_ID_NO_GROUP) {
             reason = DECIDE_REASON_NO_GROUP_TYPE;
@@ -715,8 +1379,7 @@ decide_eval_match(decide_ctx_t *ctx, decide_flag_t *f, decide_result_t *r)
         need = 0;
         err = NULL;
 
-        rc = decide_eval_filters(ctx, f, json_object_get(cond, "properties"),
-                                 agg, &need, &err);
+        rc = decide_eval_filters(ctx, &c->filters, 0, &need, &err);
 
         if (rc == DECIDE_ERR) {
             r->status = DECIDE_STATUS_FAILED;
@@ -737,12 +1400,12 @@ decide_eval_match(decide_ctx_t *ctx, decide_flag_t *f, decide_result_t *r)
             goto next;
         }
 
-        in = decide_eval_rollout(f, cond, id, len);
+        in = decide_eval_rollout(f, c, id, len);
 
         if (!in) {
             reason = DECIDE_REASON_OUT_OF_ROLLOUT_BOUND;
 
-            if (json_is_true(json_object_get(f->filters, "early_exit"))) {
+            if (f->early_exit) {
                 r->reason = reason;
                 r->condition_index = (int) i;
                 return;
@@ -751,15 +1414,11 @@ decide_eval_match(decide_ctx_t *ctx, decide_flag_t *f, decide_result_t *r)
             goto next;
         }
 
-        variant = json_string_value(json_object_get(cond, "variant"));
-
-        if (variant == NULL || !decide_eval_has_variant(f, variant)) {
-            variant = decide_eval_variant(f, id, len);
-        }
+        variant = c->variant ? c->variant : decide_eval_variant(f, id, len);
 
         r->enabled = 1;
         r->variant = variant;
-        r->payload = decide_eval_payload(f, variant);
+        decide_eval_payload(f, variant, r);
         r->reason = DECIDE_REASON_CONDITION_MATCH;
         r->condition_index = (int) i;
         return;
@@ -783,56 +1442,47 @@ static int
 decide_eval_super(decide_ctx_t *ctx, decide_flag_t *f, decide_result_t *r)
 {
     int           rc, skip;
-    char          buf[DECIDE_NUM_BUF], key[512];
+    char          buf[DECIDE_NUM_BUF];
     size_t        i, len;
-    json_t       *sg, *filter, *v, *props;
+    json_t       *v, *props;
     unsigned      need;
-    const char   *id, *err, *k;
+    const char   *id, *err;
 
     props = ctx->req->person_properties;
 
-    if (json_is_true(json_object_get(f->filters, "feature_enrollment"))) {
-        if (snprintf(key, sizeof(key), "$feature_enrollment/%s", f->key)
-            < (int) sizeof(key))
-        {
-            v = json_object_get(props, key);
+    if (f->enroll_key) {
+        v = json_object_get(props, f->enroll_key);
 
-            if (v == NULL && !ctx->req->person_loaded) {
-                r->status = DECIDE_STATUS_NEEDS_LOOKUP;
-                r->need = DECIDE_NEED_PERSON;
-                return DECIDE_NEED;
-            }
+        if (v == NULL && !ctx->req->person_loaded) {
+            r->status = DECIDE_STATUS_NEEDS_LOOKUP;
+            r->need = DECIDE_NEED_PERSON;
+            return DECIDE_NEED;
+        }
 
-            if (v) {
-                r->enabled = json_is_true(v)
-                             || (json_is_string(v)
-                                 && strcmp(json_string_value(v), "true")
-                                    == 0);
-                goto matched;
-            }
+        if (v) {
+            r->enabled = json_is_true(v)
+                         || (json_is_string(v)
+                             && strcmp(json_string_value(v), "true") == 0);
+            goto matched;
         }
     }
 
-    sg = json_array_get(json_object_get(f->filters, "super_groups"), 0);
-    if (!json_is_object(sg)) {
+    if (!f->has_super) {
         return DECIDE_NO;
     }
 
     /* it applies only when one of its keys is known for the person */
     rc = 0;
 
-    json_array_foreach(json_object_get(sg, "properties"), i, filter) {
-        k = json_string_value(json_object_get(filter, "key"));
-        if (k && json_object_get(props, k)) {
+    for (i = 0; i < f->nsuper_keys; i++) {
+        if (json_object_get(props, f->super_keys[i])) {
             rc = 1;
             break;
         }
     }
 
     if (!rc) {
-        if (!ctx->req->person_loaded
-            && json_array_size(json_object_get(sg, "properties")))
-        {
+        if (!ctx->req->person_loaded && f->nsuper_props) {
             r->status = DECIDE_STATUS_NEEDS_LOOKUP;
             r->need = DECIDE_NEED_PERSON;
             return DECIDE_NEED;
@@ -844,8 +1494,7 @@ decide_eval_super(decide_ctx_t *ctx, decide_flag_t *f, decide_result_t *r)
     need = 0;
     err = NULL;
 
-    rc = decide_eval_filters(ctx, f, json_object_get(sg, "properties"), -1,
-                             &need, &err);
+    rc = decide_eval_filters(ctx, &f->super.filters, 0, &need, &err);
 
     if (rc == DECIDE_NEED) {
         r->status = DECIDE_STATUS_NEEDS_LOOKUP;
@@ -866,7 +1515,7 @@ decide_eval_super(decide_ctx_t *ctx, decide_flag_t *f, decide_result_t *r)
     if (rc == DECIDE_YES) {
         skip = decide_eval_identifier(ctx, f, -1, 1, &id, &len, buf);
         r->enabled = (skip == DECIDE_ID_OK
-                      && decide_eval_rollout(f, sg, id, len));
+                      && decide_eval_rollout(f, &f->super, id, len));
     }
 
 matched:
@@ -874,7 +1523,10 @@ matched:
     r->reason = DECIDE_REASON_SUPER_CONDITION_VALUE;
     r->condition_index = 0;
     r->variant = NULL;
-    r->payload = r->enabled ? decide_eval_payload(f, NULL) : NULL;
+
+    if (r->enabled) {
+        decide_eval_payload(f, NULL, r);
+    }
 
     return DECIDE_YES;
 }
@@ -886,26 +1538,13 @@ decide_eval_holdout(decide_ctx_t *ctx, decide_flag_t *f, decide_result_t *r)
 {
     int           skip;
     char          buf[DECIDE_NUM_BUF];
-    double        pct;
     size_t        len;
-    json_t       *h, *v;
     const char   *id, *variant;
 
-    h = json_object_get(f->filters, "holdout");
+    switch (f->holdout) {
 
-    if (json_is_object(h) && f->holdout_variant[0]) {
-        v = json_object_get(h, "exclusion_percentage");
-        pct = json_is_number(v) ? json_number_value(v) : 0.0;
-
-        if (pct < 0.0) {
-            pct = 0.0;
-        }
-
-        if (pct > 100.0) {
-            pct = 100.0;
-        }
-
-        if (pct < 100.0) {
+    case DECIDE_HOLDOUT_OBJECT:
+        if (f->holdout_pct < 100.0) {
             /* stored hash-key overrides do not apply to holdouts */
             skip = decide_eval_identifier(ctx, f, f->agg, 0, &id, &len, buf);
             if (skip != DECIDE_ID_OK) {
@@ -914,54 +1553,51 @@ decide_eval_holdout(decide_ctx_t *ctx, decide_flag_t *f, decide_result_t *r)
 
             /* no empty-identifier shortcut here: "holdout-" is hashed */
             if (decide_hash_sha1_60("holdout-", 8, id, len, "", 0)
-                > pct / 100.0)
+                > f->holdout_pct / 100.0)
             {
                 return DECIDE_NO;
             }
         }
 
-        variant = f->holdout_variant;
-        goto member;
-    }
+        r->enabled = 1;
+        r->variant = f->holdout_variant;
+        r->payload = f->holdout_payload.json;
+        r->payload_json = f->holdout_payload.text;
+        r->payload_json_len = f->holdout_payload.len;
+        break;
 
-    h = json_array_get(json_object_get(f->filters, "holdout_groups"), 0);
-    if (!json_is_object(h)) {
+    case DECIDE_HOLDOUT_GROUPS:
+        skip = decide_eval_identifier(ctx, f, f->agg, 0, &id, &len, buf);
+        if (skip != DECIDE_ID_OK) {
+            return DECIDE_NO;
+        }
+
+        if (f->holdout_has_pct
+            && decide_hash_sha1_60("holdout-", 8, id, len, "", 0)
+               > f->holdout_pct / 100.0)
+        {
+            return DECIDE_NO;
+        }
+
+        variant = f->holdout_group_variant;
+
+        if (variant == NULL) {
+            variant = decide_eval_variant(f, id, len);
+        }
+
+        if (variant == NULL) {
+            variant = "holdout";
+        }
+
+        r->enabled = 1;
+        r->variant = variant;
+        decide_eval_payload(f, variant, r);
+        break;
+
+    default:
         return DECIDE_NO;
     }
 
-    if (json_array_size(json_object_get(h, "properties")) > 0) {
-        return DECIDE_NO;
-    }
-
-    skip = decide_eval_identifier(ctx, f, f->agg, 0, &id, &len, buf);
-    if (skip != DECIDE_ID_OK) {
-        return DECIDE_NO;
-    }
-
-    v = json_object_get(h, "rollout_percentage");
-
-    if (json_is_number(v)
-        && decide_hash_sha1_60("holdout-", 8, id, len, "", 0)
-           > json_number_value(v) / 100.0)
-    {
-        return DECIDE_NO;
-    }
-
-    variant = json_string_value(json_object_get(h, "variant"));
-
-    if (variant == NULL) {
-        variant = decide_eval_variant(f, id, len);
-    }
-
-    if (variant == NULL) {
-        variant = "holdout";
-    }
-
-member:
-
-    r->enabled = 1;
-    r->variant = variant;
-    r->payload = decide_eval_payload(f, variant);
     r->reason = DECIDE_REASON_HOLDOUT_CONDITION_VALUE;
     r->condition_index = -1;
 
@@ -1016,7 +1652,7 @@ decide_eval_identifier(decide_ctx_t *ctx, decide_flag_t *f, int agg,
 
         s = req->device_id;
 
-    } else if (overrides
+    } else if (overrides && req->hash_key_overrides
                && (v = json_object_get(req->hash_key_overrides, f->key))
                && json_is_string(v))
     {
@@ -1042,33 +1678,32 @@ decide_eval_identifier(decide_ctx_t *ctx, decide_flag_t *f, int agg,
 /*
  * The AND of a condition's filters (spec 3.4): flag and property
  * filters in order, cohorts last.  Kleene logic over DECIDE_NEED, so a
- * definite "no" wins over a pending lookup.
+ * definite "no" wins over a pending lookup.  depth: cohort nesting.
  */
 static int
-decide_eval_filters(decide_ctx_t *ctx, decide_flag_t *f,
-    const json_t *props, int agg, unsigned *need, const char **err)
+decide_eval_filters(decide_ctx_t *ctx, const decide_filters_t *fs,
+    int depth, unsigned *need, const char **err)
 {
-    int          rc, pending, cohorts;
-    size_t       i;
-    json_t      *filter, *op;
-    const char  *type, *ops;
+    int                     rc, pending;
+    size_t                  i;
+    const decide_filter_t  *ft;
 
     pending = 0;
-    cohorts = 0;
 
-    json_array_foreach(props, i, filter) {
-        type = json_string_value(json_object_get(filter, "type"));
+    for (i = 0; i < fs->n; i++) {
+        ft = &fs->filter[i];
 
-        if (type && strcmp(type, "cohort") == 0) {
-            cohorts = 1;
+        switch (ft->kind) {
+        case DECIDE_FILTER_COHORT:
             continue;
-        }
-
-        if (type && strcmp(type, "flag") == 0) {
-            rc = decide_eval_flag_filter(ctx, filter);
-
-        } else {
-            rc = decide_eval_property(ctx, filter, agg, need);
+        case DECIDE_FILTER_FLAG:
+            rc = decide_eval_flag_filter(ctx, ft);
+            break;
+        case DECIDE_FILTER_NEVER:
+            return DECIDE_NO;
+        default:
+            rc = decide_eval_property(ctx, ft, need);
+            break;
         }
 
         if (rc == DECIDE_NO) {
@@ -1080,41 +1715,32 @@ decide_eval_filters(decide_ctx_t *ctx, decide_flag_t *f,
         }
     }
 
-    if (cohorts) {
-        json_array_foreach(props, i, filter) {
-            type = json_string_value(json_object_get(filter, "type"));
+    for (i = 0; fs->cohorts && i < fs->n; i++) {
+        ft = &fs->filter[i];
 
-            if (type == NULL || strcmp(type, "cohort") != 0) {
-                continue;
-            }
+        if (ft->kind != DECIDE_FILTER_COHORT) {
+            continue;
+        }
 
-            rc = decide_eval_cohort(ctx, json_object_get(filter, "value"),
-                                    ctx->depth, need, err);
+        rc = decide_eval_cohort(ctx, ft->index, depth, need, err);
 
-            if (rc == DECIDE_ERR) {
-                return rc;
-            }
+        if (rc == DECIDE_ERR) {
+            return rc;
+        }
 
-            op = json_object_get(filter, "operator");
-            ops = json_string_value(op);
+        if (ft->cohort_op == DECIDE_COHORT_NOT_IN && rc != DECIDE_NEED) {
+            rc = (rc == DECIDE_YES) ? DECIDE_NO : DECIDE_YES;
 
-            if (ops && strcmp(ops, "not_in") == 0 && rc != DECIDE_NEED) {
-                rc = (rc == DECIDE_YES) ? DECIDE_NO : DECIDE_YES;
+        } else if (ft->cohort_op == DECIDE_COHORT_OTHER) {
+            rc = DECIDE_NO;
+        }
 
-            } else if (ops && strcmp(ops, "in") != 0
-                       && strcmp(ops, "exact") != 0
-                       && strcmp(ops, "not_in") != 0)
-            {
-                rc = DECIDE_NO;
-            }
+        if (rc == DECIDE_NO) {
+            return DECIDE_NO;
+        }
 
-            if (rc == DECIDE_NO) {
-                return DECIDE_NO;
-            }
-
-            if (rc == DECIDE_NEED) {
-                pending = 1;
-            }
+        if (rc == DECIDE_NEED) {
+            pending = 1;
         }
     }
 
@@ -1123,67 +1749,32 @@ decide_eval_filters(decide_ctx_t *ctx, decide_flag_t *f,
 
 
 static int
-decide_eval_property(decide_ctx_t *ctx, const json_t *filter, int agg,
+decide_eval_property(decide_ctx_t *ctx, const decide_filter_t *ft,
     unsigned *need)
 {
-    int            gti, known;
-    const char    *type, *key;
-    const json_t  *props;
+    int            known;
+    const json_t  *props, *prop;
 
-    type = json_string_value(json_object_get(filter, "type"));
-    key = json_string_value(json_object_get(filter, "key"));
+    if (ft->kind == DECIDE_FILTER_GROUP) {
+        props = decide_eval_group_props(ctx, ft->index, &known);
+        prop = json_object_get(props, ft->pf.key);
 
-    if (key == NULL) {
-        return DECIDE_NO;
-    }
-
-    if (type && strcmp(type, "group") == 0) {
-        gti = decide_json_index(json_object_get(filter, "group_type_index"));
-        if (gti < 0) {
-            gti = agg;
-        }
-
-        if (gti < 0) {
-            return DECIDE_NO;
-        }
-
-        props = decide_eval_group_props(ctx, gti, &known);
-
-        if (json_object_get(props, key) == NULL && known
-            && !ctx->req->groups_loaded)
-        {
+        if (prop == NULL && known && !ctx->req->groups_loaded) {
             *need |= DECIDE_NEED_GROUPS;
-            return DECIDE_NEED;
-        }
-
-    } else if (type == NULL && agg >= 0) {
-        /* legacy untyped filters follow the condition's aggregation */
-        props = decide_eval_group_props(ctx, agg, &known);
-
-        if (json_object_get(props, key) == NULL && known
-            && !ctx->req->groups_loaded)
-        {
-            *need |= DECIDE_NEED_GROUPS;
-            return DECIDE_NEED;
-        }
-
-    } else if (type == NULL || strcmp(type, "person") == 0) {
-        props = ctx->req->person_properties;
-
-        if (json_object_get(props, key) == NULL
-            && !ctx->req->person_loaded)
-        {
-            *need |= DECIDE_NEED_PERSON;
             return DECIDE_NEED;
         }
 
     } else {
-        /* person_metadata, behavioural, ...: not evaluable here */
-        return DECIDE_NO;
+        prop = json_object_get(ctx->req->person_properties, ft->pf.key);
+
+        if (prop == NULL && !ctx->req->person_loaded) {
+            *need |= DECIDE_NEED_PERSON;
+            return DECIDE_NEED;
+        }
     }
 
-    return decide_props_match(filter, props, &ctx->pctx) ? DECIDE_YES
-                                                         : DECIDE_NO;
+    return decide_props_match_prepared(&ft->pf, prop, &ctx->pctx)
+           ? DECIDE_YES : DECIDE_NO;
 }
 
 
@@ -1213,25 +1804,13 @@ decide_eval_group_props(decide_ctx_t *ctx, int gti, int *known)
 
 /* spec 3.7: dependencies were evaluated before this flag */
 static int
-decide_eval_flag_filter(decide_ctx_t *ctx, const json_t *filter)
+decide_eval_flag_filter(decide_ctx_t *ctx, const decide_filter_t *ft)
 {
-    int               i;
-    json_t           *value;
-    const char       *op;
+    const json_t     *value;
     decide_result_t  *t;
 
-    op = json_string_value(json_object_get(filter, "operator"));
-    if (op == NULL || strcmp(op, "flag_evaluates_to") != 0) {
-        return DECIDE_NO;
-    }
-
-    i = decide_team_resolve(ctx->team, json_object_get(filter, "key"));
-    if (i < 0) {
-        return DECIDE_NO;
-    }
-
-    t = &ctx->out[i];
-    value = json_object_get(filter, "value");
+    t = &ctx->out[ft->index];
+    value = ft->value;
 
     /* filtered-out and failed dependencies count as false */
     if (t->status != DECIDE_STATUS_OK) {
@@ -1258,85 +1837,63 @@ decide_eval_flag_filter(decide_ctx_t *ctx, const json_t *filter)
 
 /* spec 4.6 */
 static int
-decide_eval_cohort(decide_ctx_t *ctx, const json_t *id, int depth,
-    unsigned *need, const char **err)
+decide_eval_cohort(decide_ctx_t *ctx, int index, int depth, unsigned *need,
+    const char **err)
 {
-    char          buf[DECIDE_NUM_BUF];
-    size_t        i;
-    json_t       *cohort, *filters, *groups, *g, *item;
-    const char   *k;
-    json_int_t    n;
-    unsigned      lneed;
-    int           rc, pending, saved;
+    int               rc, pending;
+    size_t            i;
+    json_t           *item;
+    unsigned          lneed;
+    const decide_cohort_t  *ch;
 
     if (depth > DECIDE_DEPTH_MAX) {
         *err = "cohort_dependency_cycle";
         return DECIDE_ERR;
     }
 
-    if (json_is_integer(id)) {
-        snprintf(buf, sizeof(buf), "%" JSON_INTEGER_FORMAT,
-                 json_integer_value(id));
-        k = buf;
-
-    } else if (json_is_string(id)) {
-        k = json_string_value(id);
-
-    } else {
-        *err = "dependency_not_found_cohort";
-        return DECIDE_ERR;
-    }
-
-    cohort = json_object_get(ctx->team->cohorts, k);
-
-    if (!json_is_object(cohort)
-        || json_is_true(json_object_get(cohort, "deleted")))
+    if (index < 0 || ctx->team->cohort[index].kind == DECIDE_COHORT_MISSING)
     {
         *err = "dependency_not_found_cohort";
         return DECIDE_ERR;
     }
 
-    if (json_is_true(json_object_get(cohort, "is_static"))) {
+    ch = &ctx->team->cohort[index];
+
+    switch (ch->kind) {
+
+    case DECIDE_COHORT_STATIC:
         if (!ctx->req->person_loaded) {
             *need |= DECIDE_NEED_PERSON;
             return DECIDE_NEED;
         }
 
-        n = strtoll(k, NULL, 10);
-
         json_array_foreach(ctx->req->static_cohorts, i, item) {
-            if ((json_is_integer(item) && json_integer_value(item) == n)
+            if ((json_is_integer(item) && json_integer_value(item) == ch->n)
                 || (json_is_string(item)
-                    && strcmp(json_string_value(item), k) == 0))
+                    && strcmp(json_string_value(item), ch->id) == 0))
             {
                 return DECIDE_YES;
             }
         }
 
         return DECIDE_NO;
-    }
 
-    filters = json_object_get(cohort, "filters");
+    case DECIDE_COHORT_TREE:
+        return decide_eval_cohort_node(ctx, &ch->root, depth, need, err);
 
-    if (json_is_object(json_object_get(filters, "properties"))) {
-        return decide_eval_cohort_node(ctx,
-                                       json_object_get(filters, "properties"),
-                                       depth, need, err);
+    default:
+        break;
     }
 
     /* legacy "groups": OR of ANDed property lists */
-    groups = json_object_get(cohort, "groups");
     pending = 0;
 
-    json_array_foreach(groups, i, g) {
+    for (i = 0; i < ch->ngroups; i++) {
         lneed = 0;
 
         /* cohort filters inside recurse through here: carry the depth */
-        saved = ctx->depth;
-        ctx->depth = depth + 1;
-        rc = decide_eval_filters(ctx, NULL, json_object_get(g, "properties"),
-                                 -1, &lneed, err);
-        ctx->depth = saved;
+        rc = decide_eval_filters(ctx, &ch->groups[i], depth + 1, &lneed,
+                                 err);
 
         if (rc == DECIDE_YES || rc == DECIDE_ERR) {
             return rc;
@@ -1353,38 +1910,69 @@ decide_eval_cohort(decide_ctx_t *ctx, const json_t *id, int depth,
 }
 
 
-/* {"type": "AND"|"OR", "values": [node or filter, ...]} */
 static int
-decide_eval_cohort_node(decide_ctx_t *ctx, const json_t *node, int depth,
-    unsigned *need, const char **err)
+decide_eval_cohort_node(decide_ctx_t *ctx, const decide_node_t *nd,
+    int depth, unsigned *need, const char **err)
 {
-    int          rc, is_or, pending;
-    size_t       i;
-    json_t      *values, *child;
-    const char  *type;
+    int                   rc, is_or, pending;
+    size_t                i;
+    const json_t         *prop;
+    const decide_node_t  *child;
 
-    if (depth > DECIDE_DEPTH_MAX) {
+    if (depth > DECIDE_DEPTH_MAX || nd->kind == DECIDE_NODE_TOO_DEEP) {
         *err = "cohort_dependency_cycle";
         return DECIDE_ERR;
     }
 
-    type = json_string_value(json_object_get(node, "type"));
-    values = json_object_get(node, "values");
-
-    is_or = (type && strcmp(type, "OR") == 0);
+    is_or = (nd->kind == DECIDE_NODE_OR);
     pending = 0;
 
-    if (!json_is_array(values) || json_array_size(values) == 0) {
-        /* an empty group matches everyone in AND, no one in OR */
+    /* an empty group matches everyone in AND, no one in OR */
+    if (nd->n == 0) {
         return is_or ? DECIDE_NO : DECIDE_YES;
     }
 
-    json_array_foreach(values, i, child) {
-        if (json_is_array(json_object_get(child, "values"))) {
-            rc = decide_eval_cohort_node(ctx, child, depth + 1, need, err);
+    for (i = 0; i < nd->n; i++) {
+        child = &nd->child[i];
 
-        } else {
-            rc = decide_eval_cohort_leaf(ctx, child, depth + 1, need, err);
+        switch (child->kind) {
+
+        case DECIDE_NODE_AND:
+        case DECIDE_NODE_OR:
+        case DECIDE_NODE_TOO_DEEP:
+            rc = decide_eval_cohort_node(ctx, child, depth + 1, need, err);
+            break;
+
+        case DECIDE_NODE_COHORT:
+            rc = decide_eval_cohort(ctx, child->index, depth + 2, need, err);
+            break;
+
+        case DECIDE_NODE_PERSON:
+            prop = json_object_get(ctx->req->person_properties,
+                                   child->pf.key);
+
+            if (prop == NULL && !ctx->req->person_loaded) {
+                *need |= DECIDE_NEED_PERSON;
+                rc = DECIDE_NEED;
+                break;
+            }
+
+            rc = decide_props_match_prepared(&child->pf, prop, &ctx->pctx)
+                 ? DECIDE_YES : DECIDE_NO;
+            break;
+
+        default:
+            /* behavioural filters need an event store: never a member */
+            rc = DECIDE_NO;
+            break;
+        }
+
+        if ((child->kind == DECIDE_NODE_COHORT
+             || child->kind == DECIDE_NODE_PERSON)
+            && child->negation
+            && (rc == DECIDE_YES || rc == DECIDE_NO))
+        {
+            rc = (rc == DECIDE_YES) ? DECIDE_NO : DECIDE_YES;
         }
 
         if (rc == DECIDE_ERR) {
@@ -1413,75 +2001,21 @@ decide_eval_cohort_node(decide_ctx_t *ctx, const json_t *node, int depth,
 }
 
 
-static int
-decide_eval_cohort_leaf(decide_ctx_t *ctx, const json_t *leaf, int depth,
-    unsigned *need, const char **err)
-{
-    int          rc;
-    const char  *type, *key;
-
-    type = json_string_value(json_object_get(leaf, "type"));
-
-    if (type && strcmp(type, "cohort") == 0) {
-        rc = decide_eval_cohort(ctx, json_object_get(leaf, "value"),
-                                depth + 1, need, err);
-
-    } else if (type == NULL || strcmp(type, "person") == 0) {
-        key = json_string_value(json_object_get(leaf, "key"));
-
-        if (key == NULL) {
-            return DECIDE_NO;
-        }
-
-        if (json_object_get(ctx->req->person_properties, key) == NULL
-            && !ctx->req->person_loaded)
-        {
-            *need |= DECIDE_NEED_PERSON;
-            return DECIDE_NEED;
-        }
-
-        rc = decide_props_match(leaf, ctx->req->person_properties,
-                                &ctx->pctx) ? DECIDE_YES : DECIDE_NO;
-
-    } else {
-        /* behavioural filters need an event store: never a member */
-        return DECIDE_NO;
-    }
-
-    if (rc == DECIDE_YES || rc == DECIDE_NO) {
-        if (json_is_true(json_object_get(leaf, "negation"))) {
-            rc = (rc == DECIDE_YES) ? DECIDE_NO : DECIDE_YES;
-        }
-    }
-
-    return rc;
-}
-
-
 /* spec 3.1 rollout test, with the empty-identifier shortcut of 3.2 */
 static int
-decide_eval_rollout(const decide_flag_t *f, const json_t *cond,
+decide_eval_rollout(const decide_flag_t *f, const decide_cond_t *c,
     const char *id, size_t len)
 {
-    double   pct, h;
-    json_t  *v;
+    double  h;
 
-    v = json_object_get(cond, "rollout_percentage");
-
-    if (!json_is_number(v)) {
-        return 1;
-    }
-
-    pct = json_number_value(v);
-
-    if (pct == 100.0) {
+    if (!c->has_rollout || c->rollout == 100.0) {
         return 1;
     }
 
     h = (len == 0) ? 0.0 : decide_hash_sha1_60(f->prefix, f->prefix_len,
                                                id, len, "", 0);
 
-    return decide_hash_in_rollout(h, pct);
+    return decide_hash_in_rollout(h, c->rollout);
 }
 
 
@@ -1489,29 +2023,19 @@ decide_eval_rollout(const decide_flag_t *f, const json_t *cond,
 static const char *
 decide_eval_variant(const decide_flag_t *f, const char *id, size_t len)
 {
-    double   h, cum;
-    size_t   i;
-    json_t  *variants, *var, *v;
+    double  h;
+    size_t  i;
 
-    variants = json_object_get(json_object_get(f->filters, "multivariate"),
-                               "variants");
-
-    if (json_array_size(variants) == 0) {
+    if (f->nvariants == 0) {
         return NULL;
     }
 
     h = (len == 0) ? 0.0 : decide_hash_sha1_60(f->prefix, f->prefix_len,
                                                id, len, "variant", 7);
-    cum = 0.0;
 
-    json_array_foreach(variants, i, var) {
-        v = json_object_get(var, "rollout_percentage");
-
-        /* the same left-to-right binary64 sum as decide_hash_variant_index */
-        cum += (json_is_number(v) ? json_number_value(v) : 0.0) / 100.0;
-
-        if (h < cum) {
-            return json_string_value(json_object_get(var, "key"));
+    for (i = 0; i < f->nvariants; i++) {
+        if (h < f->variant[i].cum) {
+            return f->variant[i].key;
         }
     }
 
@@ -1519,35 +2043,39 @@ decide_eval_variant(const decide_flag_t *f, const char *id, size_t len)
 }
 
 
-static int
-decide_eval_has_variant(const decide_flag_t *f, const char *variant)
+/* the payload of a variant (NULL: "true") with its prerendered text */
+static void
+decide_eval_payload(const decide_flag_t *f, const char *variant,
+    decide_result_t *r)
 {
-    size_t       i;
-    json_t      *variants, *var;
-    const char  *k;
+    size_t                   i;
+    const decide_payload_t  *p;
 
-    variants = json_object_get(json_object_get(f->filters, "multivariate"),
-                               "variants");
+    p = NULL;
 
-    json_array_foreach(variants, i, var) {
-        k = json_string_value(json_object_get(var, "key"));
-        if (k && strcmp(k, variant) == 0) {
-            return 1;
+    if (variant == NULL) {
+        p = &f->payload_true;
+
+    } else {
+        for (i = 0; i < f->nvariants; i++) {
+            if (f->variant[i].key == variant) {
+                p = &f->variant[i].payload;
+                break;
+            }
         }
     }
 
-    return 0;
-}
+    if (p) {
+        r->payload = p->json;
+        r->payload_json = p->text;
+        r->payload_json_len = p->len;
+        return;
+    }
 
-
-static const json_t *
-decide_eval_payload(const decide_flag_t *f, const char *variant)
-{
-    json_t  *payloads;
-
-    payloads = json_object_get(f->filters, "payloads");
-
-    return json_object_get(payloads, variant ? variant : "true");
+    /* a holdout group's own variant name: looked up, rendered later */
+    r->payload = json_object_get(f->payloads, variant);
+    r->payload_json = NULL;
+    r->payload_json_len = 0;
 }
 
 

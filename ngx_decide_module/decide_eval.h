@@ -115,6 +115,8 @@ typedef struct {
     json_int_t         version;           /* 0 when null */
     const char        *variant;           /* NULL: boolean */
     const json_t      *payload;           /* NULL: no payload entry */
+    const char        *payload_json;      /* its compact JSON or NULL */
+    size_t             payload_json_len;
     const char        *error;             /* DECIDE_STATUS_FAILED code */
     decide_status_e    status;
     decide_reason_e    reason;

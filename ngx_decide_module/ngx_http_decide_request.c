@@ -1091,6 +1091,7 @@ ngx_http_decide_finish(ngx_http_request_t *r, ngx_http_decide_ctx_t *ctx)
                 ctx->results[i].enabled = 0;
                 ctx->results[i].variant = NULL;
                 ctx->results[i].payload = NULL;
+                ctx->results[i].payload_json = NULL;
                 ctx->results[i].condition_index = -1;
                 ctx->results[i].errors = 1;
             }

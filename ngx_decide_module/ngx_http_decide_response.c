@@ -41,6 +41,8 @@ static void ngx_http_decide_out_strn(ngx_http_decide_out_t *o, const char *s,
     size_t len);
 static void ngx_http_decide_out_json(ngx_http_decide_out_t *o,
     const json_t *v);
+static void ngx_http_decide_out_payload(ngx_http_decide_out_t *o,
+    const decide_result_t *res);
 static void ngx_http_decide_out_value(ngx_http_decide_out_t *o,
     const decide_result_t *res);
 static void ngx_http_decide_out_detail(ngx_http_decide_out_t *o,
@@ -103,6 +105,7 @@ ngx_http_decide_send(ngx_http_request_t *r, ngx_http_decide_ctx_t *ctx)
             res->enabled = 0;
             res->variant = NULL;
             res->payload = NULL;
+            res->payload_json = NULL;
         }
 
         if (res->errors) {
@@ -150,7 +153,7 @@ ngx_http_decide_send(ngx_http_request_t *r, ngx_http_decide_ctx_t *ctx)
                 pfirst = 0;
                 ngx_http_decide_out_str(&p, res->key);
                 ngx_http_decide_out_lit(&p, ":");
-                ngx_http_decide_out_json(&p, res->payload);
+                ngx_http_decide_out_payload(&p, res);
             }
 
             break;
@@ -330,6 +333,20 @@ ngx_http_decide_out_json(ngx_http_decide_out_t *o, const json_t *v)
 }
 
 
+/* the engine's text rendered at snapshot load, else render it now */
+static void
+ngx_http_decide_out_payload(ngx_http_decide_out_t *o,
+    const decide_result_t *res)
+{
+    if (res->payload_json) {
+        ngx_http_decide_out_raw(o, res->payload_json, res->payload_json_len);
+        return;
+    }
+
+    ngx_http_decide_out_json(o, res->payload);
+}
+
+
 /* jansson strings may hold NUL bytes: escape them as \u0000 */
 static void
 ngx_http_decide_out_strn(ngx_http_decide_out_t *o, const char *s, size_t len)
@@ -439,7 +456,7 @@ ngx_http_decide_out_detail(ngx_http_decide_out_t *o,
     ngx_http_decide_out_lit(o, ",\"description\":null,\"payload\":");
 
     if (res->payload) {
-        ngx_http_decide_out_json(o, res->payload);
+        ngx_http_decide_out_payload(o, res);
     } else {
         ngx_http_decide_out_lit(o, "null");
     }
