@@ -1159,6 +1159,21 @@ decide_team_nflags(const decide_team_t *team)
 }
 
 
+const char *
+decide_team_flag_key(const decide_team_t *team, size_t i, json_int_t *id,
+    json_int_t *version)
+{
+    const decide_flag_t  *f;
+
+    f = &team->flag[i];
+    *id = f->id;
+    *version = f->version;
+
+    /* flags without a key are never evaluated, hence never answered */
+    return f->prefix ? f->key : NULL;
+}
+
+
 int
 decide_team_group_type_index(const decide_team_t *team, const char *name)
 {
@@ -2105,47 +2120,47 @@ decide_reason_code(const decide_result_t *r)
 }
 
 
+const char *
+decide_reason_text(const decide_result_t *r)
+{
+    switch (r->reason) {
+    case DECIDE_REASON_MISSING_DEPENDENCY:
+        return "Flag cannot be evaluated due to missing dependency";
+    case DECIDE_REASON_FLAG_DISABLED:
+        return "Feature flag is disabled";
+    case DECIDE_REASON_NO_GROUP_TYPE:
+        return "No group type";
+    case DECIDE_REASON_NO_CONDITION_MATCH:
+        return r->groups_skipped
+               ? "No matching condition set (group conditions were not "
+                 "evaluated because no group type was provided)"
+               : "No matching condition set";
+    case DECIDE_REASON_OUT_OF_ROLLOUT_BOUND:
+        return "Out of rollout bound";
+    case DECIDE_REASON_CONDITION_MATCH:
+        return "Matched condition set ";
+    case DECIDE_REASON_HOLDOUT_CONDITION_VALUE:
+        return "Holdout condition value";
+    case DECIDE_REASON_SUPER_CONDITION_VALUE:
+        return "Super condition value";
+    default:
+        return "Flag evaluation failed";
+    }
+}
+
+
 size_t
 decide_reason_description(const decide_result_t *r, char *buf, size_t size)
 {
-    int          n;
-    const char  *s;
+    int  n;
 
-    switch (r->reason) {
-    case DECIDE_REASON_MISSING_DEPENDENCY:
-        s = "Flag cannot be evaluated due to missing dependency";
-        break;
-    case DECIDE_REASON_FLAG_DISABLED:
-        s = "Feature flag is disabled";
-        break;
-    case DECIDE_REASON_NO_GROUP_TYPE:
-        s = "No group type";
-        break;
-    case DECIDE_REASON_NO_CONDITION_MATCH:
-        s = r->groups_skipped
-            ? "No matching condition set (group conditions were not "
-              "evaluated because no group type was provided)"
-            : "No matching condition set";
-        break;
-    case DECIDE_REASON_OUT_OF_ROLLOUT_BOUND:
-        s = "Out of rollout bound";
-        break;
-    case DECIDE_REASON_CONDITION_MATCH:
-        n = snprintf(buf, size, "Matched condition set %d",
+    if (r->reason == DECIDE_REASON_CONDITION_MATCH) {
+        n = snprintf(buf, size, "%s%d", decide_reason_text(r),
                      r->condition_index + 1);
-        return (n < 0) ? 0 : ((size_t) n >= size ? size - 1 : (size_t) n);
-    case DECIDE_REASON_HOLDOUT_CONDITION_VALUE:
-        s = "Holdout condition value";
-        break;
-    case DECIDE_REASON_SUPER_CONDITION_VALUE:
-        s = "Super condition value";
-        break;
-    default:
-        s = "Flag evaluation failed";
-        break;
-    }
 
-    n = snprintf(buf, size, "%s", s);
+    } else {
+        n = snprintf(buf, size, "%s", decide_reason_text(r));
+    }
 
     return (n < 0) ? 0 : ((size_t) n >= size ? size - 1 : (size_t) n);
 }

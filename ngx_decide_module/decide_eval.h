@@ -142,6 +142,10 @@ decide_team_t *decide_team_create(json_t *flags, json_t *group_type_mapping,
 void decide_team_free(decide_team_t *team);
 size_t decide_team_nflags(const decide_team_t *team);
 
+/* key (NULL: not a usable flag), id and version of flag i */
+const char *decide_team_flag_key(const decide_team_t *team, size_t i,
+    json_int_t *id, json_int_t *version);
+
 /* the group type index of a group type name, -1 if not mapped */
 int decide_team_group_type_index(const decide_team_t *team,
     const char *name);
@@ -152,6 +156,12 @@ unsigned decide_eval_flags(const decide_team_t *team,
 
 /* "condition_match" etc.; the error code for DECIDE_REASON_ERROR */
 const char *decide_reason_code(const decide_result_t *r);
+
+/*
+ * The description as a constant; for condition_match it is the text
+ * before the 1-based condition number ("Matched condition set ").
+ */
+const char *decide_reason_text(const decide_result_t *r);
 
 /* the fixed description text ("Matched condition set 2") */
 size_t decide_reason_description(const decide_result_t *r, char *buf,
