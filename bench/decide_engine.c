@@ -6,7 +6,10 @@
  * Pure-C micro-benchmark of the decide engine with bench/decide.py's
  * 20-flag team: body decoding and field extraction, then evaluation,
  * timed separately (ns per request).  Guidance for profiling, printed,
- * never asserted.  Build and run: make bench-decide-engine.
+ * never asserted.  Build and run: make bench-decide-engine.  With a
+ * shared, busy CPU, count instructions instead of time:
+ *
+ *     perf stat -e instructions build/bench/decide_engine N decode|eval
  */
 
 
@@ -108,9 +111,11 @@ main(int argc, char **argv)
     decide_result_t     *out;
     decide_request_t     req;
     decide_body_opts_t   opts;
+    const char          *only;
     volatile double      sink;
 
     iters = (argc > 1) ? atoi(argv[1]) : BENCH_ITERS;
+    only = (argc > 2) ? argv[2] : "";
 
     flags = bench_flags();
     team = decide_team_create(flags, NULL, NULL, err, sizeof(err));
@@ -129,6 +134,43 @@ main(int argc, char **argv)
 
     dec = 0;
     eval = 0;
+
+    /* one decoded body for the evaluate-only loop */
+    if (decide_body_decode((const unsigned char *) bench_body,
+                           sizeof(bench_body) - 1, &opts, &body, err,
+                           sizeof(err))
+        != DECIDE_DECODE_OK)
+    {
+        fprintf(stderr, "decode: %s\n", err);
+        return 1;
+    }
+
+    decide_fields_get(body, &fields);
+
+    for (i = 0; strcmp(only, "eval") == 0 && i < iters; i++) {
+        memset(&req, 0, sizeof(req));
+        req.distinct_id = fields.distinct_id;
+        req.person_properties = fields.person_properties;
+        req.now = 1.7e9;
+        (void) decide_eval_flags(team, &req, out);
+    }
+
+    for (i = 0; strcmp(only, "decode") == 0 && i < iters; i++) {
+        json_decref(body);
+        (void) decide_body_decode((const unsigned char *) bench_body,
+                                  sizeof(bench_body) - 1, &opts, &body, err,
+                                  sizeof(err));
+        decide_fields_get(body, &fields);
+    }
+
+    json_decref(body);
+
+    if (only[0]) {
+        decide_team_free(team);
+        json_decref(flags);
+        free(out);
+        return 0;
+    }
 
     for (i = 0; i < iters; i++) {
         t0 = bench_now();

@@ -41,6 +41,7 @@ static void ngx_http_decide_out_strn(ngx_http_decide_out_t *o, const char *s,
     size_t len);
 static void ngx_http_decide_out_json(ngx_http_decide_out_t *o,
     const json_t *v);
+static u_char *ngx_http_decide_out_uint(u_char *p, ngx_uint_t n);
 static void ngx_http_decide_out_key(ngx_http_decide_out_t *o,
     ngx_http_decide_ctx_t *ctx, size_t i, const decide_result_t *res);
 static void ngx_http_decide_out_payload(ngx_http_decide_out_t *o,
@@ -72,7 +73,10 @@ ngx_http_decide_send(ngx_http_request_t *r, ngx_http_decide_ctx_t *ctx)
     decide_result_t         *res;
     ngx_http_decide_out_t    o, p;
 
-    if (ngx_http_decide_out_init(&o, r->pool, 1024) != NGX_OK
+    /* about 240 bytes per flag in flags-v2 detail: grow rarely */
+    n = ctx->results ? decide_team_nflags(ctx->team->team) : 0;
+
+    if (ngx_http_decide_out_init(&o, r->pool, 1024 + n * 256) != NGX_OK
         || ngx_http_decide_out_init(&p, r->pool, 256) != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -421,6 +425,23 @@ ngx_http_decide_out_key(ngx_http_decide_out_t *o, ngx_http_decide_ctx_t *ctx,
 }
 
 
+/* decimal without ngx_sprintf()'s format parsing: this runs per flag */
+static u_char *
+ngx_http_decide_out_uint(u_char *p, ngx_uint_t n)
+{
+    u_char   tmp[NGX_INT_T_LEN], *t;
+
+    t = tmp + NGX_INT_T_LEN;
+
+    do {
+        *--t = (u_char) ('0' + n % 10);
+        n /= 10;
+    } while (n);
+
+    return ngx_cpymem(p, t, tmp + NGX_INT_T_LEN - t);
+}
+
+
 /*
  * "key":{"key":..,"enabled":..,"variant":..,"reason":{..},"metadata":{..}}
  * in one reservation from the snapshot's fragments: reason codes and
@@ -485,19 +506,24 @@ ngx_http_decide_out_detail(ngx_http_decide_out_t *o,
         p = ngx_cpymem(p, ",\"failed\":true", sizeof(",\"failed\":true") - 1);
     }
 
-    p = ngx_sprintf(p, ",\"reason\":{\"code\":\"%s\",\"condition_index\":",
-                    code);
+    p = ngx_cpymem(p, ",\"reason\":{\"code\":\"",
+                   sizeof(",\"reason\":{\"code\":\"") - 1);
+    p = ngx_cpymem(p, code, ngx_strlen(code));
+    p = ngx_cpymem(p, "\",\"condition_index\":",
+                   sizeof("\",\"condition_index\":") - 1);
 
     if (res->condition_index < 0) {
         p = ngx_cpymem(p, "null", 4);
     } else {
-        p = ngx_sprintf(p, "%d", res->condition_index);
+        p = ngx_http_decide_out_uint(p, res->condition_index);
     }
 
-    p = ngx_sprintf(p, ",\"description\":\"%s", text);
+    p = ngx_cpymem(p, ",\"description\":\"",
+                   sizeof(",\"description\":\"") - 1);
+    p = ngx_cpymem(p, text, ngx_strlen(text));
 
     if (res->reason == DECIDE_REASON_CONDITION_MATCH) {
-        p = ngx_sprintf(p, "%d", res->condition_index + 1);
+        p = ngx_http_decide_out_uint(p, res->condition_index + 1);
     }
 
     *p++ = '"';
