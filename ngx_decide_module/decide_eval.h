@@ -10,7 +10,9 @@
  *
  *     team = decide_team_create(flags, group_type_mapping, cohorts,
  *                               err, sizeof(err));
- *         once per snapshot; the team is immutable afterwards and
+ *         once per snapshot, off the request path: the flags and
+ *         cohorts are compiled (decide_team.c, decide_filter.c,
+ *         decide_cohort.c); the team is immutable afterwards and
  *         holds references to the JSON it was given;
  *
  *     out = <decide_team_nflags(team) results, e.g. from r->pool>;
@@ -27,10 +29,11 @@
  *
  * out[i] corresponds to the i-th element of the flags array.  Results
  * point into the team (keys, variants, payloads) and stay valid while
- * the team lives.  Evaluation allocates nothing per request apart from
- * regex patterns missing from the team cache (never, for patterns in
- * the flags and cohorts it was built from) and SHA-1 inputs above
- * 512 bytes.  A team and its regex cache serve one thread at a time.
+ * the team lives, payloads with their JSON text (payload_json) rendered
+ * at load.  Evaluation reads no flag JSON and allocates only for the
+ * rare str() of an array or object property (decide_props.h).  A
+ * team and its regex cache (one match-data block) serve one thread at a
+ * time.
  */
 
 #ifndef _DECIDE_EVAL_H_INCLUDED_

@@ -56,7 +56,7 @@ typedef struct {
 
     /* per flag, rendered with the snapshot; len 0: render per request */
     ngx_str_t                  *flag_key;       /* "key", JSON-escaped */
-    ngx_str_t                  *flag_meta;      /* },"metadata":{..."payload": */
+    ngx_str_t                  *flag_meta;      /* },"metadata":{.."payload": */
     u_char                     *frag;           /* their bytes */
 } ngx_http_decide_team_t;
 
