@@ -178,6 +178,8 @@ decide_team_node_compile(decide_team_t *team, decide_node_t *nd,
         {
             nd->child[i].kind = DECIDE_NODE_PERSON;
             decide_props_prepare(&nd->child[i].pf, child, team->regex);
+            nd->child[i].distinct_id =
+                           (strcmp(nd->child[i].pf.key, "distinct_id") == 0);
 
         } else {
             /* keyless, or behavioural: needs an event store, never */
@@ -328,8 +330,8 @@ decide_eval_cohort_node(decide_ctx_t *ctx, const decide_node_t *nd,
             break;
 
         case DECIDE_NODE_PERSON:
-            prop = json_object_get(ctx->req->person_properties,
-                                   child->pf.key);
+            prop = decide_eval_person_prop(ctx, child->pf.key,
+                                           child->distinct_id);
 
             if (prop == NULL && !ctx->req->person_loaded) {
                 *need |= DECIDE_NEED_PERSON;

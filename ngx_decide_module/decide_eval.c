@@ -50,6 +50,7 @@ decide_eval_flags(const decide_team_t *team, const decide_request_t *req,
     ctx.out = out;
     ctx.pctx.now = req->now;
     ctx.pctx.regex = team->regex;
+    ctx.distinct_id = NULL;
 
     for (i = 0; i < team->nflags; i++) {
         memset(&out[i], 0, sizeof(decide_result_t));
@@ -62,6 +63,8 @@ decide_eval_flags(const decide_team_t *team, const decide_request_t *req,
         decide_eval_flag(&ctx, i, 0);
         need |= out[i].need;
     }
+
+    json_decref(ctx.distinct_id);
 
     return need;
 }

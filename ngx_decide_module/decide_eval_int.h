@@ -103,6 +103,7 @@ typedef struct {
     int                    cohort_op;   /* DECIDE_COHORT_IN etc. */
     const json_t          *value;       /* flag filters */
     decide_prop_filter_t   pf;          /* person and group filters */
+    unsigned               distinct_id:1; /* person "distinct_id" */
 } decide_filter_t;
 
 
@@ -138,6 +139,7 @@ struct decide_node_s {
     size_t                 n;
     decide_prop_filter_t   pf;          /* person nodes */
     unsigned               negation:1;
+    unsigned               distinct_id:1; /* person "distinct_id" */
 };
 
 
@@ -215,6 +217,7 @@ typedef struct {
     const decide_request_t *req;
     decide_result_t        *out;
     decide_props_ctx_t      pctx;
+    json_t                 *distinct_id; /* made on first use */
 } decide_ctx_t;
 
 
@@ -225,6 +228,8 @@ int decide_team_filters_compile(decide_team_t *team, decide_filters_t *fs,
     const json_t *props, int agg);
 int decide_team_cohorts_compile(decide_team_t *team);
 int decide_team_cohort_ref(const decide_team_t *team, const json_t *id);
+const json_t *decide_eval_person_prop(decide_ctx_t *ctx, const char *key,
+    unsigned distinct_id);
 int decide_eval_filters(decide_ctx_t *ctx, const decide_filters_t *fs,
     int depth, unsigned *need, const char **err);
 int decide_eval_cohort(decide_ctx_t *ctx, int index, int depth, unsigned *need,

@@ -127,6 +127,7 @@ decide_team_filter_compile(decide_team_t *team, decide_filter_t *ft,
 
     } else if (type == NULL || strcmp(type, "person") == 0) {
         ft->kind = DECIDE_FILTER_PERSON;
+        ft->distinct_id = (strcmp(ft->pf.key, "distinct_id") == 0);
     }
 
     /* person_metadata, behavioural, ...: not evaluable here */
@@ -223,7 +224,7 @@ decide_eval_property(decide_ctx_t *ctx, const decide_filter_t *ft,
         }
 
     } else {
-        prop = json_object_get(ctx->req->person_properties, ft->pf.key);
+        prop = decide_eval_person_prop(ctx, ft->pf.key, ft->distinct_id);
 
         if (prop == NULL && !ctx->req->person_loaded) {
             *need |= DECIDE_NEED_PERSON;
@@ -233,6 +234,33 @@ decide_eval_property(decide_ctx_t *ctx, const decide_filter_t *ft,
 
     return decide_props_match_prepared(&ft->pf, prop, &ctx->pctx)
            ? DECIDE_YES : DECIDE_NO;
+}
+
+
+/*
+ * A person property of the request.  "distinct_id" defaults to the
+ * request's distinct id when the properties lack it (spec 1.6, as the
+ * current Rust service does), so filters on it never need a lookup.
+ */
+const json_t *
+decide_eval_person_prop(decide_ctx_t *ctx, const char *key,
+    unsigned distinct_id)
+{
+    const json_t  *prop;
+
+    prop = json_object_get(ctx->req->person_properties, key);
+
+    if (prop || !distinct_id) {
+        return prop;
+    }
+
+    if (ctx->distinct_id == NULL) {
+        /* NULL again (memory, invalid UTF-8) reads as absent */
+        ctx->distinct_id = json_string(ctx->req->distinct_id
+                                       ? ctx->req->distinct_id : "");
+    }
+
+    return ctx->distinct_id;
 }
 
 

@@ -791,3 +791,25 @@ def test_group_properties_from_redis_entry(stack):
     assert f["errorsWhileComputingFlags"] is True
     assert f["flags"]["big-company"]["failed"] is True
     assert f["flags"]["everyone"]["enabled"] is True
+
+
+def test_distinct_id_is_an_implicit_person_property(stack):
+    """spec 1.6: a person filter on "distinct_id" sees the request's
+    distinct id when person_properties lack it; a sent value wins."""
+    tid, token = stack.worker.team_create("implicit distinct_id")
+    put_flags(stack, token, {"key": "by-did", "filters": {"groups": [{
+        "properties": [{"key": "distinct_id", "type": "person",
+                        "operator": "exact", "value": ["alice"]}],
+        "rollout_percentage": 100}]}})
+    wait_flag(stack, token, "by-did")
+
+    doc = flags_v2(stack, token, {"distinct_id": "alice"}).json()
+    assert doc["flags"]["by-did"]["enabled"] is True
+    assert doc["errorsWhileComputingFlags"] is False
+
+    doc = flags_v2(stack, token, {"distinct_id": "bob"}).json()
+    assert doc["flags"]["by-did"]["enabled"] is False
+
+    doc = flags_v2(stack, token, {"distinct_id": "bob", "person_properties":
+                                  {"distinct_id": "alice"}}).json()
+    assert doc["flags"]["by-did"]["enabled"] is True
