@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <jansson.h>
 
 #include "decide_props.h"
@@ -260,11 +261,12 @@ decide_team_flag_init(decide_team_t *team, size_t i)
     s = json_string_value(json_object_get(fj, "bucketing_identifier"));
     f->device = (s && strcmp(s, "device_id") == 0);
 
+    /* any case, as the server parses it; unknown values mean "all" */
     s = json_string_value(json_object_get(fj, "evaluation_runtime"));
-    if (s && strcmp(s, "server") == 0) {
+    if (s && strcasecmp(s, "server") == 0) {
         f->runtime = DECIDE_RUNTIME_SERVER;
 
-    } else if (s && strcmp(s, "client") == 0) {
+    } else if (s && strcasecmp(s, "client") == 0) {
         f->runtime = DECIDE_RUNTIME_CLIENT;
 
     } else {

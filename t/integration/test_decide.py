@@ -813,3 +813,28 @@ def test_distinct_id_is_an_implicit_person_property(stack):
     doc = flags_v2(stack, token, {"distinct_id": "bob", "person_properties":
                                   {"distinct_id": "alice"}}).json()
     assert doc["flags"]["by-did"]["enabled"] is True
+
+
+def test_explicit_evaluation_runtime_overrides_detection(stack):
+    """spec 1.4/5.2: a body evaluation_runtime wins over the runtime the
+    headers suggest; "all" gets every flag."""
+    tid, token = stack.worker.team_create("explicit runtime")
+    on = {"groups": [{"properties": [], "rollout_percentage": 100}]}
+    put_flags(stack, token, [
+        {"key": "rt-server", "evaluation_runtime": "server", "filters": on},
+        {"key": "rt-client", "evaluation_runtime": "client", "filters": on},
+        {"key": "rt-all", "filters": on}])
+    browser = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0",
+               "Origin": "https://app.example.com"}
+    wait_flag(stack, token, "rt-all")
+
+    def keys(body):
+        r = flags_v2(stack, token, body, headers=browser)
+        assert r.status_code == 200, r.text
+        return set(r.json()["flags"])
+
+    assert wait_for(lambda: keys({}) == {"rt-client", "rt-all"},
+                    timeout=10, what="client flags", interval=0.05)
+    assert keys({"evaluation_runtime": "server"}) == {"rt-server", "rt-all"}
+    assert keys({"evaluation_runtime": "all"}) == {"rt-server", "rt-client",
+                                                   "rt-all"}
