@@ -36,7 +36,8 @@ SAN         := -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
                -fno-sanitize-recover=undefined
 
 .PHONY: all modules worker deps unit unit-build fuzz fuzz-build test integration run \
-        stop bench bench-json bench-capture bench-decide bench-worker clean lint
+        stop bench bench-json bench-capture bench-decide bench-decide-engine \
+        bench-worker clean lint
 
 all: modules worker
 
@@ -141,6 +142,14 @@ bench-capture: all
 
 bench-decide: all
 	@$(PYTHON) bench/decide.py
+
+# the engine alone (decode, evaluate, hash) with bench/decide.py's team
+bench-decide-engine:
+	@mkdir -p $(BUILD)/bench
+	@$(CC) -O2 -g $(WARN) -Icommon -Ingx_decide_module \
+	    -o $(BUILD)/bench/decide_engine bench/decide_engine.c \
+	    $(wildcard ngx_decide_module/decide_*.c) $(COMMON_SRCS) $(LIBS)
+	@$(BUILD)/bench/decide_engine
 
 bench-worker: all
 	@$(PYTHON) bench/worker.py

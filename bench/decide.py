@@ -2,10 +2,16 @@
 """make bench-decide: req/s and p50/p99 of /flags?v=2 with one nginx worker
 against the snapshot the ingest-worker published to Redis, next to nginx's
 `return 204`, measured in one run with wrk (issue 4).  Numbers are printed,
-never asserted."""
+never asserted.
+
+Each wrk line also shows the nginx worker's CPU time per request (user +
+system from /proc), which other load on the machine disturbs much less
+than req/s.  Then /flags?v=2 runs open-loop at half the rate wrk reached
+(bench/openloop.c, see there for why not wrk) and prints its latency."""
 
 import json
 import os
+import subprocess
 import sys
 import tempfile
 
@@ -16,6 +22,10 @@ sys.path.insert(0, HERE)
 import services as S  # noqa: E402
 import stack as ST  # noqa: E402
 from capture import lua, wrk, CONNS, DURATION  # noqa: E402
+
+ROOT = os.path.join(HERE, "..")
+OPENLOOP = os.path.join(ROOT, "build", "bench", "openloop")
+OPENLOOP_CONNS = os.environ.get("BENCH_OPENLOOP_CONNECTIONS", "64")
 
 CONF = """
 load_module @MODULES@/ngx_http_decide_module.so;
@@ -64,12 +74,46 @@ def flags():
     return out
 
 
+def worker_pid(master):
+    with open(f"/proc/{master}/task/{master}/children") as f:
+        return int(f.read().split()[0])
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def build_openloop():
+    os.makedirs(os.path.dirname(OPENLOOP), exist_ok=True)
+    subprocess.run(["cc", "-O2", "-Wall", "-Wextra", "-Werror", "-o",
+                    OPENLOOP, os.path.join(HERE, "openloop.c")], check=True)
+
+
+def openloop(port, rate, path, body, headers, req_file):
+    head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n" + "".join(
+        f"{k}: {v}\r\n" for k, v in headers.items()) + \
+        f"Content-Length: {len(body)}\r\n\r\n"
+    with open(req_file, "wb") as f:
+        f.write(head.encode() + body)
+    secs = DURATION.rstrip("s")
+    out = subprocess.run([OPENLOOP, "127.0.0.1", str(port), str(rate), secs,
+                          OPENLOOP_CONNS, req_file], capture_output=True,
+                         text=True)
+    if out.returncode != 0:
+        return None, out.stderr.strip()
+    words = out.stdout.split()
+    return dict(zip(words[0::2], words[1::2])), None
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="edgehog-bench-decide-")
     pg = S.Postgres(tmp)
     redis = S.Redis(tmp)
     nginx = None
     started = []
+    build_openloop()
     try:
         for svc in (pg, redis):
             svc.start()
@@ -118,13 +162,30 @@ def main():
         print(f"wrk -t1 -c{CONNS} -d{DURATION}; 1 nginx worker; "
               f"Redis local; response {len(body)} byte request")
         res = {}
+        wpid = worker_pid(nginx.pid)
         for key, title, url, script in cases:
+            cpu0 = cpu_seconds(wpid)
             rps, p50, p99, bad = wrk(url, script)
+            cpu = cpu_seconds(wpid) - cpu0
             res[key] = rps
+            n = rps * float(DURATION.rstrip("s"))
             print(f"({key}) {title:36s} {rps:10.0f} req/s  p50 {p50:>8s}  "
-                  f"p99 {p99:>8s}  non-2xx {bad}")
+                  f"p99 {p99:>8s}  non-2xx {bad}  "
+                  f"worker CPU {cpu * 1e6 / n:6.1f} us/req")
         print(f"ratio (b)/(a) = {res['b'] / res['a']:.2f}  (target >= 0.6)")
         print(f"ratio (c)/(a) = {res['c'] / res['a']:.2f}")
+        rate = int(res["b"] / 2)
+        out, err = openloop(nginx.port, rate, "/flags?v=2", body, js,
+                            f"{tmp}/b.http")
+        if out is None:
+            print(f"(b) open loop at {rate} req/s failed: {err}")
+        else:
+            print(f"(b) open loop at {rate} req/s (half of wrk's), "
+                  f"{OPENLOOP_CONNS} connections: p50 {out['p50_us']}us  "
+                  f"p99 {out['p99_us']}us  p99.9 {out['p999_us']}us  "
+                  f"max {out['max_us']}us  done {out['done']}/"
+                  f"{out['sent']}  non-2xx {out['non2xx']}  errors "
+                  f"{out['errors']}  (target p99 < 1000us)")
         bad = nginx.bad_log_lines()
         if bad:
             print("nginx error log:\n" + "\n".join(bad))

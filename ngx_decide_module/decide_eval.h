@@ -10,7 +10,9 @@
  *
  *     team = decide_team_create(flags, group_type_mapping, cohorts,
  *                               err, sizeof(err));
- *         once per snapshot; the team is immutable afterwards and
+ *         once per snapshot, off the request path: the flags and
+ *         cohorts are compiled (decide_team.c, decide_filter.c,
+ *         decide_cohort.c); the team is immutable afterwards and
  *         holds references to the JSON it was given;
  *
  *     out = <decide_team_nflags(team) results, e.g. from r->pool>;
@@ -27,10 +29,11 @@
  *
  * out[i] corresponds to the i-th element of the flags array.  Results
  * point into the team (keys, variants, payloads) and stay valid while
- * the team lives.  Evaluation allocates nothing per request apart from
- * regex patterns missing from the team cache (never, for patterns in
- * the flags and cohorts it was built from) and SHA-1 inputs above
- * 512 bytes.  A team and its regex cache serve one thread at a time.
+ * the team lives, payloads with their JSON text (payload_json) rendered
+ * at load.  Evaluation reads no flag JSON and allocates only for the
+ * rare str() of an array or object property (decide_props.h).  A
+ * team and its regex cache (one match-data block) serve one thread at a
+ * time.
  */
 
 #ifndef _DECIDE_EVAL_H_INCLUDED_
@@ -115,6 +118,8 @@ typedef struct {
     json_int_t         version;           /* 0 when null */
     const char        *variant;           /* NULL: boolean */
     const json_t      *payload;           /* NULL: no payload entry */
+    const char        *payload_json;      /* its compact JSON or NULL */
+    size_t             payload_json_len;
     const char        *error;             /* DECIDE_STATUS_FAILED code */
     decide_status_e    status;
     decide_reason_e    reason;
@@ -140,6 +145,10 @@ decide_team_t *decide_team_create(json_t *flags, json_t *group_type_mapping,
 void decide_team_free(decide_team_t *team);
 size_t decide_team_nflags(const decide_team_t *team);
 
+/* key (NULL: not a usable flag), id and version of flag i */
+const char *decide_team_flag_key(const decide_team_t *team, size_t i,
+    json_int_t *id, json_int_t *version);
+
 /* the group type index of a group type name, -1 if not mapped */
 int decide_team_group_type_index(const decide_team_t *team,
     const char *name);
@@ -150,6 +159,12 @@ unsigned decide_eval_flags(const decide_team_t *team,
 
 /* "condition_match" etc.; the error code for DECIDE_REASON_ERROR */
 const char *decide_reason_code(const decide_result_t *r);
+
+/*
+ * The description as a constant; for condition_match it is the text
+ * before the 1-based condition number ("Matched condition set ").
+ */
+const char *decide_reason_text(const decide_result_t *r);
 
 /* the fixed description text ("Matched condition set 2") */
 size_t decide_reason_description(const decide_result_t *r, char *buf,

@@ -5,82 +5,68 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <pthread.h>
-#include <openssl/evp.h>
+
+/*
+ * SHA1_Init() and SHA1_Transform() are deprecated in OpenSSL 3 but still
+ * shipped and still dispatch to the SHA-NI/AVX code; the EVP layer costs
+ * more than the compression itself for these one-block inputs.
+ */
+#define OPENSSL_SUPPRESS_DEPRECATED
+#include <openssl/sha.h>
 
 #include "decide_hash.h"
 
 
-static void decide_hash_init(void);
-static EVP_MD_CTX *decide_hash_ctx(void);
-
-
-/*
- * OpenSSL 3's one-shot SHA1() fetches the implementation on every call,
- * with locks and reference counting: a quarter of a 20-flag evaluation.
- * The algorithm is fetched once per process and each thread keeps one
- * context (requests evaluate on the nginx thread, snapshots are built in
- * pool threads); these statics are that cache.  A thread's context lives
- * as long as the thread.
- */
-static EVP_MD                  *decide_hash_md;
-static pthread_once_t           decide_hash_once = PTHREAD_ONCE_INIT;
-static __thread EVP_MD_CTX     *decide_hash_tls_ctx;
-
-
-static void
-decide_hash_init(void)
-{
-    decide_hash_md = EVP_MD_fetch(NULL, "SHA1", NULL);
-}
-
-
-static EVP_MD_CTX *
-decide_hash_ctx(void)
-{
-    pthread_once(&decide_hash_once, decide_hash_init);
-
-    if (decide_hash_md == NULL) {
-        return NULL;
-    }
-
-    if (decide_hash_tls_ctx == NULL) {
-        decide_hash_tls_ctx = EVP_MD_CTX_new();
-    }
-
-    return decide_hash_tls_ctx;
-}
+/* what fits in one 64-byte block after the 0x80 and the 8-byte length */
+#define DECIDE_HASH_ONE_BLOCK  55
 
 
 uint64_t
 decide_hash_n(const char *prefix, size_t prefix_len, const char *id,
     size_t id_len, const char *salt, size_t salt_len)
 {
-    uint64_t        n;
-    unsigned int    mdlen;
-    EVP_MD_CTX     *ctx;
-    unsigned char   md[EVP_MAX_MD_SIZE];
+    size_t         len;
+    uint64_t       bits;
+    SHA_CTX        sha;
+    unsigned char  block[64], md[SHA_DIGEST_LENGTH];
 
-    ctx = decide_hash_ctx();
+    len = prefix_len + id_len + salt_len;
 
-    /* the parts are hashed in place: no concatenation, no allocation */
-    if (ctx == NULL
-        || EVP_DigestInit_ex2(ctx, decide_hash_md, NULL) != 1
-        || EVP_DigestUpdate(ctx, prefix, prefix_len) != 1
-        || EVP_DigestUpdate(ctx, id, id_len) != 1
-        || EVP_DigestUpdate(ctx, salt, salt_len) != 1
-        || EVP_DigestFinal_ex(ctx, md, &mdlen) != 1)
-    {
-        /* a failure (out of memory) buckets into the last slot */
-        return 0xfffffffffffffffULL;
+    if (len <= DECIDE_HASH_ONE_BLOCK) {
+        /* pad by hand (FIPS 180-4 5.1.1) and run one compression */
+        memcpy(block, prefix, prefix_len);
+        memcpy(block + prefix_len, id, id_len);
+        memcpy(block + prefix_len + id_len, salt, salt_len);
+        block[len] = 0x80;
+        memset(block + len + 1, 0, 56 - len - 1);
+
+        bits = (uint64_t) len * 8;
+        block[56] = (unsigned char) (bits >> 56);
+        block[57] = (unsigned char) (bits >> 48);
+        block[58] = (unsigned char) (bits >> 40);
+        block[59] = (unsigned char) (bits >> 32);
+        block[60] = (unsigned char) (bits >> 24);
+        block[61] = (unsigned char) (bits >> 16);
+        block[62] = (unsigned char) (bits >> 8);
+        block[63] = (unsigned char) bits;
+
+        SHA1_Init(&sha);
+        SHA1_Transform(&sha, block);
+
+        /* SHA_CTX's h0..h4 are the big-endian words of the digest */
+        return ((((uint64_t) sha.h0) << 32) | sha.h1) >> 4;
     }
 
-    n = ((uint64_t) md[0] << 56) | ((uint64_t) md[1] << 48)
-        | ((uint64_t) md[2] << 40) | ((uint64_t) md[3] << 32)
-        | ((uint64_t) md[4] << 24) | ((uint64_t) md[5] << 16)
-        | ((uint64_t) md[6] << 8) | (uint64_t) md[7];
+    SHA1_Init(&sha);
+    SHA1_Update(&sha, prefix, prefix_len);
+    SHA1_Update(&sha, id, id_len);
+    SHA1_Update(&sha, salt, salt_len);
+    SHA1_Final(md, &sha);
 
-    return n >> 4;
+    return (((uint64_t) md[0] << 56) | ((uint64_t) md[1] << 48)
+            | ((uint64_t) md[2] << 40) | ((uint64_t) md[3] << 32)
+            | ((uint64_t) md[4] << 24) | ((uint64_t) md[5] << 16)
+            | ((uint64_t) md[6] << 8) | (uint64_t) md[7]) >> 4;
 }
 
 

@@ -23,6 +23,14 @@
 #define DECIDE_NUM_MAX       128
 
 
+/* decide_prop_filter_t.prepared */
+#define DECIDE_PF_RAW        0      /* match through decide_props_match_op */
+#define DECIDE_PF_NEVER      1      /* the value can never match */
+#define DECIDE_PF_NUM        2      /* gt/gte/lt/lte with num set */
+#define DECIDE_PF_SEMVER     3      /* semver_* with lo (and hi) set */
+#define DECIDE_PF_REGEX      4      /* regex/not_regex, regex may be NULL */
+
+
 typedef struct {
     char                  *pattern;
     size_t                 len;
@@ -74,6 +82,8 @@ static int decide_date_relative(const char *s, size_t len, double now,
     double *out);
 static int decide_regex_compile(const char *pattern, size_t len,
     pcre2_code **code);
+static pcre2_code *decide_regex_cache_find(decide_regex_cache_t *cache,
+    const char *pattern, size_t len, int *found);
 static int decide_regex_run(pcre2_code *code, pcre2_match_data *md,
     pcre2_match_context *mctx, const char *s, size_t len);
 
@@ -159,6 +169,196 @@ decide_props_match(const json_t *filter, const json_t *props,
     return decide_props_match_op(decide_props_op(json_string_value(op)),
                                  json_object_get(filter, "value"), prop,
                                  ctx);
+}
+
+
+void
+decide_props_prepare(decide_prop_filter_t *pf, const json_t *filter,
+    decide_regex_cache_t *cache)
+{
+    int            found, c;
+    char           buf[DECIDE_PROPS_STR_MAX];
+    size_t         len;
+    const char    *s;
+    const json_t  *op;
+
+    memset(pf, 0, sizeof(decide_prop_filter_t));
+
+    pf->key = json_string_value(json_object_get(filter, "key"));
+    pf->value = json_object_get(filter, "value");
+    pf->cache = cache;
+
+    op = json_object_get(filter, "operator");
+
+    /* "operator": null means the default, as an absent key does */
+    if (op != NULL && !json_is_null(op) && !json_is_string(op)) {
+        pf->op = DECIDE_OP_UNKNOWN;
+        return;
+    }
+
+    pf->op = decide_props_op(json_string_value(op));
+
+    /* absent and null values keep the generic path's early answers */
+    if (pf->value == NULL || json_is_null(pf->value)) {
+        return;
+    }
+
+    switch (pf->op) {
+
+    case DECIDE_OP_GT:
+    case DECIDE_OP_GTE:
+    case DECIDE_OP_LT:
+    case DECIDE_OP_LTE:
+        pf->prepared = (decide_props_num(pf->value, &pf->num) == 0)
+                       ? DECIDE_PF_NUM : DECIDE_PF_NEVER;
+        return;
+
+    case DECIDE_OP_SEMVER_EQ:
+    case DECIDE_OP_SEMVER_NEQ:
+    case DECIDE_OP_SEMVER_GT:
+    case DECIDE_OP_SEMVER_GTE:
+    case DECIDE_OP_SEMVER_LT:
+    case DECIDE_OP_SEMVER_LTE:
+        /* lo.pre points into the filter's string, which outlives pf */
+        if (!json_is_string(pf->value)
+            || decide_semver_parse(json_string_value(pf->value),
+                                   json_string_length(pf->value), &pf->lo)
+               != 0)
+        {
+            pf->prepared = DECIDE_PF_NEVER;
+            return;
+        }
+
+        pf->prepared = DECIDE_PF_SEMVER;
+        return;
+
+    case DECIDE_OP_SEMVER_TILDE:
+    case DECIDE_OP_SEMVER_CARET:
+    case DECIDE_OP_SEMVER_WILDCARD:
+        c = json_is_string(pf->value)
+            ? decide_props_semver_range(pf->op,
+                                        json_string_value(pf->value),
+                                        json_string_length(pf->value),
+                                        &pf->lo, &pf->hi)
+            : -1;
+
+        pf->prepared = (c == 0) ? DECIDE_PF_SEMVER : DECIDE_PF_NEVER;
+        return;
+
+    case DECIDE_OP_REGEX:
+    case DECIDE_OP_NOT_REGEX:
+        if (cache == NULL) {
+            return;
+        }
+
+        s = decide_props_str(pf->value, buf, sizeof(buf), &len);
+        if (s == NULL) {
+            /* str() does not fit: an error, false for both operators */
+            pf->prepared = DECIDE_PF_REGEX;
+            return;
+        }
+
+        if (decide_regex_cache_add(cache, s, len) != 0) {
+            return;
+        }
+
+        pf->regex = decide_regex_cache_find(cache, s, len, &found);
+        pf->prepared = found ? DECIDE_PF_REGEX : DECIDE_PF_RAW;
+        return;
+
+    default:
+        return;
+    }
+}
+
+
+int
+decide_props_match_prepared(const decide_prop_filter_t *pf,
+    const json_t *prop, const decide_props_ctx_t *ctx)
+{
+    int                    c;
+    char                   buf[DECIDE_PROPS_STR_MAX];
+    size_t                 len;
+    double                 p;
+    const char            *s;
+    decide_semver_t        pv;
+    decide_regex_cache_t  *cache;
+
+    if (pf->key == NULL) {
+        return 0;
+    }
+
+    switch (pf->prepared) {
+
+    case DECIDE_PF_NEVER:
+        /* none of these operators is negated: absent is no match too */
+        return 0;
+
+    case DECIDE_PF_NUM:
+        if (prop == NULL || decide_props_num(prop, &p) != 0) {
+            return 0;
+        }
+
+        switch (pf->op) {
+        case DECIDE_OP_GT:
+            return p > pf->num;
+        case DECIDE_OP_GTE:
+            return p >= pf->num;
+        case DECIDE_OP_LT:
+            return p < pf->num;
+        default:
+            return p <= pf->num;
+        }
+
+    case DECIDE_PF_SEMVER:
+        if (prop == NULL) {
+            return 0;
+        }
+
+        s = decide_props_str(prop, buf, sizeof(buf), &len);
+
+        if (s == NULL || decide_semver_parse(s, len, &pv) != 0) {
+            return 0;
+        }
+
+        c = decide_semver_cmp(&pv, &pf->lo);
+
+        switch (pf->op) {
+        case DECIDE_OP_SEMVER_EQ:
+            return c == 0;
+        case DECIDE_OP_SEMVER_NEQ:
+            return c != 0;
+        case DECIDE_OP_SEMVER_GT:
+            return c > 0;
+        case DECIDE_OP_SEMVER_GTE:
+            return c >= 0;
+        case DECIDE_OP_SEMVER_LT:
+            return c < 0;
+        case DECIDE_OP_SEMVER_LTE:
+            return c <= 0;
+        default:
+            return c >= 0 && decide_semver_cmp(&pv, &pf->hi) < 0;
+        }
+
+    case DECIDE_PF_REGEX:
+        if (prop == NULL) {
+            return pf->op == DECIDE_OP_NOT_REGEX;
+        }
+
+        c = -1;
+        cache = pf->cache;
+        s = decide_props_str(prop, buf, sizeof(buf), &len);
+
+        if (pf->regex && s) {
+            c = decide_regex_run(pf->regex, cache->md, cache->mctx, s, len);
+        }
+
+        /* an invalid pattern or a blown budget is false for both */
+        return (pf->op == DECIDE_OP_REGEX) ? (c == 1) : (c == 0);
+
+    default:
+        return decide_props_match_op(pf->op, pf->value, prop, ctx);
+    }
 }
 
 
@@ -1459,6 +1659,27 @@ decide_regex_cache_free(decide_regex_cache_t *cache)
 }
 
 
+static pcre2_code *
+decide_regex_cache_find(decide_regex_cache_t *cache, const char *pattern,
+    size_t len, int *found)
+{
+    size_t  i;
+
+    for (i = 0; i < cache->n; i++) {
+        if (cache->items[i].len == len
+            && memcmp(cache->items[i].pattern, pattern, len) == 0)
+        {
+            *found = 1;
+            return cache->items[i].code;
+        }
+    }
+
+    *found = 0;
+
+    return NULL;
+}
+
+
 int
 decide_regex_cache_add(decide_regex_cache_t *cache, const char *pattern,
     size_t len)
@@ -1497,7 +1718,13 @@ decide_regex_cache_add(decide_regex_cache_t *cache, const char *pattern,
     r->len = len;
 
     /* an invalid pattern is remembered too, so requests skip it fast */
-    (void) decide_regex_compile(pattern, len, &r->code);
+    if (decide_regex_compile(pattern, len, &r->code) == 0) {
+        /*
+         * JIT where the platform has it (the interpreter otherwise);
+         * pcre2_match() still enforces the match limit on JIT code.
+         */
+        (void) pcre2_jit_compile(r->code, PCRE2_JIT_COMPLETE);
+    }
 
     cache->n++;
 

@@ -89,6 +89,26 @@ typedef struct {
 } decide_semver_t;
 
 
+/*
+ * A filter prepared once per snapshot: the operator resolved, the value
+ * parsed where its operator allows (numbers, versions) and its regex
+ * looked up in the snapshot's cache, so a match does no JSON lookups on
+ * the filter.  Points into the filter JSON and the cache, which must
+ * outlive it.
+ */
+typedef struct {
+    const char            *key;     /* NULL: never matches */
+    const json_t          *value;
+    decide_regex_cache_t  *cache;
+    void                  *regex;   /* pcre2_code from the cache */
+    decide_op_e            op;
+    int                    prepared; /* DECIDE_PF_* */
+    double                 num;
+    decide_semver_t        lo;
+    decide_semver_t        hi;
+} decide_prop_filter_t;
+
+
 /* "exact" for NULL; DECIDE_OP_UNKNOWN for names we do not know */
 decide_op_e decide_props_op(const char *name);
 
@@ -100,6 +120,21 @@ decide_op_e decide_props_op(const char *name);
  */
 int decide_props_match(const json_t *filter, const json_t *props,
     const decide_props_ctx_t *ctx);
+
+/*
+ * Prepares {"key","value","operator"}; regexes are added to cache
+ * (which may be NULL: matched uncached).  Never fails: whatever cannot
+ * be prepared is matched the slow way.
+ */
+void decide_props_prepare(decide_prop_filter_t *pf, const json_t *filter,
+    decide_regex_cache_t *cache);
+
+/*
+ * decide_props_match() of a prepared filter against the property value
+ * itself (NULL = absent), which the caller has looked up by pf->key.
+ */
+int decide_props_match_prepared(const decide_prop_filter_t *pf,
+    const json_t *prop, const decide_props_ctx_t *ctx);
 
 /* the same for an operator and values; prop NULL means absent */
 int decide_props_match_op(decide_op_e op, const json_t *value,

@@ -570,6 +570,23 @@ decide_fields_get(json_t *body, decide_fields_t *f)
     }
 
     f->flag_keys = json_is_array(v) ? v : NULL;
+
+    /* an explicit runtime wins over detection (spec 1.4, 5.2) */
+    s = json_string_value(json_object_get(body, "evaluation_runtime"));
+
+    if (s && strcmp(s, "client") == 0) {
+        f->runtime = DECIDE_RUNTIME_CLIENT;
+        f->runtime_set = 1;
+
+    } else if (s && strcmp(s, "server") == 0) {
+        f->runtime = DECIDE_RUNTIME_SERVER;
+        f->runtime_set = 1;
+
+    } else if (s && strcmp(s, "all") == 0) {
+        f->runtime = DECIDE_RUNTIME_ANY;
+        f->runtime_set = 1;
+    }
+
     f->disable_flags = decide_field_true(body, "disable_flags");
     f->geoip_disable = decide_field_true(body, "geoip_disable");
 }

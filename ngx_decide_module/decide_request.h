@@ -56,6 +56,8 @@ typedef struct {
     json_t      *groups;
     json_t      *group_properties;
     json_t      *flag_keys;               /* array of strings or NULL */
+    decide_runtime_e  runtime;            /* evaluation_runtime, if set */
+    unsigned     runtime_set:1;
     unsigned     disable_flags:1;
     unsigned     geoip_disable:1;
     char         id_buf[DECIDE_ID_BUF_SIZE];

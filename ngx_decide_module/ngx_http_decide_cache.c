@@ -54,6 +54,7 @@ static void ngx_http_decide_refresh_reset(ngx_http_decide_refresh_t *rf);
 static ngx_http_decide_team_t *ngx_http_decide_team_build(const char *token,
     const char *etag, const char *data, size_t len, char *err,
     size_t errlen);
+static ngx_int_t ngx_http_decide_team_fragments(ngx_http_decide_team_t *t);
 static void ngx_http_decide_team_free(ngx_http_decide_team_t *t);
 static int ngx_http_decide_cmp_team(const void *a, const void *b);
 static int ngx_http_decide_cmp_int64(const void *a, const void *b);
@@ -646,6 +647,12 @@ ngx_http_decide_team_build(const char *token, const char *etag,
     t->config_len = strlen(t->config_text) - 2;
     memmove(t->config_text, t->config_text + 1, t->config_len);
 
+    if (ngx_http_decide_team_fragments(t) != NGX_OK) {
+        snprintf(err, errlen, "out of memory");
+        ngx_http_decide_team_free(t);
+        return NULL;
+    }
+
     /* static cohorts: person ids to match the person entry's "id" */
     n = json_array_size(cohorts);
     t->cohorts = calloc(n + 1, sizeof(ngx_http_decide_static_cohort_t));
@@ -683,6 +690,73 @@ ngx_http_decide_team_build(const char *token, const char *etag,
 }
 
 
+/*
+ * The parts of a flag's answer that depend on the flag alone, rendered
+ * once here (a pool thread) instead of escaped on every response.
+ */
+static ngx_int_t
+ngx_http_decide_team_fragments(ngx_http_decide_team_t *t)
+{
+    size_t       i, n, size, len;
+    u_char      *p;
+    json_int_t   id, version;
+    const char  *key;
+
+    n = decide_team_nflags(t->team);
+
+    t->flag_key = calloc(n + 1, 2 * sizeof(ngx_str_t));
+    if (t->flag_key == NULL) {
+        return NGX_ERROR;
+    }
+
+    t->flag_meta = t->flag_key + n + 1;
+    size = 1;
+
+    for (i = 0; i < n; i++) {
+        key = decide_team_flag_key(t->team, i, &id, &version);
+
+        if (key) {
+            len = ngx_strlen(key);
+            size += len + ngx_escape_json(NULL, (u_char *) key, len) + 2
+                    + sizeof("},\"metadata\":{\"id\":,\"version\":,"
+                             "\"description\":null,\"payload\":")
+                    + 2 * NGX_INT64_LEN;
+        }
+    }
+
+    t->frag = malloc(size);
+    if (t->frag == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = t->frag;
+
+    for (i = 0; i < n; i++) {
+        key = decide_team_flag_key(t->team, i, &id, &version);
+
+        if (key == NULL) {
+            continue;
+        }
+
+        len = ngx_strlen(key);
+
+        t->flag_key[i].data = p;
+        *p++ = '"';
+        p = (u_char *) ngx_escape_json(p, (u_char *) key, len);
+        *p++ = '"';
+        t->flag_key[i].len = p - t->flag_key[i].data;
+
+        t->flag_meta[i].data = p;
+        p = ngx_sprintf(p, "},\"metadata\":{\"id\":%L,\"version\":%L,"
+                        "\"description\":null,\"payload\":",
+                        (int64_t) id, (int64_t) version);
+        t->flag_meta[i].len = p - t->flag_meta[i].data;
+    }
+
+    return NGX_OK;
+}
+
+
 static void
 ngx_http_decide_team_free(ngx_http_decide_team_t *t)
 {
@@ -697,6 +771,8 @@ ngx_http_decide_team_free(ngx_http_decide_team_t *t)
     }
 
     free(t->cohorts);
+    free(t->flag_key);
+    free(t->frag);
     free(t->config_text);
     json_decref(t->config);
     json_decref(t->doc);

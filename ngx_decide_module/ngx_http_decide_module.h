@@ -53,6 +53,11 @@ typedef struct {
     decide_team_t              *team;
     ngx_http_decide_static_cohort_t  *cohorts;
     size_t                      ncohorts;
+
+    /* per flag, rendered with the snapshot; len 0: render per request */
+    ngx_str_t                  *flag_key;       /* "key", JSON-escaped */
+    ngx_str_t                  *flag_meta;      /* },"metadata":{.."payload": */
+    u_char                     *frag;           /* their bytes */
 } ngx_http_decide_team_t;
 
 

@@ -417,6 +417,7 @@ ngx_http_decide_process(ngx_http_request_t *r, ngx_http_decide_ctx_t *ctx)
 static ngx_int_t
 ngx_http_decide_evaluate(ngx_http_request_t *r, ngx_http_decide_ctx_t *ctx)
 {
+    int                          browser;
     size_t                       i, n;
     unsigned                     need;
     ngx_time_t                  *tp;
@@ -444,13 +445,20 @@ ngx_http_decide_evaluate(ngx_http_request_t *r, ngx_http_decide_ctx_t *ctx)
     req->now = (double) tp->sec + tp->msec / 1000.0;
 
     ua = r->headers_in.user_agent;
-    req->runtime = decide_runtime_detect(
-                       ua ? (char *) ua->value.data : NULL,
-                       ua ? ua->value.len : 0,
-                       ngx_http_edgehog_header_in(r, "Origin", 6) != NULL
-                       || r->headers_in.referer != NULL
-                       || ngx_http_edgehog_header_in(r, "Sec-Fetch-Mode", 14)
-                          != NULL);
+
+    if (ctx->fields.runtime_set) {
+        req->runtime = ctx->fields.runtime;
+
+    } else {
+        browser = ngx_http_edgehog_header_in(r, "Origin", 6) != NULL
+                  || r->headers_in.referer != NULL
+                  || ngx_http_edgehog_header_in(r, "Sec-Fetch-Mode", 14)
+                     != NULL;
+
+        req->runtime = decide_runtime_detect(
+                           ua ? (char *) ua->value.data : NULL,
+                           ua ? ua->value.len : 0, browser);
+    }
 
     /*
      * First pass with the request's values only; whatever stored data
@@ -1091,6 +1099,7 @@ ngx_http_decide_finish(ngx_http_request_t *r, ngx_http_decide_ctx_t *ctx)
                 ctx->results[i].enabled = 0;
                 ctx->results[i].variant = NULL;
                 ctx->results[i].payload = NULL;
+                ctx->results[i].payload_json = NULL;
                 ctx->results[i].condition_index = -1;
                 ctx->results[i].errors = 1;
             }

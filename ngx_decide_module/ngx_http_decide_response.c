@@ -41,10 +41,15 @@ static void ngx_http_decide_out_strn(ngx_http_decide_out_t *o, const char *s,
     size_t len);
 static void ngx_http_decide_out_json(ngx_http_decide_out_t *o,
     const json_t *v);
+static u_char *ngx_http_decide_out_uint(u_char *p, ngx_uint_t n);
+static void ngx_http_decide_out_key(ngx_http_decide_out_t *o,
+    ngx_http_decide_ctx_t *ctx, size_t i, const decide_result_t *res);
+static void ngx_http_decide_out_payload(ngx_http_decide_out_t *o,
+    const decide_result_t *res);
 static void ngx_http_decide_out_value(ngx_http_decide_out_t *o,
     const decide_result_t *res);
 static void ngx_http_decide_out_detail(ngx_http_decide_out_t *o,
-    const decide_result_t *res);
+    ngx_http_decide_ctx_t *ctx, size_t i, const decide_result_t *res);
 static void ngx_http_decide_out_common(ngx_http_decide_out_t *o);
 static ngx_int_t ngx_http_decide_send_json(ngx_http_request_t *r,
     ngx_uint_t status, json_t *doc);
@@ -68,7 +73,10 @@ ngx_http_decide_send(ngx_http_request_t *r, ngx_http_decide_ctx_t *ctx)
     decide_result_t         *res;
     ngx_http_decide_out_t    o, p;
 
-    if (ngx_http_decide_out_init(&o, r->pool, 1024) != NGX_OK
+    /* about 240 bytes per flag in flags-v2 detail: grow rarely */
+    n = ctx->results ? decide_team_nflags(ctx->team->team) : 0;
+
+    if (ngx_http_decide_out_init(&o, r->pool, 1024 + n * 256) != NGX_OK
         || ngx_http_decide_out_init(&p, r->pool, 256) != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -103,6 +111,7 @@ ngx_http_decide_send(ngx_http_request_t *r, ngx_http_decide_ctx_t *ctx)
             res->enabled = 0;
             res->variant = NULL;
             res->payload = NULL;
+            res->payload_json = NULL;
         }
 
         if (res->errors) {
@@ -118,7 +127,7 @@ ngx_http_decide_send(ngx_http_request_t *r, ngx_http_decide_ctx_t *ctx)
                 }
 
                 first = 0;
-                ngx_http_decide_out_str(&o, res->key);
+                ngx_http_decide_out_key(&o, ctx, i, res);
             }
 
             break;
@@ -136,7 +145,7 @@ ngx_http_decide_send(ngx_http_request_t *r, ngx_http_decide_ctx_t *ctx)
             }
 
             first = 0;
-            ngx_http_decide_out_str(&o, res->key);
+            ngx_http_decide_out_key(&o, ctx, i, res);
             ngx_http_decide_out_lit(&o, ":");
             ngx_http_decide_out_value(&o, res);
 
@@ -148,9 +157,9 @@ ngx_http_decide_send(ngx_http_request_t *r, ngx_http_decide_ctx_t *ctx)
                 }
 
                 pfirst = 0;
-                ngx_http_decide_out_str(&p, res->key);
+                ngx_http_decide_out_key(&p, ctx, i, res);
                 ngx_http_decide_out_lit(&p, ":");
-                ngx_http_decide_out_json(&p, res->payload);
+                ngx_http_decide_out_payload(&p, res);
             }
 
             break;
@@ -161,9 +170,7 @@ ngx_http_decide_send(ngx_http_request_t *r, ngx_http_decide_ctx_t *ctx)
             }
 
             first = 0;
-            ngx_http_decide_out_str(&o, res->key);
-            ngx_http_decide_out_lit(&o, ":");
-            ngx_http_decide_out_detail(&o, res);
+            ngx_http_decide_out_detail(&o, ctx, i, res);
             break;
         }
     }
@@ -330,6 +337,20 @@ ngx_http_decide_out_json(ngx_http_decide_out_t *o, const json_t *v)
 }
 
 
+/* the engine's text rendered at snapshot load, else render it now */
+static void
+ngx_http_decide_out_payload(ngx_http_decide_out_t *o,
+    const decide_result_t *res)
+{
+    if (res->payload_json) {
+        ngx_http_decide_out_raw(o, res->payload_json, res->payload_json_len);
+        return;
+    }
+
+    ngx_http_decide_out_json(o, res->payload);
+}
+
+
 /* jansson strings may hold NUL bytes: escape them as \u0000 */
 static void
 ngx_http_decide_out_strn(ngx_http_decide_out_t *o, const char *s, size_t len)
@@ -388,58 +409,138 @@ ngx_http_decide_out_value(ngx_http_decide_out_t *o,
 
 
 static void
-ngx_http_decide_out_detail(ngx_http_decide_out_t *o,
-    const decide_result_t *res)
+ngx_http_decide_out_key(ngx_http_decide_out_t *o, ngx_http_decide_ctx_t *ctx,
+    size_t i, const decide_result_t *res)
 {
-    char    desc[256];
-    u_char  num[NGX_INT64_LEN + 2];
+    ngx_str_t  *key;
 
-    ngx_http_decide_out_lit(o, "{\"key\":");
+    key = &ctx->team->flag_key[i];
+
+    if (key->len) {
+        ngx_http_decide_out_raw(o, (char *) key->data, key->len);
+        return;
+    }
+
     ngx_http_decide_out_str(o, res->key);
+}
+
+
+/* decimal without ngx_sprintf()'s format parsing: this runs per flag */
+static u_char *
+ngx_http_decide_out_uint(u_char *p, ngx_uint_t n)
+{
+    u_char   tmp[NGX_INT_T_LEN], *t;
+
+    t = tmp + NGX_INT_T_LEN;
+
+    do {
+        *--t = (u_char) ('0' + n % 10);
+        n /= 10;
+    } while (n);
+
+    return ngx_cpymem(p, t, tmp + NGX_INT_T_LEN - t);
+}
+
+
+/*
+ * "key":{"key":..,"enabled":..,"variant":..,"reason":{..},"metadata":{..}}
+ * in one reservation from the snapshot's fragments: reason codes and
+ * descriptions are our own ASCII constants, which need no escaping.
+ */
+static void
+ngx_http_decide_out_detail(ngx_http_decide_out_t *o,
+    ngx_http_decide_ctx_t *ctx, size_t i, const decide_result_t *res)
+{
+    size_t       vlen, esc, size;
+    u_char      *p;
+    ngx_str_t   *key, *meta;
+    const char  *code, *text;
+
+    key = &ctx->team->flag_key[i];
+    meta = &ctx->team->flag_meta[i];
+
+    if (key->len == 0) {
+        /* no fragments: a flag the snapshot could not render */
+        ngx_http_decide_out_str(o, res->key);
+        ngx_http_decide_out_lit(o, ":{\"key\":");
+        ngx_http_decide_out_str(o, res->key);
+
+    } else {
+        ngx_http_decide_out_raw(o, (char *) key->data, key->len);
+        ngx_http_decide_out_lit(o, ":{\"key\":");
+        ngx_http_decide_out_raw(o, (char *) key->data, key->len);
+    }
+
+    vlen = res->variant ? ngx_strlen(res->variant) : 0;
+    esc = res->variant ? ngx_escape_json(NULL, (u_char *) res->variant, vlen)
+                       : 0;
+    code = decide_reason_code(res);
+    text = decide_reason_text(res);
+
+    size = vlen + esc + ngx_strlen(code) + ngx_strlen(text) + meta->len
+           + NGX_INT64_LEN * 4 + 256;
+
+    p = ngx_http_decide_out_reserve(o, size);
+    if (p == NULL) {
+        return;
+    }
 
     if (res->enabled) {
-        ngx_http_decide_out_lit(o, ",\"enabled\":true,\"variant\":");
+        p = ngx_cpymem(p, ",\"enabled\":true,\"variant\":",
+                       sizeof(",\"enabled\":true,\"variant\":") - 1);
     } else {
-        ngx_http_decide_out_lit(o, ",\"enabled\":false,\"variant\":");
+        p = ngx_cpymem(p, ",\"enabled\":false,\"variant\":",
+                       sizeof(",\"enabled\":false,\"variant\":") - 1);
     }
 
     if (res->variant) {
-        ngx_http_decide_out_str(o, res->variant);
+        *p++ = '"';
+        p = (u_char *) ngx_escape_json(p, (u_char *) res->variant, vlen);
+        *p++ = '"';
+
     } else {
-        ngx_http_decide_out_lit(o, "null");
+        p = ngx_cpymem(p, "null", 4);
     }
 
     if (res->status == DECIDE_STATUS_FAILED) {
-        ngx_http_decide_out_lit(o, ",\"failed\":true");
+        p = ngx_cpymem(p, ",\"failed\":true", sizeof(",\"failed\":true") - 1);
     }
 
-    ngx_http_decide_out_lit(o, ",\"reason\":{\"code\":");
-    ngx_http_decide_out_str(o, decide_reason_code(res));
-    ngx_http_decide_out_lit(o, ",\"condition_index\":");
+    p = ngx_cpymem(p, ",\"reason\":{\"code\":\"",
+                   sizeof(",\"reason\":{\"code\":\"") - 1);
+    p = ngx_cpymem(p, code, ngx_strlen(code));
+    p = ngx_cpymem(p, "\",\"condition_index\":",
+                   sizeof("\",\"condition_index\":") - 1);
 
     if (res->condition_index < 0) {
-        ngx_http_decide_out_lit(o, "null");
+        p = ngx_cpymem(p, "null", 4);
     } else {
-        ngx_http_decide_out_raw(o, (char *) num,
-                                ngx_sprintf(num, "%d", res->condition_index)
-                                - num);
+        p = ngx_http_decide_out_uint(p, res->condition_index);
     }
 
-    decide_reason_description(res, desc, sizeof(desc));
-    ngx_http_decide_out_lit(o, ",\"description\":");
-    ngx_http_decide_out_str(o, desc);
+    p = ngx_cpymem(p, ",\"description\":\"",
+                   sizeof(",\"description\":\"") - 1);
+    p = ngx_cpymem(p, text, ngx_strlen(text));
 
-    ngx_http_decide_out_lit(o, "},\"metadata\":{\"id\":");
-    ngx_http_decide_out_raw(o, (char *) num,
-                            ngx_sprintf(num, "%L", (int64_t) res->id) - num);
-    ngx_http_decide_out_lit(o, ",\"version\":");
-    ngx_http_decide_out_raw(o, (char *) num,
-                            ngx_sprintf(num, "%L", (int64_t) res->version)
-                            - num);
-    ngx_http_decide_out_lit(o, ",\"description\":null,\"payload\":");
+    if (res->reason == DECIDE_REASON_CONDITION_MATCH) {
+        p = ngx_http_decide_out_uint(p, res->condition_index + 1);
+    }
+
+    *p++ = '"';
+
+    if (meta->len) {
+        p = ngx_cpymem(p, meta->data, meta->len);
+
+    } else {
+        p = ngx_sprintf(p, "},\"metadata\":{\"id\":%L,\"version\":%L,"
+                        "\"description\":null,\"payload\":",
+                        (int64_t) res->id, (int64_t) res->version);
+    }
+
+    o->pos = p;
 
     if (res->payload) {
-        ngx_http_decide_out_json(o, res->payload);
+        ngx_http_decide_out_payload(o, res);
     } else {
         ngx_http_decide_out_lit(o, "null");
     }

@@ -13,7 +13,11 @@
  *
  * Every flag is evaluated twice, first as a request without stored
  * data (lookups pending), then with everything loaded, the way the
- * module does; "filter" also goes straight to decide_props_match().
+ * module does.  decide_team_create() compiles the flags and cohorts, so
+ * that step is fuzzed too.  "filter" also goes straight to
+ * decide_props_match() and, prepared the way the team compiles filters,
+ * to decide_props_match_prepared(): both must agree (regexes aside,
+ * where JIT and interpreter may hit their limits at different points).
  */
 
 
@@ -32,9 +36,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    char                buf[128];
-    size_t              i, n;
-    json_t             *root, *flags;
+    int                    a, b;
+    char                   buf[128];
+    size_t                 i, n;
+    json_t                *root, *flags, *filter, *props;
+    decide_regex_cache_t  *cache;
+    decide_prop_filter_t   pf;
     decide_team_t      *team;
     decide_result_t    *out;
     decide_request_t    req;
@@ -49,9 +56,26 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     pctx.now = 1718452800.0;
     pctx.regex = NULL;
-    (void) decide_props_match(json_object_get(root, "filter"),
-                              json_object_get(root, "person_properties"),
-                              &pctx);
+    filter = json_object_get(root, "filter");
+    props = json_object_get(root, "person_properties");
+    a = decide_props_match(filter, props, &pctx);
+
+    cache = decide_regex_cache_create();
+    if (cache) {
+        decide_props_prepare(&pf, filter, cache);
+        b = decide_props_match_prepared(&pf, (pf.key && json_is_object(props))
+                                             ? json_object_get(props, pf.key)
+                                             : NULL,
+                                        &pctx);
+
+        if (a != b && pf.op != DECIDE_OP_REGEX
+            && pf.op != DECIDE_OP_NOT_REGEX)
+        {
+            abort();
+        }
+
+        decide_regex_cache_free(cache);
+    }
 
     team = decide_team_create(flags, json_object_get(root,
                                                      "group_type_mapping"),

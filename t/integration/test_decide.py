@@ -791,3 +791,50 @@ def test_group_properties_from_redis_entry(stack):
     assert f["errorsWhileComputingFlags"] is True
     assert f["flags"]["big-company"]["failed"] is True
     assert f["flags"]["everyone"]["enabled"] is True
+
+
+def test_distinct_id_is_an_implicit_person_property(stack):
+    """spec 1.6: a person filter on "distinct_id" sees the request's
+    distinct id when person_properties lack it; a sent value wins."""
+    tid, token = stack.worker.team_create("implicit distinct_id")
+    put_flags(stack, token, {"key": "by-did", "filters": {"groups": [{
+        "properties": [{"key": "distinct_id", "type": "person",
+                        "operator": "exact", "value": ["alice"]}],
+        "rollout_percentage": 100}]}})
+    wait_flag(stack, token, "by-did")
+
+    doc = flags_v2(stack, token, {"distinct_id": "alice"}).json()
+    assert doc["flags"]["by-did"]["enabled"] is True
+    assert doc["errorsWhileComputingFlags"] is False
+
+    doc = flags_v2(stack, token, {"distinct_id": "bob"}).json()
+    assert doc["flags"]["by-did"]["enabled"] is False
+
+    doc = flags_v2(stack, token, {"distinct_id": "bob", "person_properties":
+                                  {"distinct_id": "alice"}}).json()
+    assert doc["flags"]["by-did"]["enabled"] is True
+
+
+def test_explicit_evaluation_runtime_overrides_detection(stack):
+    """spec 1.4/5.2: a body evaluation_runtime wins over the runtime the
+    headers suggest; "all" gets every flag."""
+    tid, token = stack.worker.team_create("explicit runtime")
+    on = {"groups": [{"properties": [], "rollout_percentage": 100}]}
+    put_flags(stack, token, [
+        {"key": "rt-server", "evaluation_runtime": "server", "filters": on},
+        {"key": "rt-client", "evaluation_runtime": "client", "filters": on},
+        {"key": "rt-all", "filters": on}])
+    browser = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0",
+               "Origin": "https://app.example.com"}
+    wait_flag(stack, token, "rt-all")
+
+    def keys(body):
+        r = flags_v2(stack, token, body, headers=browser)
+        assert r.status_code == 200, r.text
+        return set(r.json()["flags"])
+
+    assert wait_for(lambda: keys({}) == {"rt-client", "rt-all"},
+                    timeout=10, what="client flags", interval=0.05)
+    assert keys({"evaluation_runtime": "server"}) == {"rt-server", "rt-all"}
+    assert keys({"evaluation_runtime": "all"}) == {"rt-server", "rt-client",
+                                                   "rt-all"}

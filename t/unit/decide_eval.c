@@ -30,6 +30,7 @@ static void decide_t_cohorts(void);
 static void decide_t_super(void);
 static void decide_t_continuity(void);
 static void decide_t_description(void);
+static void decide_t_implicit_distinct_id(void);
 static decide_team_t *decide_t_team(const char *flags, const char *mapping,
     const char *cohorts);
 static const decide_result_t *decide_t_find(const decide_team_t *team,
@@ -48,6 +49,7 @@ main(void)
     decide_t_super();
     decide_t_continuity();
     decide_t_description();
+    decide_t_implicit_distinct_id();
 
     return done_testing();
 }
@@ -531,6 +533,52 @@ decide_t_description(void)
     is_str(buf, "No matching condition set (group conditions were not "
            "evaluated because no group type was provided)",
            "groups not evaluated text");
+}
+
+
+/* spec 1.6: "distinct_id" is a person property unless the request sets it */
+static void
+decide_t_implicit_distinct_id(void)
+{
+    unsigned           need;
+    json_t            *pp;
+    decide_team_t     *team;
+    decide_result_t    out[2];
+    decide_request_t   req;
+
+    team = decide_t_team(
+        "[{\"id\":1,\"key\":\"by-id\",\"active\":true,\"filters\":{"
+        "\"groups\":[{\"properties\":[{\"key\":\"distinct_id\","
+        "\"type\":\"person\",\"operator\":\"exact\","
+        "\"value\":[\"u1\"]}],\"rollout_percentage\":100}]}},"
+        "{\"id\":2,\"key\":\"by-cohort\",\"active\":true,\"filters\":{"
+        "\"groups\":[{\"properties\":[{\"key\":\"id\",\"type\":\"cohort\","
+        "\"value\":5}],\"rollout_percentage\":100}]}}]",
+        NULL,
+        "[{\"id\":5,\"filters\":{\"properties\":{\"type\":\"AND\","
+        "\"values\":[{\"key\":\"distinct_id\",\"type\":\"person\","
+        "\"operator\":\"icontains\",\"value\":\"U\"}]}}}]");
+
+    memset(&req, 0, sizeof(req));
+    req.distinct_id = "u1";
+    req.runtime = DECIDE_RUNTIME_ANY;
+
+    need = decide_eval_flags(team, &req, out);
+    is_int(need, 0, "implicit distinct_id: no lookup");
+    ok(out[0].enabled, "implicit distinct_id matches a condition");
+    ok(out[1].enabled, "implicit distinct_id matches a cohort");
+
+    req.distinct_id = "x9";
+    (void) decide_eval_flags(team, &req, out);
+    ok(!out[0].enabled && !out[1].enabled, "other distinct_id: no match");
+
+    pp = json_pack("{s:s}", "distinct_id", "u1");
+    req.person_properties = pp;
+    (void) decide_eval_flags(team, &req, out);
+    ok(out[0].enabled, "request distinct_id property wins");
+
+    json_decref(pp);
+    decide_team_free(team);
 }
 
 

@@ -168,6 +168,23 @@ main(void)
     is_str(f.distinct_id, "123.45", "real id stringified");
     json_decref(v);
 
+    v = json_loads("{\"evaluation_runtime\":\"server\"}", 0, NULL);
+    decide_fields_get(v, &f);
+    ok(f.runtime_set && f.runtime == DECIDE_RUNTIME_SERVER,
+       "explicit evaluation_runtime server");
+    json_decref(v);
+
+    v = json_loads("{\"evaluation_runtime\":\"all\"}", 0, NULL);
+    decide_fields_get(v, &f);
+    ok(f.runtime_set && f.runtime == DECIDE_RUNTIME_ANY,
+       "explicit evaluation_runtime all");
+    json_decref(v);
+
+    v = json_loads("{\"evaluation_runtime\":\"mars\"}", 0, NULL);
+    decide_fields_get(v, &f);
+    ok(!f.runtime_set, "unknown evaluation_runtime: detection decides");
+    json_decref(v);
+
     v = json_pack("{s:s}", "distinct_id",
                   "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
                   "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
