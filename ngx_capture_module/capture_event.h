@@ -36,14 +36,20 @@ typedef enum {
 
 typedef struct {
     const char                 *name;
-    char                       *value;
+    const char                 *value;
 } capture_header_t;
 
 
+/*
+ * The value, the key and the header values share one malloc() block that
+ * starts with the value: whoever takes the value (librdkafka with
+ * RD_KAFKA_MSG_F_FREE) sets it to NULL and owns the block from then on.
+ */
 typedef struct {
     capture_topic_e             topic;
     /* NULL: no key (random partition) */
-    char                       *key;
+    const char                 *key;
+    size_t                      key_len;
     char                       *value;
     size_t                      value_len;
     capture_header_t            headers[CAPTURE_MAX_HEADERS];

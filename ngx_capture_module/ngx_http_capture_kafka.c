@@ -447,7 +447,7 @@ ngx_int_t
 ngx_http_capture_kafka_produce(ngx_http_request_t *r, capture_msg_t *msgs,
     ngx_uint_t n, ngx_http_capture_done_pt done)
 {
-    size_t                         h, klen;
+    size_t                         h;
     ngx_uint_t                     i;
     rd_kafka_topic_t              *rkt;
     ngx_pool_cleanup_t            *cln;
@@ -504,14 +504,13 @@ ngx_http_capture_kafka_produce(ngx_http_request_t *r, capture_msg_t *msgs,
                                 msgs[i].headers[h].value, -1);
         }
 
-        klen = msgs[i].key ? ngx_strlen(msgs[i].key) : 0;
 
         err = rd_kafka_producev(mcf->rk,
                                 RD_KAFKA_V_RKT(rkt),
                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
                                 RD_KAFKA_V_VALUE(msgs[i].value,
                                                  msgs[i].value_len),
-                                RD_KAFKA_V_KEY(msgs[i].key, klen),
+                                RD_KAFKA_V_KEY(msgs[i].key, msgs[i].key_len),
                                 RD_KAFKA_V_HEADERS(hdrs),
                                 RD_KAFKA_V_OPAQUE(w),
                                 RD_KAFKA_V_END);
@@ -522,7 +521,10 @@ ngx_http_capture_kafka_produce(ngx_http_request_t *r, capture_msg_t *msgs,
             goto failed;
         }
 
-        /* F_FREE: librdkafka owns and free()s the value once produced */
+        /*
+         * F_FREE: librdkafka owns and free()s the value once produced;
+         * the key and the headers in its block were copied by producev
+         */
         msgs[i].value = NULL;
 
         if (w) {

@@ -91,17 +91,14 @@ ngx_http_capture_limits_apply(ngx_http_request_t *r, capture_msg_t *msgs,
         msgs[i].topic = CAPTURE_TOPIC_OVERFLOW;
 
         /* no key: a random partition takes the hot key's load */
-        free(msgs[i].key);
         msgs[i].key = NULL;
+        msgs[i].key_len = 0;
 
         if (forced && msgs[i].nheaders < CAPTURE_MAX_HEADERS) {
             msgs[i].headers[msgs[i].nheaders].name =
                                             "force_disable_person_processing";
-            msgs[i].headers[msgs[i].nheaders].value = strdup("true");
-
-            if (msgs[i].headers[msgs[i].nheaders].value) {
-                msgs[i].nheaders++;
-            }
+            msgs[i].headers[msgs[i].nheaders].value = "true";
+            msgs[i].nheaders++;
         }
 
         if (shm) {

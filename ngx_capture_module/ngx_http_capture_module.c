@@ -15,6 +15,7 @@
 
 static ngx_int_t ngx_http_capture_handler(ngx_http_request_t *r);
 static void ngx_http_capture_body_handler(ngx_http_request_t *r);
+static void ngx_http_capture_read_body(ngx_http_request_t *r);
 static ngx_int_t ngx_http_capture_too_large(ngx_http_request_t *r);
 static void *ngx_http_capture_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_capture_init_main_conf(ngx_conf_t *cf, void *conf);
@@ -284,6 +285,7 @@ static ngx_int_t
 ngx_http_capture_handler(ngx_http_request_t *r)
 {
     ngx_int_t                     rc;
+    ngx_http_capture_ctx_t       *ctx;
     ngx_http_capture_loc_conf_t  *lcf;
 
     if (r->method == NGX_HTTP_OPTIONS) {
@@ -318,7 +320,62 @@ ngx_http_capture_handler(ngx_http_request_t *r)
         return rc;
     }
 
+    /*
+     * nginx answers a body read timeout by closing the connection; the
+     * reader is wrapped so the SDK gets a JSON 408 instead (DESIGN.md)
+     */
+    if (rc == NGX_AGAIN && r->read_event_handler != ngx_http_block_reading) {
+        ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_capture_ctx_t));
+        if (ctx == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ctx->read_body = r->read_event_handler;
+        ngx_http_set_ctx(r, ctx, ngx_http_capture_module);
+
+        r->read_event_handler = ngx_http_capture_read_body;
+    }
+
     return NGX_DONE;
+}
+
+
+static void
+ngx_http_capture_read_body(ngx_http_request_t *r)
+{
+    ngx_int_t                rc;
+    ngx_event_t             *rev;
+    ngx_http_capture_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_capture_module);
+    rev = r->connection->read;
+
+    if (!rev->timedout) {
+        ctx->read_body(r);
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, NGX_ETIMEDOUT,
+                  "capture: client timed out sending the body");
+
+    /*
+     * the rest of the body is never read: no keepalive, and the lingering
+     * close that nginx runs for a body still being read must not see the
+     * timeout as its own
+     */
+    rev->timedout = 0;
+    r->keepalive = 0;
+
+    if (rev->timer_set) {
+        ngx_del_timer(rev);
+    }
+
+    r->read_event_handler = ngx_http_block_reading;
+
+    rc = ngx_http_edgehog_send_error(r, NGX_HTTP_REQUEST_TIME_OUT, "timeout",
+                                     "client stopped sending data");
+
+    ngx_http_finalize_request(r, rc);
 }
 
 

@@ -76,6 +76,13 @@ typedef struct {
 } ngx_http_capture_loc_conf_t;
 
 
+/* only for a body that is still being read */
+typedef struct {
+    /* nginx's own body reader, which the timeout check wraps */
+    ngx_http_event_handler_pt   read_body;
+} ngx_http_capture_ctx_t;
+
+
 void ngx_http_capture_body_process(ngx_http_request_t *r);
 void ngx_http_capture_done(ngx_http_request_t *r, ngx_int_t status);
 void ngx_http_capture_limits_apply(ngx_http_request_t *r,
