@@ -24,11 +24,12 @@ typedef enum {
     CAPTURE_TOPIC_HEATMAPS,
     CAPTURE_TOPIC_WARNINGS,
     CAPTURE_TOPIC_OVERFLOW,
+    CAPTURE_TOPIC_DLQ,
     CAPTURE_TOPIC_N
 } capture_topic_e;
 
 
-#define CAPTURE_MAX_HEADERS  8
+#define CAPTURE_MAX_HEADERS  12
 
 /* Kafka's message.max.bytes default, as capture-rs */
 #define CAPTURE_MAX_MESSAGE_SIZE  1000000
@@ -58,8 +59,18 @@ typedef struct {
     const char                 *token;
     const char                 *distinct_id;
     const char                 *event;
+    /* properties.$session_id when a string, else NULL (§7.5) */
+    const char                 *session_id;
+    size_t                      session_id_len;
+    /* set by calloc(): a restriction's topic, over "topic" when set */
+    const char                 *topic_name;
+    size_t                      topic_name_len;
     /* set by calloc(): the limits may drop or reroute a message */
     unsigned                    dropped:1;
+    /* force_disable_person_processing was added */
+    unsigned                    person_skip:1;
+    /* properties.$product_tour_id is set: not a survey response (§7.1) */
+    unsigned                    product_tour:1;
 } capture_msg_t;
 
 

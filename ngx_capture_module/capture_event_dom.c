@@ -474,6 +474,15 @@ capture_event_one(capture_ctx_t *ctx, json_t *ev, const char *token,
 
     f.internal = props && json_object_get(props, "capture_internal");
 
+    v = props ? json_object_get(props, "$session_id") : NULL;
+    if (json_is_string(v)) {
+        f.session_id = json_string_value(v);
+        f.session_id_len = json_string_length(v);
+    }
+
+    v = props ? json_object_get(props, "$product_tour_id") : NULL;
+    f.product_tour = v && !json_is_null(v);
+
     /* §6.4 with DESIGN.md: known fields first, then the client's others */
 
     data = capture_event_data(ev, f.event);

@@ -3,8 +3,8 @@
  */
 
 /*
- * The Kafka message of one event (spec/capture.md §4.4-§6): value, key
- * and header values laid out in one allocation.  The value comes first,
+ * The Kafka message of one event (spec/capture.md §4.4-§6): value, key,
+ * header values and the session id laid out in one allocation.  The value comes first,
  * so the block is the pointer librdkafka frees (RD_KAFKA_MSG_F_FREE);
  * the key and the headers are copied by rd_kafka_producev() before.
  */
@@ -37,7 +37,7 @@ capture_event_emit(capture_ctx_t *ctx, capture_fields_t *f,
 {
     char                     ts[EH_TIME_STR_MAX], ms[24];
     size_t                   tslen, mslen, iplen, hint;
-    size_t                   key, hv[6], hl[6];
+    size_t                   key, hv[7], hl[7];
     const char              *ip;
     unsigned char            u[16], rnd[10];
     capture_sbuf_t           b;
@@ -88,7 +88,7 @@ capture_event_emit(capture_ctx_t *ctx, capture_fields_t *f,
            + 2 * tslen + 2 * ctx->now_len + ctx->sent_len + iplen
            + f->token_len + 1 + (f->cookieless ? iplen : f->did_len)
            + f->token_len + f->did_len + f->event_len + mslen
-           + EH_UUID_STR_LEN;
+           + EH_UUID_STR_LEN + f->session_id_len;
 
     memset(&b, 0, sizeof(b));
     capture_sbuf_reserve(&b, hint);
@@ -147,6 +147,13 @@ capture_event_emit(capture_ctx_t *ctx, capture_fields_t *f,
     hl[4] = capture_sbuf_cstr(&b, f->uuid, EH_UUID_STR_LEN);
     hl[5] = capture_sbuf_cstr(&b, ctx->now, ctx->now_len);
 
+    if (f->session_id) {
+        hl[6] = capture_sbuf_cstr(&b, f->session_id, f->session_id_len);
+
+    } else {
+        hl[6] = 0;
+    }
+
     if (b.failed) {
         free(b.data);
         return capture_error_set(err, 500, "internal",
@@ -154,7 +161,8 @@ capture_event_emit(capture_ctx_t *ctx, capture_fields_t *f,
     }
 
     /* offsets of the header values: the block may have moved */
-    hv[5] = b.len - hl[5];
+    hv[6] = b.len - hl[6];
+    hv[5] = hv[6] - hl[5];
     hv[4] = hv[5] - hl[4];
     hv[3] = hv[4] - hl[3];
     hv[2] = hv[3] - hl[2];
@@ -180,6 +188,13 @@ capture_event_emit(capture_ctx_t *ctx, capture_fields_t *f,
     msg->headers[6].name = "historical_migration";
     msg->headers[6].value = ctx->historical ? "true" : "false";
     msg->nheaders = 7;
+
+    if (f->session_id) {
+        msg->session_id = b.data + hv[6];
+        msg->session_id_len = f->session_id_len;
+    }
+
+    msg->product_tour = f->product_tour;
 
     msg->token = msg->headers[0].value;
     msg->distinct_id = msg->headers[1].value;

@@ -14,6 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <jansson.h>
+#if (__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "capture_event_int.h"
 #include "capture_json.h"
@@ -35,6 +38,16 @@ typedef struct {
     uint32_t                    offset;
     uint32_t                    set;
     uint32_t                    set_once;
+    /* in properties, found in one pass */
+    uint32_t                    p_token;
+    uint32_t                    p_did;
+    uint32_t                    p_cookieless;
+    uint32_t                    p_ignore_sent_at;
+    uint32_t                    p_internal;
+    uint32_t                    p_session_id;
+    uint32_t                    p_product_tour;
+    /* the uuid as parsed by capture_fast_typed(), when one was given */
+    unsigned char               uuid_bytes[16];
 } capture_fast_ev_t;
 
 
@@ -52,6 +65,8 @@ static int capture_fast_typed(const capture_json_t *js, const char *text,
     uint32_t obj, int strict, capture_fast_ev_t *f);
 static int capture_fast_keys(const capture_json_t *js, const char *text,
     uint32_t obj);
+static void capture_fast_props(const capture_json_t *js, const char *text,
+    capture_fast_ev_t *f);
 static int capture_fast_token(const capture_json_t *js, const char *text,
     const capture_fast_ev_t *f, uint32_t *tok);
 static int capture_fast_one(capture_ctx_t *ctx, const capture_json_t *js,
@@ -62,6 +77,9 @@ static void capture_fast_raw(capture_sbuf_t *b, const capture_json_t *js,
     const char *text, uint32_t i);
 static void capture_fast_copy(capture_sbuf_t *b, const char *p, size_t len);
 static int capture_fast_quote8(const char *p);
+#if (__SSE2__)
+static size_t capture_fast_plain16(const char *p);
+#endif
 
 
 /*
@@ -304,7 +322,6 @@ capture_fast_typed(const capture_json_t *js, const char *text, uint32_t obj,
 {
     size_t                    i, klen, aliases;
     uint32_t                  k, v, *slot;
-    unsigned char             u[16];
     const char               *key;
     const capture_json_tok_t  *t;
 
@@ -402,7 +419,8 @@ capture_fast_typed(const capture_json_t *js, const char *text, uint32_t obj,
         if (t->type != CAPTURE_JSON_STRING
             || (t->flags & CAPTURE_JSON_ESCAPED)
             || (t->end > t->start
-                && eh_uuid_parse(text + t->start, t->end - t->start, u)
+                && eh_uuid_parse(text + t->start, t->end - t->start,
+                                 f->uuid_bytes)
                    != 0))
         {
             return -1;
@@ -436,7 +454,82 @@ capture_fast_typed(const capture_json_t *js, const char *text, uint32_t obj,
         return -1;
     }
 
+    if (f->props && js->toks[f->props].type == CAPTURE_JSON_OBJECT) {
+        capture_fast_props(js, text, f);
+
+        /* an escaped session id is left to the DOM */
+        v = f->p_session_id;
+        if (v && js->toks[v].type == CAPTURE_JSON_STRING
+            && (js->toks[v].flags & CAPTURE_JSON_ESCAPED))
+        {
+            return -1;
+        }
+    }
+
     return 0;
+}
+
+
+/*
+ * The properties capture reads, in one pass over the object; the last of
+ * duplicate keys wins, as in jansson
+ */
+
+static void
+capture_fast_props(const capture_json_t *js, const char *text,
+    capture_fast_ev_t *f)
+{
+    size_t       i, klen;
+    uint32_t     k, *slot;
+    const char  *key;
+
+    k = f->props + 1;
+
+    for (i = 0; i < js->toks[f->props].size; i++, k = js->toks[k + 1].next) {
+        key = text + js->toks[k].start;
+        klen = js->toks[k].end - js->toks[k].start;
+
+        /* every property capture reads is at least 5 bytes long */
+        if (klen < 5) {
+            continue;
+        }
+
+        slot = NULL;
+
+#define capture_fast_is(s)                                                   \
+        (klen == sizeof(s) - 1 && memcmp(key, s, sizeof(s) - 1) == 0)
+
+        if (capture_fast_is("token")) {
+            slot = &f->p_token;
+
+        } else if (capture_fast_is("distinct_id")) {
+            slot = &f->p_did;
+
+        } else if (key[0] != '$' && key[0] != 'c') {
+            continue;
+
+        } else if (capture_fast_is("$cookieless_mode")) {
+            slot = &f->p_cookieless;
+
+        } else if (capture_fast_is("$ignore_sent_at")) {
+            slot = &f->p_ignore_sent_at;
+
+        } else if (capture_fast_is("capture_internal")) {
+            slot = &f->p_internal;
+
+        } else if (capture_fast_is("$session_id")) {
+            slot = &f->p_session_id;
+
+        } else if (capture_fast_is("$product_tour_id")) {
+            slot = &f->p_product_tour;
+        }
+
+#undef capture_fast_is
+
+        if (slot) {
+            *slot = k + 1;
+        }
+    }
 }
 
 
@@ -499,7 +592,7 @@ capture_fast_token(const capture_json_t *js, const char *text,
         v = f->api_key;
 
     } else if (f->props) {
-        v = capture_json_get(js, text, f->props, "token", 5);
+        v = f->p_token;
 
         if (v == 0 || js->toks[v].type != CAPTURE_JSON_STRING) {
             return 0;
@@ -529,7 +622,6 @@ capture_fast_one(capture_ctx_t *ctx, const capture_json_t *js,
     json_t                     *jv;
     u_char                     *p, *owned;
     uint32_t                    v, props;
-    unsigned char               u[16];
     capture_fields_t            f;
     capture_fast_data_t         d;
     const capture_json_tok_t   *t;
@@ -558,7 +650,7 @@ capture_fast_one(capture_ctx_t *ctx, const capture_json_t *js,
     }
 
     if ((v == 0 || js->toks[v].type == CAPTURE_JSON_NULL) && props) {
-        v = capture_json_get(js, text, props, "distinct_id", 11);
+        v = ev->p_did;
     }
 
     if (v == 0 || js->toks[v].type == CAPTURE_JSON_NULL) {
@@ -609,8 +701,7 @@ capture_fast_one(capture_ctx_t *ctx, const capture_json_t *js,
 
     /* §4.5 */
 
-    v = props ? capture_json_get(js, text, props, "$cookieless_mode", 16)
-              : 0;
+    v = ev->p_cookieless;
 
     if (v && js->toks[v].type != CAPTURE_JSON_NULL) {
         if (js->toks[v].type != CAPTURE_JSON_TRUE
@@ -630,9 +721,7 @@ capture_fast_one(capture_ctx_t *ctx, const capture_json_t *js,
     if (v && js->toks[v].type == CAPTURE_JSON_STRING
         && js->toks[v].end > js->toks[v].start)
     {
-        eh_uuid_parse(text + js->toks[v].start,
-                      js->toks[v].end - js->toks[v].start, u);
-        eh_uuid_format(u, f.uuid);
+        eh_uuid_format(ev->uuid_bytes, f.uuid);
     }
 
     v = ev->timestamp;
@@ -652,11 +741,18 @@ capture_fast_one(capture_ctx_t *ctx, const capture_json_t *js,
     }
 
     if (props) {
-        v = capture_json_get(js, text, props, "$ignore_sent_at", 15);
+        v = ev->p_ignore_sent_at;
         f.ignore_sent_at = v && js->toks[v].type == CAPTURE_JSON_TRUE;
-        f.internal = capture_json_get(js, text, props, "capture_internal",
-                                      16)
-                     != 0;
+        f.internal = ev->p_internal != 0;
+
+        v = ev->p_session_id;
+        if (v && js->toks[v].type == CAPTURE_JSON_STRING) {
+            f.session_id = text + js->toks[v].start;
+            f.session_id_len = js->toks[v].end - js->toks[v].start;
+        }
+
+        v = ev->p_product_tour;
+        f.product_tour = v && js->toks[v].type != CAPTURE_JSON_NULL;
     }
 
     /* unescaped (capture_fast_typed()): the client's bytes are the name */
@@ -828,6 +924,9 @@ capture_fast_copy(capture_sbuf_t *b, const char *p, size_t len)
 {
     char        *d;
     const char  *end;
+#if (__SSE2__)
+    size_t       n;
+#endif
 
     capture_sbuf_reserve(b, 2 * len);
 
@@ -855,6 +954,23 @@ capture_fast_copy(capture_sbuf_t *b, const char *p, size_t len)
         /* a string: copied up to its closing quote */
 
         while (p < end && *p != '"') {
+#if (__SSE2__)
+            /*
+             * 16 bytes are stored, the plain ones kept: the reserve of
+             * twice the input leaves room for the rest
+             */
+            while (end - p >= 16) {
+                n = capture_fast_plain16(p);
+                memcpy(d, p, 16);
+                d += n;
+                p += n;
+
+                if (n < 16) {
+                    break;
+                }
+            }
+#endif
+
             /* 8 bytes without '"' or '\\' go as they are */
             while (end - p >= 8 && !capture_fast_quote8(p)) {
                 memcpy(d, p, 8);
@@ -904,3 +1020,26 @@ capture_fast_quote8(const char *p)
             | ((b - 0x0101010101010101ULL) & ~b))
            & 0x8080808080808080ULL ? 1 : 0;
 }
+
+
+#if (__SSE2__)
+
+/* how many of 16 bytes precede the first '"' or '\\' */
+
+static size_t
+capture_fast_plain16(const char *p)
+{
+    int      mask;
+    __m128i  v, m;
+
+    v = _mm_loadu_si128((const __m128i *) p);
+
+    m = _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                     _mm_cmpeq_epi8(v, _mm_set1_epi8('\\')));
+
+    mask = _mm_movemask_epi8(m);
+
+    return mask ? (size_t) __builtin_ctz(mask) : 16;
+}
+
+#endif

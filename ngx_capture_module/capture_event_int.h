@@ -59,6 +59,9 @@ typedef struct {
     size_t                      did_len;
     const char                 *timestamp;
     size_t                      timestamp_len;
+    /* properties.$session_id, a string; NULL: none */
+    const char                 *session_id;
+    size_t                      session_id_len;
     int64_t                     offset_ms;
     /* bytes "data" is likely to take, to size the value once */
     size_t                      data_hint;
@@ -68,6 +71,7 @@ typedef struct {
     unsigned                    ignore_sent_at:1;
     unsigned                    cookieless:1;
     unsigned                    internal:1;
+    unsigned                    product_tour:1;
 } capture_fields_t;
 
 
