@@ -88,6 +88,12 @@ typedef struct {
     int64_t                     sent_at_us;
     /* value + key above this are refused with 413; 0: no limit */
     size_t                      max_message_size;
+    /*
+     * query token or api_key of a GET (capture_query_token on): used
+     * when the payload names none, NUL-terminated; NULL: none
+     */
+    const char                 *query_token;
+    size_t                      query_token_len;
     /* when set, receives the count of $performance_event dropped */
     size_t                     *filtered;
     unsigned                    has_sent_at:1;

@@ -36,7 +36,7 @@ int
 capture_event_dom(const capture_request_t *req, const char *payload,
     size_t len, capture_msg_t **msgs, size_t *n, capture_error_t *err)
 {
-    size_t          i, count, kept;
+    size_t          i, count, kept, token_len;
     json_t         *root, *events, *ev, *v, *bt;
     json_t        **list;
     json_error_t    jerr;
@@ -215,13 +215,20 @@ capture_event_dom(const capture_request_t *req, const char *payload,
         }
     }
 
-    if (token == NULL) {
+    if (token) {
+        token_len = strlen(token);
+
+    } else if (req->query_token) {
+        token = req->query_token;
+        token_len = req->query_token_len;
+
+    } else {
         capture_error_set(err, 401, "no_token",
                           "event submitted without an api_key");
         goto failed;
     }
 
-    t = capture_token_check((const u_char *) token, strlen(token));
+    t = capture_token_check((const u_char *) token, token_len);
     if (t) {
         capture_error_set(err, 401, "invalid_token",
                           "API key is not valid: %s", t);

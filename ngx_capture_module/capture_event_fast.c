@@ -264,14 +264,20 @@ capture_fast_build(const capture_request_t *req, const char *text,
             tok = t;
         }
 
-        if (tok == 0) {
+        if (tok == 0 && req->query_token == NULL) {
             goto decline;
         }
     }
 
-    /* unescaped: the client's bytes are the token */
-    token = text + js->toks[tok].start;
-    token_len = js->toks[tok].end - js->toks[tok].start;
+    if (tok) {
+        /* unescaped: the client's bytes are the token */
+        token = text + js->toks[tok].start;
+        token_len = js->toks[tok].end - js->toks[tok].start;
+
+    } else {
+        token = req->query_token;
+        token_len = req->query_token_len;
+    }
 
     if (capture_token_check((const u_char *) token, token_len) != NULL) {
         goto decline;

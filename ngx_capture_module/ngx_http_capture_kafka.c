@@ -448,6 +448,7 @@ ngx_http_capture_kafka_produce(ngx_http_request_t *r, capture_msg_t *msgs,
     ngx_uint_t n, ngx_http_capture_done_pt done)
 {
     size_t                         h;
+    ngx_str_t                      name;
     ngx_uint_t                     i;
     rd_kafka_topic_t              *rkt;
     ngx_pool_cleanup_t            *cln;
@@ -491,7 +492,17 @@ ngx_http_capture_kafka_produce(ngx_http_request_t *r, capture_msg_t *msgs,
             continue;
         }
 
-        rkt = ngx_http_capture_kafka_topic(mcf, &lcf->topics[msgs[i].topic]);
+        if (msgs[i].topic_name) {
+            /* a restriction's topic (§7.5), from the configuration */
+            name.data = (u_char *) msgs[i].topic_name;
+            name.len = msgs[i].topic_name_len;
+            rkt = ngx_http_capture_kafka_topic(mcf, &name);
+
+        } else {
+            rkt = ngx_http_capture_kafka_topic(mcf,
+                                               &lcf->topics[msgs[i].topic]);
+        }
+
         if (rkt == NULL) {
             err = RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
             goto failed;

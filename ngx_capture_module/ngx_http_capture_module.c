@@ -140,6 +140,13 @@ static ngx_command_t  ngx_http_capture_commands[] = {
       offsetof(ngx_http_capture_loc_conf_t, topics[CAPTURE_TOPIC_OVERFLOW]),
       NULL },
 
+    { ngx_string("capture_kafka_topic_dlq"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_capture_loc_conf_t, topics[CAPTURE_TOPIC_DLQ]),
+      NULL },
+
     { ngx_string("capture_compat"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_enum_slot,
@@ -215,6 +222,20 @@ static ngx_command_t  ngx_http_capture_commands[] = {
       ngx_http_capture_list,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_capture_loc_conf_t, overflow_force),
+      NULL },
+
+    { ngx_string("capture_query_token"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_capture_loc_conf_t, query_token),
+      NULL },
+
+    { ngx_string("capture_event_restriction"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_2MORE,
+      ngx_http_capture_restriction,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
       NULL },
 
     { ngx_string("capture_drop_events"),
@@ -551,6 +572,8 @@ ngx_http_capture_create_loc_conf(ngx_conf_t *cf)
     lcf->overflow_burst = NGX_CONF_UNSET_UINT;
     lcf->overflow_force = NGX_CONF_UNSET_PTR;
     lcf->dropper = NGX_CONF_UNSET_PTR;
+    lcf->restrictions = NGX_CONF_UNSET_PTR;
+    lcf->query_token = NGX_CONF_UNSET;
     lcf->ack_timeout = NGX_CONF_UNSET_MSEC;
 
     return lcf;
@@ -584,6 +607,9 @@ ngx_http_capture_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_str_value(conf->topics[CAPTURE_TOPIC_OVERFLOW],
                              prev->topics[CAPTURE_TOPIC_OVERFLOW],
                              "events_plugin_ingestion_overflow");
+    ngx_conf_merge_str_value(conf->topics[CAPTURE_TOPIC_DLQ],
+                             prev->topics[CAPTURE_TOPIC_DLQ],
+                             "events_plugin_ingestion_dlq");
     ngx_conf_merge_uint_value(conf->strict, prev->strict, 0);
     ngx_conf_merge_size_value(conf->max_decompressed_size,
                               prev->max_decompressed_size,
@@ -600,6 +626,8 @@ ngx_http_capture_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_ptr_value(conf->overflow_force, prev->overflow_force,
                              NULL);
     ngx_conf_merge_ptr_value(conf->dropper, prev->dropper, NULL);
+    ngx_conf_merge_ptr_value(conf->restrictions, prev->restrictions, NULL);
+    ngx_conf_merge_value(conf->query_token, prev->query_token, 0);
 
     /*
      * nginx checks client_max_body_size before any handler runs and
