@@ -28,6 +28,16 @@ ACK_CONNS = os.environ.get("BENCH_ACK_CONNECTIONS", "256")
 # the nginx worker for each case into dir
 CASES = os.environ.get("BENCH_CASES", "")
 PERF = os.environ.get("BENCH_PERF", "")
+# BENCH_COMPARE=dir runs every case also against the capture module built
+# in dir (e.g. an older commit), interleaved, so both see the same load
+COMPARE = os.environ.get("BENCH_COMPARE", "")
+# ... under this label, with these extra producer options (A/B of options)
+COMPARE_LABEL = os.environ.get("BENCH_COMPARE_LABEL", "old")
+COMPARE_KAFKA = "".join(
+    f"    capture_kafka_option {kv.split('=', 1)[0]} {kv.split('=', 1)[1]};\n"
+    for kv in os.environ.get("BENCH_COMPARE_KAFKA", "").split())
+# rounds of every case, interleaved; the median is reported
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "1"))
 # BENCH_KAFKA="linger.ms=5 compression.codec=none" tries producer options
 KAFKA_OPTIONS = "".join(
     f"    capture_kafka_option {kv.split('=', 1)[0]} {kv.split('=', 1)[1]};\n"
@@ -109,14 +119,23 @@ def wrk(url, script=None, conns=CONNS, perf=None):
 def main():
     tmp = tempfile.mkdtemp(prefix="edgehog-bench-")
     kafka = S.Kafka(tmp)
-    nginx = None
+    builds = [("", None, "")] \
+        + ([(COMPARE_LABEL, COMPARE, COMPARE_KAFKA)] if COMPARE else [])
+    nginxes = []
     try:
         kafka.start()
         kafka.create_topics(["events_plugin_ingestion"], partitions=4)
-        nginx = ST.Nginx(tmp, kafka=kafka.bootstrap,
-                         conf=CONF.replace("@KAFKA_OPTIONS@\n",
-                                           KAFKA_OPTIONS))
-        nginx.start()
+        for label, modules, extra in builds:
+            conf = CONF.replace("@KAFKA_OPTIONS@\n", KAFKA_OPTIONS + extra)
+            nginx = ST.Nginx(os.path.join(tmp, label or "new"),
+                             kafka=kafka.bootstrap,
+                             conf=conf.replace("@MODULES@", modules)
+                             if modules else conf)
+            nginx.start()
+            worker = subprocess.run(["pgrep", "-P", str(nginx.pid)],
+                                    capture_output=True,
+                                    text=True).stdout.split()
+            nginxes.append((label, nginx, worker))
         single = json.dumps(dict(event(1), api_key=TOKEN)).encode()
         batch = json.dumps({"api_key": TOKEN, "batch":
                             [event(i) for i in range(50)]}).encode()
@@ -124,54 +143,75 @@ def main():
                             .encode())
         js = {"Content-Type": "application/json"}
         cases = [
-            ("a", "nginx return 204", nginx.url + "/noop",
+            ("a", "nginx return 204", "/noop",
              lua(f"{tmp}/a.lua", b"", {}), 1),
-            ("a2", "nginx return 204", nginx.url + "/noop",
+            ("a2", "nginx return 204", "/noop",
              lua(f"{tmp}/a.lua", b"", {}), 1),
-            ("b", "single event, ack delivery", nginx.url + "/i/v0/e/",
+            ("b", "single event, ack delivery", "/i/v0/e/",
              lua(f"{tmp}/b.lua", single, js), 1),
-            ("c", "single event, ack enqueue", nginx.url + "/q/i/v0/e/",
+            ("c", "single event, ack enqueue", "/q/i/v0/e/",
              lua(f"{tmp}/c.lua", single, js), 1),
-            ("d", "/batch/ 50 events, delivery", nginx.url + "/batch/",
+            ("d", "/batch/ 50 events, delivery", "/batch/",
              lua(f"{tmp}/d.lua", batch, js), 50),
             ("e", "gzip-js array of 10, delivery",
-             nginx.url + "/i/v0/e/?compression=gzip-js&ver=1.200.0",
+             "/i/v0/e/?compression=gzip-js&ver=1.200.0",
              lua(f"{tmp}/e.lua", arr, {"Content-Type": "text/plain"}), 10),
         ]
         print(f"single event {len(single)} bytes; batch {len(batch)} bytes; "
               f"gzip array {len(arr)} bytes; wrk -t1 -d{DURATION}; "
               f"1 nginx worker; Kafka 3.9 local, acks=all "
-              f"{os.environ.get('BENCH_KAFKA', '')}")
-        worker = subprocess.run(["pgrep", "-P", str(nginx.pid)],
-                                capture_output=True, text=True).stdout.split()
+              f"{os.environ.get('BENCH_KAFKA', '')}; median of {ROUNDS}"
+              + (f"; compared with [{COMPARE_LABEL}]: {COMPARE} "
+                 f"{os.environ.get('BENCH_COMPARE_KAFKA', '')}"
+                 if COMPARE else ""))
+        runs = {}
+        for _ in range(ROUNDS):
+            for key, title, path, script, per in cases:
+                if CASES and key not in CASES.split(","):
+                    continue
+                conns = ACK_CONNS if key in ("a2", "b") else CONNS
+                for label, nginx, worker in nginxes:
+                    perf = (worker[0], os.path.join(
+                        PERF, f"perf-{key}{label}.data")) \
+                        if PERF and worker else None
+                    runs.setdefault((key, label), []).append(
+                        wrk(nginx.url + path, script, conns, perf))
         res = {}
-        for key, title, url, script, per in cases:
-            if CASES and key not in CASES.split(","):
-                continue
+        for key, title, path, script, per in cases:
             conns = ACK_CONNS if key in ("a2", "b") else CONNS
-            perf = (worker[0], os.path.join(PERF, f"perf-{key}.data")) \
-                if PERF and worker else None
-            rps, p50, p99, bad = wrk(url, script, conns, perf)
-            res[key] = rps
-            print(f"({key:2s}) {title:29s} -c{conns:>4s} {rps:9.0f} req/s "
-                  f"{rps * per:9.0f} events/s  p50 {p50:>8s}  "
-                  f"p99 {p99:>8s}  non-2xx {bad}")
-        if "a2" in res and "b" in res:
-            print(f"ratio (b)/(a2) = {res['b'] / res['a2']:.2f}  "
-                  f"(target >= 0.5; both -c{ACK_CONNS})")
-        if "a" in res and "c" in res:
-            print(f"ratio (c)/(a)  = {res['c'] / res['a']:.2f}  "
-                  f"(target >= 0.7; both -c{CONNS})")
-        if "d" in res:
-            print(f"(d) events/s   = {res['d'] * 50:.0f}  "
-                  f"(target >= 300000 per core)")
-        if "e" in res:
-            print(f"(e) events/s   = {res['e'] * 10:.0f}")
-        bad = nginx.bad_log_lines()
-        if bad:
-            print("nginx error log:\n" + "\n".join(bad))
+            for label, _, _ in nginxes:
+                if (key, label) not in runs:
+                    continue
+                got = sorted(runs[(key, label)])
+                rps, p50, p99, bad = got[len(got) // 2]
+                res[key + label] = rps
+                name = f"{key}{'/' + label if label else ''}"
+                every = " ".join(f"{r[0]:.0f}" for r in runs[(key, label)])
+                print(f"({name:5s}) {title:29s} -c{conns:>4s} {rps:9.0f} "
+                      f"req/s {rps * per:9.0f} events/s  p50 {p50:>8s}  "
+                      f"p99 {p99:>8s}  non-2xx {bad}"
+                      + (f"  (rounds: {every})" if ROUNDS > 1 else ""))
+        for label, _, _ in nginxes:
+            tag = f" [{label}]" if label else ""
+            if "a2" + label in res and "b" + label in res:
+                print(f"ratio (b)/(a2) = "
+                      f"{res['b' + label] / res['a2' + label]:.2f}  "
+                      f"(target >= 0.5; both -c{ACK_CONNS}){tag}")
+            if "a" + label in res and "c" + label in res:
+                print(f"ratio (c)/(a)  = "
+                      f"{res['c' + label] / res['a' + label]:.2f}  "
+                      f"(target >= 0.7; both -c{CONNS}){tag}")
+            if "d" + label in res:
+                print(f"(d) events/s   = {res['d' + label] * 50:.0f}  "
+                      f"(target >= 300000 per core){tag}")
+            if "e" + label in res:
+                print(f"(e) events/s   = {res['e' + label] * 10:.0f}{tag}")
+        for label, nginx, _ in nginxes:
+            bad = nginx.bad_log_lines()
+            if bad:
+                print(f"nginx {label} error log:\n" + "\n".join(bad))
     finally:
-        if nginx:
+        for _, nginx, _ in nginxes:
             nginx.stop()
         kafka.stop()
 

@@ -4,9 +4,10 @@
 
 /*
  * The Kafka message of one event (spec/capture.md §4.4-§6): value, key,
- * header values and the session id laid out in one allocation.  The value comes first,
- * so the block is the pointer librdkafka frees (RD_KAFKA_MSG_F_FREE);
- * the key and the headers are copied by rd_kafka_producev() before.
+ * header values and the session id laid out in one allocation.  The
+ * value comes first, so the block is the pointer librdkafka frees
+ * (RD_KAFKA_MSG_F_FREE); the key and the headers are copied by
+ * rd_kafka_producev() before.
  */
 
 
