@@ -95,7 +95,20 @@ def lua_string(b):
         else b"\\" + str(c).encode().rjust(3, b"0") for c in b) + b'"'
 
 
-def wrk(url, script=None, conns=CONNS, perf=None):
+def cpu_ticks(pid):
+    """utime + stime of a process and all its threads, in clock ticks."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+    except OSError:
+        return 0
+
+
+def wrk(url, script=None, conns=CONNS, perf=None, pids=()):
+    """req/s, p50, p99, non-2xx, and the CPU time per request of each of
+    pids in microseconds: unlike req/s on a shared machine, CPU per
+    request hardly depends on what else runs."""
     cmd = ["wrk", "-t1", "-c" + conns, "-d" + DURATION, "--latency"]
     if script:
         cmd += ["-s", script]
@@ -105,15 +118,20 @@ def wrk(url, script=None, conns=CONNS, perf=None):
                                 "-p", str(perf[0])],
                                stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
+    before = [cpu_ticks(pid) for pid in pids]
     out = subprocess.run(cmd + [url], capture_output=True, text=True).stdout
+    used = [cpu_ticks(pid) - t for pid, t in zip(pids, before)]
     if rec:
         rec.send_signal(2)
         rec.wait()
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     lat = dict(re.findall(r"\s+(50|99)%\s+([\d.]+\w+)", out))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return rps, lat.get("50"), lat.get("99"), int(non2xx.group(1)) \
-        if non2xx else 0
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    tick = 1e6 / os.sysconf("SC_CLK_TCK")
+    return (rps, lat.get("50"), lat.get("99"),
+            int(non2xx.group(1)) if non2xx else 0,
+            [u * tick / max(total, 1) for u in used])
 
 
 def main():
@@ -175,21 +193,28 @@ def main():
                         PERF, f"perf-{key}{label}.data")) \
                         if PERF and worker else None
                     runs.setdefault((key, label), []).append(
-                        wrk(nginx.url + path, script, conns, perf))
-        res = {}
+                        wrk(nginx.url + path, script, conns, perf,
+                            (nginx.pid if not worker else worker[0],
+                             kafka.pid)))
+        res, cpus = {}, {}
         for key, title, path, script, per in cases:
             conns = ACK_CONNS if key in ("a2", "b") else CONNS
             for label, _, _ in nginxes:
                 if (key, label) not in runs:
                     continue
                 got = sorted(runs[(key, label)])
-                rps, p50, p99, bad = got[len(got) // 2]
+                rps, p50, p99, bad, _ = got[len(got) // 2]
+                # CPU per request: the median of each process's rounds
+                cpu = [sorted(r[4][i] for r in got)[len(got) // 2]
+                       for i in range(2)]
                 res[key + label] = rps
+                cpus[key + label] = cpu
                 name = f"{key}{'/' + label if label else ''}"
                 every = " ".join(f"{r[0]:.0f}" for r in runs[(key, label)])
                 print(f"({name:5s}) {title:29s} -c{conns:>4s} {rps:9.0f} "
                       f"req/s {rps * per:9.0f} events/s  p50 {p50:>8s}  "
-                      f"p99 {p99:>8s}  non-2xx {bad}"
+                      f"p99 {p99:>8s}  non-2xx {bad}  cpu/req nginx "
+                      f"{cpu[0]:6.1f} us kafka {cpu[1]:6.1f} us"
                       + (f"  (rounds: {every})" if ROUNDS > 1 else ""))
         for label, _, _ in nginxes:
             tag = f" [{label}]" if label else ""
@@ -204,6 +229,18 @@ def main():
             if "d" + label in res:
                 print(f"(d) events/s   = {res['d' + label] * 50:.0f}  "
                       f"(target >= 300000 per core){tag}")
+            # what the ratios would be if nginx and Kafka had the cores to
+            # themselves: from CPU per request, not from req/s
+            for x, y in (("b", "a2"), ("c", "a")):
+                if x + label in cpus and y + label in cpus:
+                    print(f"cpu ratio ({x})/({y}) = "
+                          f"{sum(cpus[y + label]) / sum(cpus[x + label]):.2f}"
+                          f"  (nginx+kafka CPU per request of ({y}) over "
+                          f"({x})){tag}")
+            if "d" + label in cpus:
+                print(f"(d) events per core-second = "
+                      f"{50e6 / sum(cpus['d' + label]):.0f}  "
+                      f"(nginx+kafka CPU){tag}")
             if "e" + label in res:
                 print(f"(e) events/s   = {res['e' + label] * 10:.0f}{tag}")
         for label, nginx, _ in nginxes:
