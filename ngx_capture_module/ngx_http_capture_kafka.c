@@ -192,7 +192,11 @@ ngx_http_capture_kafka_conf(ngx_cycle_t *cycle,
 
     /*
      * defaults first, so capture_kafka_option overrides them; the 1 GiB
-     * default queue is per worker, and PostHog keys need murmur2
+     * default queue is per worker, and PostHog keys need murmur2.
+     * linger.ms 10 (capture-rs: 20) makes produce requests ten times
+     * fewer and larger than 1 did: measured with bench-capture, the
+     * broker's CPU per message fell from 6.8 to 2.1 us and ours from
+     * 15.0 to 13.6 us, for 10 ms more until a delivery ack.
      */
     if (ngx_http_capture_kafka_set(cycle->log, conf, "bootstrap.servers",
                                    (char *) brokers) != NGX_OK
@@ -207,7 +211,7 @@ ngx_http_capture_kafka_conf(ngx_cycle_t *cycle,
         || ngx_http_capture_kafka_set(cycle->log, conf,
                                       "queue.buffering.max.kbytes", "131072")
            != NGX_OK
-        || ngx_http_capture_kafka_set(cycle->log, conf, "linger.ms", "1")
+        || ngx_http_capture_kafka_set(cycle->log, conf, "linger.ms", "10")
            != NGX_OK
         || ngx_http_capture_kafka_set(cycle->log, conf, "message.timeout.ms",
                                       "10000") != NGX_OK

@@ -227,6 +227,13 @@ main(void)
     ok(!m[0].product_tour, "null product tour");
     capture_msgs_free(m, n);
 
+    /* the timestamp header in milliseconds, rounded down before 1970 */
+    ok(build("{\"api_key\":\"t\",\"event\":\"x\",\"distinct_id\":\"u\","
+             "\"timestamp\":\"1969-12-31T23:59:59.5Z\"}", 0, &m, &n, &err)
+       == 0, "pre-epoch");
+    is_str(m[0].headers[2].value, "-500", "negative millis");
+    capture_msgs_free(m, n);
+
     /* capture_query_token: used only when the payload names none */
     t_query_token = "phc_q";
     ok(build("{\"event\":\"x\",\"distinct_id\":\"u\"}", 0, &m, &n, &err)
