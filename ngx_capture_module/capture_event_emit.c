@@ -82,10 +82,12 @@ capture_event_emit(capture_ctx_t *ctx, capture_fields_t *f,
 
     /*
      * §6.3: field order is the contract.  Escaping at most doubles the
-     * distinct_id and the event name; the rest is a hint, not a bound.
+     * distinct_id, the event name and "data" (whose writer reserves that
+     * much), so the block is allocated once; the rest is a hint.
      */
 
-    hint = 256 + 2 * (f->did_len + f->event_len) + f->token_len + f->data_hint
+    hint = 256 + 2 * (f->did_len + f->event_len + f->data_hint)
+           + f->token_len
            + 2 * tslen + 2 * ctx->now_len + ctx->sent_len + iplen
            + f->token_len + 1 + (f->cookieless ? iplen : f->did_len)
            + f->token_len + f->did_len + f->event_len + mslen
