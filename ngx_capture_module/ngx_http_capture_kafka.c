@@ -196,7 +196,9 @@ ngx_http_capture_kafka_conf(ngx_cycle_t *cycle,
      * linger.ms 10 (capture-rs: 20) makes produce requests ten times
      * fewer and larger than 1 did: measured with bench-capture, the
      * broker's CPU per message fell from 6.8 to 2.1 us and ours from
-     * 15.0 to 13.6 us, for 10 ms more until a delivery ack.
+     * 15.0 to 13.6 us, for 10 ms more until a delivery ack.  lz4 costs
+     * us little and saves the broker more: without it, its CPU per
+     * 50-event batch rose from 88 to 342 us.
      */
     if (ngx_http_capture_kafka_set(cycle->log, conf, "bootstrap.servers",
                                    (char *) brokers) != NGX_OK
