@@ -20,10 +20,12 @@ import stack as ST  # noqa: E402
 
 DURATION = os.environ.get("BENCH_DURATION", "10s")
 CONNS = os.environ.get("BENCH_CONNECTIONS", "32")
-# (b) waits for a broker round trip per request: its throughput is bound
-# by concurrency, so it runs with more connections, against a 204
-# baseline measured with the same count ((a2))
-ACK_CONNS = os.environ.get("BENCH_ACK_CONNECTIONS", "256")
+# (b), (d) and (e) wait for a broker round trip (linger.ms included) per
+# request: their throughput is bound by concurrency, so they run with more
+# connections, and (b) is compared with a 204 baseline measured with the
+# same count ((a2))
+ACK_CONNS = os.environ.get("BENCH_ACK_CONNECTIONS", "1024")
+ACK_CASES = ("a2", "b", "d", "e")
 # BENCH_CASES=b,c runs a subset; BENCH_PERF=dir records perf profiles of
 # the nginx worker for each case into dir
 CASES = os.environ.get("BENCH_CASES", "")
@@ -187,7 +189,7 @@ def main():
             for key, title, path, script, per in cases:
                 if CASES and key not in CASES.split(","):
                     continue
-                conns = ACK_CONNS if key in ("a2", "b") else CONNS
+                conns = ACK_CONNS if key in ACK_CASES else CONNS
                 for label, nginx, worker in nginxes:
                     perf = (worker[0], os.path.join(
                         PERF, f"perf-{key}{label}.data")) \
@@ -198,7 +200,7 @@ def main():
                              kafka.pid)))
         res, cpus = {}, {}
         for key, title, path, script, per in cases:
-            conns = ACK_CONNS if key in ("a2", "b") else CONNS
+            conns = ACK_CONNS if key in ACK_CASES else CONNS
             for label, _, _ in nginxes:
                 if (key, label) not in runs:
                     continue
