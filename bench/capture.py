@@ -23,9 +23,14 @@ CONNS = os.environ.get("BENCH_CONNECTIONS", "32")
 # (b), (d) and (e) wait for a broker round trip (linger.ms included) per
 # request: their throughput is bound by concurrency, so they run with more
 # connections, and (b) is compared with a 204 baseline measured with the
-# same count ((a2))
+# same count ((a2)); the bigger (d) and (e) need fewer to fill the cores
 ACK_CONNS = os.environ.get("BENCH_ACK_CONNECTIONS", "1024")
-ACK_CASES = ("a2", "b", "d", "e")
+BATCH_CONNS = os.environ.get("BENCH_BATCH_CONNECTIONS", "128")
+
+
+def conns_of(key):
+    return ACK_CONNS if key in ("a2", "b") \
+        else BATCH_CONNS if key in ("d", "e") else CONNS
 # BENCH_CASES=b,c runs a subset; BENCH_PERF=dir records perf profiles of
 # the nginx worker for each case into dir
 CASES = os.environ.get("BENCH_CASES", "")
@@ -189,7 +194,7 @@ def main():
             for key, title, path, script, per in cases:
                 if CASES and key not in CASES.split(","):
                     continue
-                conns = ACK_CONNS if key in ACK_CASES else CONNS
+                conns = conns_of(key)
                 for label, nginx, worker in nginxes:
                     perf = (worker[0], os.path.join(
                         PERF, f"perf-{key}{label}.data")) \
@@ -200,7 +205,7 @@ def main():
                              kafka.pid)))
         res, cpus = {}, {}
         for key, title, path, script, per in cases:
-            conns = ACK_CONNS if key in ACK_CASES else CONNS
+            conns = conns_of(key)
             for label, _, _ in nginxes:
                 if (key, label) not in runs:
                     continue
