@@ -20,6 +20,35 @@ import stack as ST  # noqa: E402
 
 DURATION = os.environ.get("BENCH_DURATION", "10s")
 CONNS = os.environ.get("BENCH_CONNECTIONS", "32")
+# (b), (d) and (e) wait for a broker round trip (linger.ms included) per
+# request: their throughput is bound by concurrency, so they run with more
+# connections, and (b) is compared with a 204 baseline measured with the
+# same count ((a2)); the bigger (d) and (e) need fewer to fill the cores
+ACK_CONNS = os.environ.get("BENCH_ACK_CONNECTIONS", "1024")
+BATCH_CONNS = os.environ.get("BENCH_BATCH_CONNECTIONS", "128")
+
+
+def conns_of(key):
+    return ACK_CONNS if key in ("a2", "b") \
+        else BATCH_CONNS if key in ("d", "e") else CONNS
+# BENCH_CASES=b,c runs a subset; BENCH_PERF=dir records perf profiles of
+# the nginx worker for each case into dir
+CASES = os.environ.get("BENCH_CASES", "")
+PERF = os.environ.get("BENCH_PERF", "")
+# BENCH_COMPARE=dir runs every case also against the capture module built
+# in dir (e.g. an older commit), interleaved, so both see the same load
+COMPARE = os.environ.get("BENCH_COMPARE", "")
+# ... under this label, with these extra producer options (A/B of options)
+COMPARE_LABEL = os.environ.get("BENCH_COMPARE_LABEL", "old")
+COMPARE_KAFKA = "".join(
+    f"    capture_kafka_option {kv.split('=', 1)[0]} {kv.split('=', 1)[1]};\n"
+    for kv in os.environ.get("BENCH_COMPARE_KAFKA", "").split())
+# rounds of every case, interleaved; the median is reported
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "1"))
+# BENCH_KAFKA="linger.ms=5 compression.codec=none" tries producer options
+KAFKA_OPTIONS = "".join(
+    f"    capture_kafka_option {kv.split('=', 1)[0]} {kv.split('=', 1)[1]};\n"
+    for kv in os.environ.get("BENCH_KAFKA", "").split())
 TOKEN = "phc_bench_token"
 
 CONF = """
@@ -34,6 +63,7 @@ http {
     access_log            off;
     client_body_temp_path @PREFIX@/client_body;
     capture_kafka_brokers @KAFKA@;
+@KAFKA_OPTIONS@
     client_max_body_size     20m;
     client_body_buffer_size  1m;
     server {
@@ -72,27 +102,65 @@ def lua_string(b):
         else b"\\" + str(c).encode().rjust(3, b"0") for c in b) + b'"'
 
 
-def wrk(url, script=None):
-    cmd = ["wrk", "-t1", "-c" + CONNS, "-d" + DURATION, "--latency"]
+def cpu_ticks(pid):
+    """utime + stime of a process and all its threads, in clock ticks."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+    except OSError:
+        return 0
+
+
+def wrk(url, script=None, conns=CONNS, perf=None, pids=()):
+    """req/s, p50, p99, non-2xx, and the CPU time per request of each of
+    pids in microseconds: unlike req/s on a shared machine, CPU per
+    request hardly depends on what else runs."""
+    cmd = ["wrk", "-t1", "-c" + conns, "-d" + DURATION, "--latency"]
     if script:
         cmd += ["-s", script]
+    rec = None
+    if perf:
+        rec = subprocess.Popen(["perf", "record", "-q", "-g", "-o", perf[1],
+                                "-p", str(perf[0])],
+                               stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    before = [cpu_ticks(pid) for pid in pids]
     out = subprocess.run(cmd + [url], capture_output=True, text=True).stdout
+    used = [cpu_ticks(pid) - t for pid, t in zip(pids, before)]
+    if rec:
+        rec.send_signal(2)
+        rec.wait()
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     lat = dict(re.findall(r"\s+(50|99)%\s+([\d.]+\w+)", out))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return rps, lat.get("50"), lat.get("99"), int(non2xx.group(1)) \
-        if non2xx else 0
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    tick = 1e6 / os.sysconf("SC_CLK_TCK")
+    return (rps, lat.get("50"), lat.get("99"),
+            int(non2xx.group(1)) if non2xx else 0,
+            [u * tick / max(total, 1) for u in used])
 
 
 def main():
     tmp = tempfile.mkdtemp(prefix="edgehog-bench-")
     kafka = S.Kafka(tmp)
-    nginx = None
+    builds = [("", None, "")] \
+        + ([(COMPARE_LABEL, COMPARE, COMPARE_KAFKA)] if COMPARE else [])
+    nginxes = []
     try:
         kafka.start()
         kafka.create_topics(["events_plugin_ingestion"], partitions=4)
-        nginx = ST.Nginx(tmp, kafka=kafka.bootstrap, conf=CONF)
-        nginx.start()
+        for label, modules, extra in builds:
+            conf = CONF.replace("@KAFKA_OPTIONS@\n", KAFKA_OPTIONS + extra)
+            nginx = ST.Nginx(os.path.join(tmp, label or "new"),
+                             kafka=kafka.bootstrap,
+                             conf=conf.replace("@MODULES@", modules)
+                             if modules else conf)
+            nginx.start()
+            worker = subprocess.run(["pgrep", "-P", str(nginx.pid)],
+                                    capture_output=True,
+                                    text=True).stdout.split()
+            nginxes.append((label, nginx, worker))
         single = json.dumps(dict(event(1), api_key=TOKEN)).encode()
         batch = json.dumps({"api_key": TOKEN, "batch":
                             [event(i) for i in range(50)]}).encode()
@@ -100,38 +168,94 @@ def main():
                             .encode())
         js = {"Content-Type": "application/json"}
         cases = [
-            ("a", "nginx return 204", nginx.url + "/noop",
+            ("a", "nginx return 204", "/noop",
              lua(f"{tmp}/a.lua", b"", {}), 1),
-            ("b", "single event, ack delivery", nginx.url + "/i/v0/e/",
+            ("a2", "nginx return 204", "/noop",
+             lua(f"{tmp}/a.lua", b"", {}), 1),
+            ("b", "single event, ack delivery", "/i/v0/e/",
              lua(f"{tmp}/b.lua", single, js), 1),
-            ("c", "single event, ack enqueue", nginx.url + "/q/i/v0/e/",
+            ("c", "single event, ack enqueue", "/q/i/v0/e/",
              lua(f"{tmp}/c.lua", single, js), 1),
-            ("d", "/batch/ 50 events, delivery", nginx.url + "/batch/",
+            ("d", "/batch/ 50 events, delivery", "/batch/",
              lua(f"{tmp}/d.lua", batch, js), 50),
             ("e", "gzip-js array of 10, delivery",
-             nginx.url + "/i/v0/e/?compression=gzip-js&ver=1.200.0",
+             "/i/v0/e/?compression=gzip-js&ver=1.200.0",
              lua(f"{tmp}/e.lua", arr, {"Content-Type": "text/plain"}), 10),
         ]
         print(f"single event {len(single)} bytes; batch {len(batch)} bytes; "
-              f"gzip array {len(arr)} bytes; wrk -t1 -c{CONNS} "
-              f"-d{DURATION}; 1 nginx worker; Kafka 3.9 local, acks=all")
-        res = {}
-        for key, title, url, script, per in cases:
-            rps, p50, p99, bad = wrk(url, script)
-            res[key] = rps
-            print(f"({key}) {title:34s} {rps:10.0f} req/s  "
-                  f"{rps * per:10.0f} events/s  p50 {p50:>8s}  "
-                  f"p99 {p99:>8s}  non-2xx {bad}")
-        print(f"ratio (b)/(a) = {res['b'] / res['a']:.2f}  (target >= 0.5)")
-        print(f"ratio (c)/(a) = {res['c'] / res['a']:.2f}  (target >= 0.7)")
-        print(f"(d) events/s  = {res['d'] * 50:.0f}  "
-              f"(target >= 300000 per core)")
-        print(f"(e) events/s  = {res['e'] * 10:.0f}")
-        bad = nginx.bad_log_lines()
-        if bad:
-            print("nginx error log:\n" + "\n".join(bad))
+              f"gzip array {len(arr)} bytes; wrk -t1 -d{DURATION}; "
+              f"1 nginx worker; Kafka 3.9 local, acks=all "
+              f"{os.environ.get('BENCH_KAFKA', '')}; median of {ROUNDS}"
+              + (f"; compared with [{COMPARE_LABEL}]: {COMPARE} "
+                 f"{os.environ.get('BENCH_COMPARE_KAFKA', '')}"
+                 if COMPARE else ""))
+        runs = {}
+        for _ in range(ROUNDS):
+            for key, title, path, script, per in cases:
+                if CASES and key not in CASES.split(","):
+                    continue
+                conns = conns_of(key)
+                for label, nginx, worker in nginxes:
+                    perf = (worker[0], os.path.join(
+                        PERF, f"perf-{key}{label}.data")) \
+                        if PERF and worker else None
+                    runs.setdefault((key, label), []).append(
+                        wrk(nginx.url + path, script, conns, perf,
+                            (nginx.pid if not worker else worker[0],
+                             kafka.pid)))
+        res, cpus = {}, {}
+        for key, title, path, script, per in cases:
+            conns = conns_of(key)
+            for label, _, _ in nginxes:
+                if (key, label) not in runs:
+                    continue
+                got = sorted(runs[(key, label)])
+                rps, p50, p99, bad, _ = got[len(got) // 2]
+                # CPU per request: the median of each process's rounds
+                cpu = [sorted(r[4][i] for r in got)[len(got) // 2]
+                       for i in range(2)]
+                res[key + label] = rps
+                cpus[key + label] = cpu
+                name = f"{key}{'/' + label if label else ''}"
+                every = " ".join(f"{r[0]:.0f}" for r in runs[(key, label)])
+                print(f"({name:5s}) {title:29s} -c{conns:>4s} {rps:9.0f} "
+                      f"req/s {rps * per:9.0f} events/s  p50 {p50:>8s}  "
+                      f"p99 {p99:>8s}  non-2xx {bad}  cpu/req nginx "
+                      f"{cpu[0]:6.1f} us kafka {cpu[1]:6.1f} us"
+                      + (f"  (rounds: {every})" if ROUNDS > 1 else ""))
+        for label, _, _ in nginxes:
+            tag = f" [{label}]" if label else ""
+            if "a2" + label in res and "b" + label in res:
+                print(f"ratio (b)/(a2) = "
+                      f"{res['b' + label] / res['a2' + label]:.2f}  "
+                      f"(target >= 0.5; both -c{ACK_CONNS}){tag}")
+            if "a" + label in res and "c" + label in res:
+                print(f"ratio (c)/(a)  = "
+                      f"{res['c' + label] / res['a' + label]:.2f}  "
+                      f"(target >= 0.7; both -c{CONNS}){tag}")
+            if "d" + label in res:
+                print(f"(d) events/s   = {res['d' + label] * 50:.0f}  "
+                      f"(target >= 300000 per core){tag}")
+            # what the ratios would be if nginx and Kafka had the cores to
+            # themselves: from CPU per request, not from req/s
+            for x, y in (("b", "a2"), ("c", "a")):
+                if x + label in cpus and y + label in cpus:
+                    print(f"cpu ratio ({x})/({y}) = "
+                          f"{sum(cpus[y + label]) / sum(cpus[x + label]):.2f}"
+                          f"  (nginx+kafka CPU per request of ({y}) over "
+                          f"({x})){tag}")
+            if "d" + label in cpus:
+                print(f"(d) events per core-second = "
+                      f"{50e6 / sum(cpus['d' + label]):.0f}  "
+                      f"(nginx+kafka CPU){tag}")
+            if "e" + label in res:
+                print(f"(e) events/s   = {res['e' + label] * 10:.0f}{tag}")
+        for label, nginx, _ in nginxes:
+            bad = nginx.bad_log_lines()
+            if bad:
+                print(f"nginx {label} error log:\n" + "\n".join(bad))
     finally:
-        if nginx:
+        for _, nginx, _ in nginxes:
             nginx.stop()
         kafka.stop()
 

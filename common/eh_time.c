@@ -5,7 +5,6 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "eh_time.h"
@@ -29,6 +28,7 @@ static int eh_time_rfc2822(eh_time_cur_t *c, int64_t *us);
 static int eh_time_clock(eh_time_cur_t *c, int64_t *us);
 static int eh_time_zone(eh_time_cur_t *c, int64_t *off);
 static int eh_time_word(eh_time_cur_t *c, const char *w);
+static int eh_time_put_digits(char *buf, uint64_t v, int width);
 static size_t eh_time_format(int64_t us, char *buf, int date_sep,
     int frac, int zone);
 static int eh_time_in_bounds(int64_t us);
@@ -814,6 +814,33 @@ eh_time_rfc2822(eh_time_cur_t *c, int64_t *us)
 }
 
 
+/* v in decimal, zero-padded to at least width digits; returns the length */
+
+static int
+eh_time_put_digits(char *buf, uint64_t v, int width)
+{
+    int   n, k;
+    char  tmp[24];
+
+    n = 0;
+
+    do {
+        tmp[n++] = (char) ('0' + v % 10);
+        v /= 10;
+    } while (v);
+
+    while (n < width) {
+        tmp[n++] = '0';
+    }
+
+    for (k = 0; k < n; k++) {
+        buf[k] = tmp[n - 1 - k];
+    }
+
+    return n;
+}
+
+
 static size_t
 eh_time_format(int64_t us, char *buf, int date_sep, int frac, int zone)
 {
@@ -838,16 +865,33 @@ eh_time_format(int64_t us, char *buf, int date_sep, int frac, int zone)
     mm = (unsigned) (rem / 60 % 60);
     ss = (unsigned) (rem % 60);
 
-    /* chrono writes years outside 0..9999 with a sign */
+    /*
+     * written by hand: this runs several times per captured event, and
+     * snprintf() was most of its cost.  chrono writes years outside
+     * 0..9999 with a sign and at least 4 digits.
+     */
     if (y >= 0 && y <= 9999) {
-        n = snprintf(buf, EH_TIME_STR_MAX, "%04d", (int) y);
+        n = eh_time_put_digits(buf, (uint64_t) y, 4);
 
     } else {
-        n = snprintf(buf, EH_TIME_STR_MAX, "%+05lld", (long long) y);
+        buf[0] = y < 0 ? '-' : '+';
+        n = 1 + eh_time_put_digits(buf + 1,
+                               y < 0 ? (uint64_t) 0 - (uint64_t) y
+                                     : (uint64_t) y, 4);
     }
 
-    n += snprintf(buf + n, EH_TIME_STR_MAX - n, "-%02u-%02u%c%02u:%02u:%02u",
-                  m, d, date_sep, hh, mm, ss);
+    buf[n++] = '-';
+    n += eh_time_put_digits(buf + n, m, 2);
+    buf[n++] = '-';
+    n += eh_time_put_digits(buf + n, d, 2);
+    buf[n++] = (char) date_sep;
+    n += eh_time_put_digits(buf + n, hh, 2);
+    buf[n++] = ':';
+    n += eh_time_put_digits(buf + n, mm, 2);
+    buf[n++] = ':';
+    n += eh_time_put_digits(buf + n, ss, 2);
+
+    eh_time_put_digits(fbuf, sub, 6);
 
     if (frac == EH_TIME_FRAC_AUTO) {
         frac = sub == 0 ? 0 : (sub % 1000 == 0 ? 3 : 6);
@@ -855,16 +899,12 @@ eh_time_format(int64_t us, char *buf, int date_sep, int frac, int zone)
     } else if (frac == EH_TIME_FRAC_TRIM) {
         frac = 6;
 
-        snprintf(fbuf, sizeof(fbuf), "%06u", sub);
-
         while (frac > 0 && fbuf[frac - 1] == '0') {
             frac--;
         }
     }
 
     if (frac > 0) {
-        snprintf(fbuf, sizeof(fbuf), "%06u", sub);
-
         buf[n++] = '.';
 
         for (k = 0; k < frac; k++) {

@@ -24,11 +24,12 @@ typedef enum {
     CAPTURE_TOPIC_HEATMAPS,
     CAPTURE_TOPIC_WARNINGS,
     CAPTURE_TOPIC_OVERFLOW,
+    CAPTURE_TOPIC_DLQ,
     CAPTURE_TOPIC_N
 } capture_topic_e;
 
 
-#define CAPTURE_MAX_HEADERS  8
+#define CAPTURE_MAX_HEADERS  12
 
 /* Kafka's message.max.bytes default, as capture-rs */
 #define CAPTURE_MAX_MESSAGE_SIZE  1000000
@@ -36,14 +37,20 @@ typedef enum {
 
 typedef struct {
     const char                 *name;
-    char                       *value;
+    const char                 *value;
 } capture_header_t;
 
 
+/*
+ * The value, the key and the header values share one malloc() block that
+ * starts with the value: whoever takes the value (librdkafka with
+ * RD_KAFKA_MSG_F_FREE) sets it to NULL and owns the block from then on.
+ */
 typedef struct {
     capture_topic_e             topic;
     /* NULL: no key (random partition) */
-    char                       *key;
+    const char                 *key;
+    size_t                      key_len;
     char                       *value;
     size_t                      value_len;
     capture_header_t            headers[CAPTURE_MAX_HEADERS];
@@ -52,8 +59,18 @@ typedef struct {
     const char                 *token;
     const char                 *distinct_id;
     const char                 *event;
+    /* properties.$session_id when a string, else NULL (§7.5) */
+    const char                 *session_id;
+    size_t                      session_id_len;
+    /* set by calloc(): a restriction's topic, over "topic" when set */
+    const char                 *topic_name;
+    size_t                      topic_name_len;
     /* set by calloc(): the limits may drop or reroute a message */
     unsigned                    dropped:1;
+    /* force_disable_person_processing was added */
+    unsigned                    person_skip:1;
+    /* properties.$product_tour_id is set: not a survey response (§7.1) */
+    unsigned                    product_tour:1;
 } capture_msg_t;
 
 
@@ -71,6 +88,12 @@ typedef struct {
     int64_t                     sent_at_us;
     /* value + key above this are refused with 413; 0: no limit */
     size_t                      max_message_size;
+    /*
+     * query token or api_key of a GET (capture_query_token on): used
+     * when the payload names none, NUL-terminated; NULL: none
+     */
+    const char                 *query_token;
+    size_t                      query_token_len;
     /* when set, receives the count of $performance_event dropped */
     size_t                     *filtered;
     unsigned                    has_sent_at:1;

@@ -273,11 +273,27 @@ capture_utf8_valid(const u_char *p, size_t len)
     u_char         c;
     size_t         n, i;
     uint32_t       cp;
+    uint64_t       v;
     const u_char  *end;
 
     end = p + len;
 
     while (p < end) {
+        /* ASCII 8 bytes at a time: every body is checked whole */
+        while (end - p >= 8) {
+            memcpy(&v, p, 8);
+
+            if (v & 0x8080808080808080ULL) {
+                break;
+            }
+
+            p += 8;
+        }
+
+        if (p == end) {
+            break;
+        }
+
         c = *p++;
 
         if (c < 0x80) {

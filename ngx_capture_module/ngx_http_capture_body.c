@@ -187,6 +187,25 @@ ngx_http_capture_body_process(ngx_http_request_t *r)
     req.engage = r->uri.len >= 7
                  && ngx_strncmp(r->uri.data, "/engage", 7) == 0;
     req.strict = lcf->strict;
+
+    /* §3.1: Django read a GET's token from the query; opt-in here */
+    if (lcf->query_token && (r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        rc = ngx_http_capture_query_arg(r, "token", &arg, 1);
+
+        if (rc == NGX_DECLINED || (rc == NGX_OK && arg.len == 0)) {
+            rc = ngx_http_capture_query_arg(r, "api_key", &arg, 1);
+        }
+
+        if (rc == NGX_ERROR) {
+            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+
+        if (rc == NGX_OK && arg.len) {
+            req.query_token = (const char *) arg.data;
+            req.query_token_len = arg.len;
+        }
+    }
     req.max_message_size = lcf->max_message_size;
 
     shm = ngx_http_capture_shm(r);
@@ -210,7 +229,11 @@ ngx_http_capture_body_process(ngx_http_request_t *r)
                   &shm->dropped[NGX_HTTP_CAPTURE_DROP_PERFORMANCE], filtered);
     }
 
-    ngx_http_capture_limits_apply(r, msgs, n);
+    if (ngx_http_capture_limits_apply(r, msgs, n) != NGX_OK) {
+        capture_msgs_free(msgs, n);
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
 
     for (i = 0; i < n && msgs[i].dropped; i++) { /* void */ }
 

@@ -4,9 +4,10 @@
 
 /*
  * Routing controls of spec/capture.md §7 applied to the built messages:
- * the token dropper (§7.4) and overflow routing (§7.2) with a token
- * bucket per event key shared by all workers through shared memory,
- * plus the forced-key list.
+ * the billing quota (§7.1), the token dropper (§7.4), the event
+ * restrictions of ngx_http_capture_restrict.c (§7.5) and overflow
+ * routing (§7.2) with a token bucket per event key shared by all workers
+ * through shared memory, plus the forced-key list.
  */
 
 
@@ -24,10 +25,11 @@ static ngx_int_t ngx_http_capture_limits_take(ngx_http_capture_shm_t *shm,
     ngx_http_capture_loc_conf_t *lcf, const char *key);
 
 
-void
+ngx_int_t
 ngx_http_capture_limits_apply(ngx_http_request_t *r, capture_msg_t *msgs,
     ngx_uint_t n)
 {
+    ngx_int_t                      rc;
     ngx_uint_t                     i, forced;
     ngx_http_capture_shm_t        *shm;
     ngx_http_capture_loc_conf_t   *lcf;
@@ -45,8 +47,7 @@ ngx_http_capture_limits_apply(ngx_http_request_t *r, capture_msg_t *msgs,
 
         /* §7.1: billing limits drop silently, the answer stays 200 */
         if (mcf->quota
-            && ngx_http_capture_quota_limited(mcf->quota, msgs[i].event,
-                                              msgs[i].token))
+            && ngx_http_capture_quota_limited(mcf->quota, &msgs[i]))
         {
             msgs[i].dropped = 1;
 
@@ -71,8 +72,28 @@ ngx_http_capture_limits_apply(ngx_http_request_t *r, capture_msg_t *msgs,
             continue;
         }
 
+        /* §7.5, after the dropper and before overflow stamping */
+        if (lcf->restrictions) {
+            rc = ngx_http_capture_restrict(r, lcf, &msgs[i]);
+
+            if (rc == NGX_DECLINED) {
+                msgs[i].dropped = 1;
+
+                if (shm) {
+                    (void) ngx_atomic_fetch_add(
+                          &shm->dropped[NGX_HTTP_CAPTURE_DROP_RESTRICTED], 1);
+                }
+
+                continue;
+            }
+
+            if (rc != NGX_OK) {
+                return NGX_ERROR;
+            }
+        }
+
         /* only analytics-main events are considered (§7.2) */
-        if (msgs[i].topic != CAPTURE_TOPIC_MAIN) {
+        if (msgs[i].topic != CAPTURE_TOPIC_MAIN || msgs[i].topic_name) {
             continue;
         }
 
@@ -91,23 +112,25 @@ ngx_http_capture_limits_apply(ngx_http_request_t *r, capture_msg_t *msgs,
         msgs[i].topic = CAPTURE_TOPIC_OVERFLOW;
 
         /* no key: a random partition takes the hot key's load */
-        free(msgs[i].key);
         msgs[i].key = NULL;
+        msgs[i].key_len = 0;
 
-        if (forced && msgs[i].nheaders < CAPTURE_MAX_HEADERS) {
+        if (forced && !msgs[i].person_skip
+            && msgs[i].nheaders < CAPTURE_MAX_HEADERS)
+        {
             msgs[i].headers[msgs[i].nheaders].name =
                                             "force_disable_person_processing";
-            msgs[i].headers[msgs[i].nheaders].value = strdup("true");
-
-            if (msgs[i].headers[msgs[i].nheaders].value) {
-                msgs[i].nheaders++;
-            }
+            msgs[i].headers[msgs[i].nheaders].value = "true";
+            msgs[i].nheaders++;
+            msgs[i].person_skip = 1;
         }
 
         if (shm) {
             (void) ngx_atomic_fetch_add(&shm->overflow[forced ? 1 : 0], 1);
         }
     }
+
+    return NGX_OK;
 }
 
 

@@ -27,7 +27,7 @@ static const ngx_uint_t  ngx_http_capture_statuses[] = {
 
 static const char  *ngx_http_capture_causes[] = {
     "performance_event", "events_over_quota", "token_dropper",
-    "request_rejected", "kafka_error"
+    "request_rejected", "kafka_error", "event_restriction"
 };
 
 /* delivery latency buckets, milliseconds */

@@ -14,7 +14,7 @@
 
 #define NGX_HTTP_CAPTURE_ROUTES     7
 #define NGX_HTTP_CAPTURE_STATUSES   9
-#define NGX_HTTP_CAPTURE_CAUSES     5
+#define NGX_HTTP_CAPTURE_CAUSES     6
 #define NGX_HTTP_CAPTURE_BUCKETS    10
 #define NGX_HTTP_CAPTURE_WORKERS    64
 
@@ -24,6 +24,7 @@
 #define NGX_HTTP_CAPTURE_DROP_DROPPER      2
 #define NGX_HTTP_CAPTURE_DROP_REJECTED     3
 #define NGX_HTTP_CAPTURE_DROP_KAFKA        4
+#define NGX_HTTP_CAPTURE_DROP_RESTRICTED   5
 
 /* overflow buckets: an open table, collisions share a bucket */
 #define NGX_HTTP_CAPTURE_OVERFLOW_SLOTS  65536

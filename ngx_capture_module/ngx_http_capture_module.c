@@ -15,6 +15,7 @@
 
 static ngx_int_t ngx_http_capture_handler(ngx_http_request_t *r);
 static void ngx_http_capture_body_handler(ngx_http_request_t *r);
+static void ngx_http_capture_read_body(ngx_http_request_t *r);
 static ngx_int_t ngx_http_capture_too_large(ngx_http_request_t *r);
 static void *ngx_http_capture_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_capture_init_main_conf(ngx_conf_t *cf, void *conf);
@@ -139,6 +140,13 @@ static ngx_command_t  ngx_http_capture_commands[] = {
       offsetof(ngx_http_capture_loc_conf_t, topics[CAPTURE_TOPIC_OVERFLOW]),
       NULL },
 
+    { ngx_string("capture_kafka_topic_dlq"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_capture_loc_conf_t, topics[CAPTURE_TOPIC_DLQ]),
+      NULL },
+
     { ngx_string("capture_compat"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_enum_slot,
@@ -216,6 +224,20 @@ static ngx_command_t  ngx_http_capture_commands[] = {
       offsetof(ngx_http_capture_loc_conf_t, overflow_force),
       NULL },
 
+    { ngx_string("capture_query_token"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_capture_loc_conf_t, query_token),
+      NULL },
+
+    { ngx_string("capture_event_restriction"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_2MORE,
+      ngx_http_capture_restriction,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("capture_drop_events"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
       ngx_http_capture_list,
@@ -284,6 +306,7 @@ static ngx_int_t
 ngx_http_capture_handler(ngx_http_request_t *r)
 {
     ngx_int_t                     rc;
+    ngx_http_capture_ctx_t       *ctx;
     ngx_http_capture_loc_conf_t  *lcf;
 
     if (r->method == NGX_HTTP_OPTIONS) {
@@ -318,7 +341,62 @@ ngx_http_capture_handler(ngx_http_request_t *r)
         return rc;
     }
 
+    /*
+     * nginx answers a body read timeout by closing the connection; the
+     * reader is wrapped so the SDK gets a JSON 408 instead (DESIGN.md)
+     */
+    if (rc == NGX_AGAIN && r->read_event_handler != ngx_http_block_reading) {
+        ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_capture_ctx_t));
+        if (ctx == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ctx->read_body = r->read_event_handler;
+        ngx_http_set_ctx(r, ctx, ngx_http_capture_module);
+
+        r->read_event_handler = ngx_http_capture_read_body;
+    }
+
     return NGX_DONE;
+}
+
+
+static void
+ngx_http_capture_read_body(ngx_http_request_t *r)
+{
+    ngx_int_t                rc;
+    ngx_event_t             *rev;
+    ngx_http_capture_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_capture_module);
+    rev = r->connection->read;
+
+    if (!rev->timedout) {
+        ctx->read_body(r);
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, NGX_ETIMEDOUT,
+                  "capture: client timed out sending the body");
+
+    /*
+     * the rest of the body is never read: no keepalive, and the lingering
+     * close that nginx runs for a body still being read must not see the
+     * timeout as its own
+     */
+    rev->timedout = 0;
+    r->keepalive = 0;
+
+    if (rev->timer_set) {
+        ngx_del_timer(rev);
+    }
+
+    r->read_event_handler = ngx_http_block_reading;
+
+    rc = ngx_http_edgehog_send_error(r, NGX_HTTP_REQUEST_TIME_OUT, "timeout",
+                                     "client stopped sending data");
+
+    ngx_http_finalize_request(r, rc);
 }
 
 
@@ -494,6 +572,8 @@ ngx_http_capture_create_loc_conf(ngx_conf_t *cf)
     lcf->overflow_burst = NGX_CONF_UNSET_UINT;
     lcf->overflow_force = NGX_CONF_UNSET_PTR;
     lcf->dropper = NGX_CONF_UNSET_PTR;
+    lcf->restrictions = NGX_CONF_UNSET_PTR;
+    lcf->query_token = NGX_CONF_UNSET;
     lcf->ack_timeout = NGX_CONF_UNSET_MSEC;
 
     return lcf;
@@ -527,6 +607,9 @@ ngx_http_capture_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_str_value(conf->topics[CAPTURE_TOPIC_OVERFLOW],
                              prev->topics[CAPTURE_TOPIC_OVERFLOW],
                              "events_plugin_ingestion_overflow");
+    ngx_conf_merge_str_value(conf->topics[CAPTURE_TOPIC_DLQ],
+                             prev->topics[CAPTURE_TOPIC_DLQ],
+                             "events_plugin_ingestion_dlq");
     ngx_conf_merge_uint_value(conf->strict, prev->strict, 0);
     ngx_conf_merge_size_value(conf->max_decompressed_size,
                               prev->max_decompressed_size,
@@ -543,6 +626,8 @@ ngx_http_capture_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_ptr_value(conf->overflow_force, prev->overflow_force,
                              NULL);
     ngx_conf_merge_ptr_value(conf->dropper, prev->dropper, NULL);
+    ngx_conf_merge_ptr_value(conf->restrictions, prev->restrictions, NULL);
+    ngx_conf_merge_value(conf->query_token, prev->query_token, 0);
 
     /*
      * nginx checks client_max_body_size before any handler runs and

@@ -18,14 +18,18 @@
 #define NGX_HTTP_CAPTURE_ACK_ENQUEUE   0
 #define NGX_HTTP_CAPTURE_ACK_DELIVERY  1
 
-/* main, historical, exceptions, heatmaps, warnings, overflow */
-#define NGX_HTTP_CAPTURE_TOPICS        6
+/* main, historical, exceptions, heatmaps, warnings, overflow, dlq */
+#define NGX_HTTP_CAPTURE_TOPICS        CAPTURE_TOPIC_N
 
 
 typedef struct {
     ngx_str_t                   name;
     rd_kafka_topic_t           *rkt;
 } ngx_http_capture_topic_t;
+
+
+typedef struct ngx_http_capture_restriction_s
+    ngx_http_capture_restriction_t;
 
 
 typedef struct {
@@ -61,6 +65,8 @@ typedef struct {
     ngx_uint_t                  ack;
     ngx_msec_t                  ack_timeout;
     ngx_uint_t                  strict;
+    /* a GET may name its token in the query (§3.1, Django) */
+    ngx_flag_t                  query_token;
     size_t                      max_decompressed_size;
     size_t                      max_message_size;
     ngx_flag_t                  test_clock;
@@ -71,15 +77,29 @@ typedef struct {
     ngx_uint_t                  overflow_burst;
     ngx_array_t                *overflow_force;   /* of ngx_str_t */
     ngx_array_t                *dropper;          /* of ngx_str_t */
+    /* of ngx_http_capture_restriction_t (§7.5) */
+    ngx_array_t                *restrictions;
     /* client_max_body_size, enforced here to answer in JSON */
     off_t                       max_body_size;
 } ngx_http_capture_loc_conf_t;
 
 
+/* only for a body that is still being read */
+typedef struct {
+    /* nginx's own body reader, which the timeout check wraps */
+    ngx_http_event_handler_pt   read_body;
+} ngx_http_capture_ctx_t;
+
+
 void ngx_http_capture_body_process(ngx_http_request_t *r);
 void ngx_http_capture_done(ngx_http_request_t *r, ngx_int_t status);
-void ngx_http_capture_limits_apply(ngx_http_request_t *r,
+/* NGX_ERROR when out of memory */
+ngx_int_t ngx_http_capture_limits_apply(ngx_http_request_t *r,
     capture_msg_t *msgs, ngx_uint_t n);
+char *ngx_http_capture_restriction(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_capture_restrict(ngx_http_request_t *r,
+    ngx_http_capture_loc_conf_t *lcf, capture_msg_t *msg);
 
 
 extern ngx_module_t  ngx_http_capture_module;

@@ -72,15 +72,18 @@ ngx_http_capture_quota_exit_process(ngx_http_capture_quota_t *q)
 }
 
 
-/* 1 if token is limited for the resource the event belongs to */
+/* 1 if the token is limited for the resource the event belongs to */
 
 ngx_int_t
 ngx_http_capture_quota_limited(ngx_http_capture_quota_t *q,
-    const char *event, const char *token)
+    const capture_msg_t *m)
 {
     size_t       len;
     ngx_uint_t   i, res;
     ngx_str_t   *t;
+    const char  *event;
+
+    event = m->event;
 
     if (q == NULL || q->pool == NULL) {
         return 0;
@@ -89,10 +92,12 @@ ngx_http_capture_quota_limited(ngx_http_capture_quota_t *q,
     if (ngx_strcmp(event, "$exception") == 0) {
         res = 1;
 
-    } else if (ngx_strcmp(event, "survey sent") == 0
-               || ngx_strcmp(event, "survey shown") == 0
-               || ngx_strcmp(event, "survey dismissed") == 0)
+    } else if (!m->product_tour
+               && (ngx_strcmp(event, "survey sent") == 0
+                   || ngx_strcmp(event, "survey shown") == 0
+                   || ngx_strcmp(event, "survey dismissed") == 0))
     {
+        /* §7.1: a product tour's survey events are ordinary events */
         res = 2;
 
     } else if (ngx_strncmp(event, "$ai_", 4) == 0) {
@@ -104,11 +109,11 @@ ngx_http_capture_quota_limited(ngx_http_capture_quota_t *q,
 
     /* scoped events follow their own quota only, even over "events" */
 
-    len = ngx_strlen(token);
+    len = ngx_strlen(m->token);
     t = q->sets[res].elts;
 
     for (i = 0; i < q->sets[res].nelts; i++) {
-        if (t[i].len == len && ngx_strncmp(t[i].data, token, len) == 0) {
+        if (t[i].len == len && ngx_strncmp(t[i].data, m->token, len) == 0) {
             return 1;
         }
     }

@@ -10,6 +10,7 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
+#include "capture_event.h"
 
 
 #define NGX_HTTP_CAPTURE_QUOTA_RESOURCES  4
@@ -42,7 +43,7 @@ ngx_int_t ngx_http_capture_quota_init_process(ngx_cycle_t *cycle,
     ngx_http_capture_quota_t *q);
 void ngx_http_capture_quota_exit_process(ngx_http_capture_quota_t *q);
 ngx_int_t ngx_http_capture_quota_limited(ngx_http_capture_quota_t *q,
-    const char *event, const char *token);
+    const capture_msg_t *m);
 
 
 #endif /* _NGX_HTTP_CAPTURE_QUOTA_H_INCLUDED_ */

@@ -14,7 +14,7 @@ from confluent_kafka import Consumer, TopicPartition
 from conftest import ST
 
 KINDS = ["main", "historical", "exceptions", "heatmaps", "client_warnings",
-         "overflow"]
+         "overflow", "dlq"]
 _seq = itertools.count()
 
 

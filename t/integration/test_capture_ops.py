@@ -172,9 +172,13 @@ def test_ac24a_quota_limits_from_redis(stack, tmp_path):
     c = Capture(stack, tmp_path / "a", extra_http=(
         f"capture_quota_redis 127.0.0.1:{stack.redis.port} {prefix};\n"
         "capture_quota_interval 1s;"))
+    # a product tour's survey event is an ordinary event (§7.1)
     batch = {"api_key": TOKEN, "batch": [
         {"event": e, "distinct_id": "u"}
-        for e in ("$pageview", "click", "$exception", "survey sent")]}
+        for e in ("$pageview", "click", "$exception", "survey sent",
+                  "survey shown")] + [
+        {"event": "survey sent", "distinct_id": "u",
+         "properties": {"$product_tour_id": "tour-1"}}]}
     probe = {"api_key": TOKEN, "batch": [
         {"event": "$pageview", "distinct_id": "probe"}]}
 
@@ -189,17 +193,20 @@ def test_ac24a_quota_limits_from_redis(stack, tmp_path):
         r, msgs = c.send("POST", "/batch/", batch)
         assert r.status_code == 200 and r.json() == {"status": "Ok"}
         assert sorted((m["value"]["event"], m["kind"]) for m in msgs) == [
-            ("$exception", "exceptions"), ("survey sent", "main")]
+            ("$exception", "exceptions"), ("survey sent", "main"),
+            ("survey shown", "main")]
+        assert "$product_tour_id" not in json.dumps([m["data"]
+                                                     for m in msgs])
         r, msgs = c.send("POST", "/batch/", {"api_key": TOKEN, "batch": [
             {"event": "$pageview", "distinct_id": "u"}]})
         assert r.status_code == 200 and msgs == []
-        assert over_quota_drops(c) - drops == 3
+        assert over_quota_drops(c) - drops == 4
         # an expired score no longer limits
         rds.zadd(key, {TOKEN: int(time.time()) - 10})
         wait_for(lambda: not limited(), timeout=15,
                  what="the expired quota to lift")
         r, msgs = c.send("POST", "/batch/", batch)
-        assert len(msgs) == 4
+        assert len(msgs) == 6
         assert not c.bad_log_lines()
     finally:
         rds.delete(key)
@@ -215,7 +222,7 @@ def test_ac24a_quota_limits_from_redis(stack, tmp_path):
                  in c.nginx.log_text(),
                  timeout=15, what="a failed quota refresh")
         r, msgs = c.send("POST", "/batch/", batch)
-        assert r.status_code == 200 and len(msgs) == 4
+        assert r.status_code == 200 and len(msgs) == 6
         assert not c.bad_log_lines()
     finally:
         c.close()

@@ -21,7 +21,9 @@ static const char *field(capture_msg_t *m, const char *name);
 static json_t *data_of(capture_msg_t *m);
 
 
-static char  t_buf[4096];
+static char        t_buf[4096];
+/* capture_query_token: a GET's query token, or NULL */
+static const char  *t_query_token;
 
 
 static int
@@ -37,6 +39,8 @@ build(const char *json, int engage, capture_msg_t **m, size_t *n,
     req.has_sent_at = 1;
     req.engage = engage;
     req.max_message_size = CAPTURE_MAX_MESSAGE_SIZE;
+    req.query_token = t_query_token;
+    req.query_token_len = t_query_token ? strlen(t_query_token) : 0;
 
     memset(err, 0, sizeof(*err));
 
@@ -201,6 +205,55 @@ main(void)
     memset(big + 64, 'a', 1000000);
     memcpy(big + 64 + 1000000, "\"}}", 4);
     ok(build(big, 0, &m, &n, &err) != 0 && err.status == 413, "1 MB cap");
+
+    /* one block: the key and the header values follow the value */
+    ok(build("{\"api_key\":\"t\",\"event\":\"x\",\"distinct_id\":\"u\","
+             "\"properties\":{\"$session_id\":\"s-1\","
+             "\"$product_tour_id\":\"pt\"}}", 0, &m, &n, &err) == 0,
+       "session id");
+    ok(m[0].key == m[0].value + m[0].value_len + 1, "key after the value");
+    is_str(m[0].key, "t:u", "key");
+    ok(m[0].key_len == 3, "key length");
+    ok(m[0].headers[0].value == m[0].key + m[0].key_len + 1,
+       "headers after the key");
+    is_str(m[0].session_id, "s-1", "session id kept");
+    ok(m[0].product_tour, "product tour flagged");
+    capture_msgs_free(m, n);
+    ok(build("{\"api_key\":\"t\",\"event\":\"x\",\"distinct_id\":7,"
+             "\"properties\":{\"$session_id\":\"s\\u0041\","
+             "\"$product_tour_id\":null}}", 0, &m, &n, &err) == 0,
+       "session id through the DOM");
+    is_str(m[0].session_id, "sA", "escaped session id");
+    ok(!m[0].product_tour, "null product tour");
+    capture_msgs_free(m, n);
+
+    /* the timestamp header in milliseconds, rounded down before 1970 */
+    ok(build("{\"api_key\":\"t\",\"event\":\"x\",\"distinct_id\":\"u\","
+             "\"timestamp\":\"1969-12-31T23:59:59.5Z\"}", 0, &m, &n, &err)
+       == 0, "pre-epoch");
+    is_str(m[0].headers[2].value, "-500", "negative millis");
+    capture_msgs_free(m, n);
+
+    /* capture_query_token: used only when the payload names none */
+    t_query_token = "phc_q";
+    ok(build("{\"event\":\"x\",\"distinct_id\":\"u\"}", 0, &m, &n, &err)
+       == 0 && n == 1, "query token");
+    is_str(m[0].key, "phc_q:u", "query token key");
+    is_str(field(&m[0], "token"), "phc_q", "query token field");
+    capture_msgs_free(m, n);
+    ok(build("{\"event\":\"x\",\"distinct_id\":[1]}", 0, &m, &n, &err)
+       == 0 && n == 1, "query token through the DOM");
+    is_str(m[0].token, "phc_q", "DOM query token");
+    capture_msgs_free(m, n);
+    ok(build("{\"api_key\":\"t\",\"event\":\"x\",\"distinct_id\":\"u\"}",
+             0, &m, &n, &err) == 0, "payload token");
+    is_str(m[0].token, "t", "the payload's token wins");
+    capture_msgs_free(m, n);
+    t_query_token = "phx_personal";
+    ok(build("{\"event\":\"x\",\"distinct_id\":\"u\"}", 0, &m, &n, &err)
+       != 0 && strcmp(err.error, "API key is not valid: personal_api_key")
+               == 0, "query token validated");
+    t_query_token = NULL;
 
     return done_testing();
 }
