@@ -9,7 +9,7 @@ import time
 import uuid as uuidlib
 
 import requests
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from conftest import ST
 
@@ -60,8 +60,19 @@ class Capture:
             self.nginx.stop()
 
     def marks(self):
-        return {tp.topic: self.meta.get_watermark_offsets(
-            tp, timeout=10)[1] for tp in self.tps}
+        return {tp.topic: self._high(tp) for tp in self.tps}
+
+    def _high(self, tp):
+        # a topic created moments ago may not be in this client's metadata
+        # yet: ask again until the broker answers or the deadline passes
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                return self.meta.get_watermark_offsets(tp, timeout=10)[1]
+            except KafkaException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)  # poll interval of the wait above
 
     def read(self, before):
         """Every message produced since `before` (from marks()), as dicts
