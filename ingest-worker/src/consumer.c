@@ -29,8 +29,18 @@
 #define WORKER_STATE_MAX         1000000
 
 
+/* one message of the batch between the parse and the process passes */
+typedef struct {
+    ingest_message_t            m;
+    int64_t                     team_id;
+    int                         flags;      /* WORKER_TEAM_* */
+    unsigned                    event:1;    /* persons and a row to do */
+} worker_item_t;
+
+
 typedef struct {
     const worker_config_t      *cf;
+    worker_item_t              *items;
     rd_kafka_t                 *consumer;
     rd_kafka_t                 *producer;
     worker_pg_t                *pg;
@@ -59,7 +69,12 @@ typedef enum {
 
 static rd_kafka_t *worker_kafka_new(const worker_config_t *cf,
     rd_kafka_type_t type, worker_ctx_t *ctx);
-static worker_rc_e worker_process(worker_ctx_t *ctx, rd_kafka_message_t *msg);
+static worker_rc_e worker_parse(worker_ctx_t *ctx, rd_kafka_message_t *msg,
+    worker_item_t *it);
+static worker_rc_e worker_process(worker_ctx_t *ctx, rd_kafka_message_t *msg,
+    worker_item_t *it);
+static void worker_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+    rd_kafka_topic_partition_list_t *parts, void *opaque);
 static int worker_team(worker_ctx_t *ctx, const char *token,
     int64_t *team_id, int *flags);
 static int worker_produce(worker_ctx_t *ctx, const char *topic,
@@ -87,8 +102,7 @@ static void worker_overflow_plan(worker_ctx_t *ctx,
     rd_kafka_message_t **batch, int n);
 static worker_rc_e worker_overflow(worker_ctx_t *ctx,
     rd_kafka_message_t *msg);
-static void worker_prefetch(worker_ctx_t *ctx, rd_kafka_message_t **batch,
-    int n);
+static void worker_prefetch(worker_ctx_t *ctx, int n);
 static void worker_batch_metrics(worker_ctx_t *ctx,
     rd_kafka_message_t **batch, int n, int committed, int64_t start);
 static void worker_backoff(int ms);
@@ -114,13 +128,15 @@ worker_run(const worker_config_t *cf)
     ctx.metrics_server = worker_metrics_start(cf->metrics_port);
 
     batch = calloc(cf->batch_size, sizeof(rd_kafka_message_t *));
+    ctx.items = calloc(cf->batch_size, sizeof(worker_item_t));
 
     ctx.pg = worker_pg_connect(cf->postgres_dsn);
     ctx.producer = worker_kafka_new(cf, RD_KAFKA_PRODUCER, &ctx);
     ctx.consumer = worker_kafka_new(cf, RD_KAFKA_CONSUMER, &ctx);
     ctx.persons = worker_persons_open(cf, worker_emit, worker_warn, &ctx);
 
-    if (batch == NULL || ctx.teams == NULL || ctx.pg == NULL
+    if (batch == NULL || ctx.items == NULL || ctx.teams == NULL
+        || ctx.pg == NULL
         || ctx.warned == NULL || ctx.persons == NULL
         || ctx.buckets == NULL || ctx.lags == NULL || ctx.overflow == NULL
         || (cf->metrics_port && ctx.metrics_server == NULL)
@@ -201,15 +217,37 @@ worker_run(const worker_config_t *cf)
             worker_overflow_plan(&ctx, batch, n);
         }
 
-        worker_prefetch(&ctx, batch, n);
+        memset(ctx.items, 0, n * sizeof(worker_item_t));
+
+        /*
+         * parse everything first, so the persons of the batch are read
+         * (and its personless ids written) in one round trip each
+         */
+        for (i = 0; i < n && rc == WORKER_OK; i++) {
+            if (!ctx.overflow[i]) {
+                rc = worker_parse(&ctx, batch[i], &ctx.items[i]);
+            }
+        }
+
+        if (rc == WORKER_OK) {
+            worker_prefetch(&ctx, n);
+        }
 
         /*
          * one message after the other in offset order: events of one
          * token:distinct_id (one partition) keep their Kafka order
          */
         for (i = 0; i < n && rc == WORKER_OK; i++) {
-            rc = ctx.overflow[i] ? worker_overflow(&ctx, batch[i])
-                                 : worker_process(&ctx, batch[i]);
+            if (ctx.overflow[i]) {
+                rc = worker_overflow(&ctx, batch[i]);
+
+            } else if (ctx.items[i].event) {
+                rc = worker_process(&ctx, batch[i], &ctx.items[i]);
+            }
+        }
+
+        for (i = 0; i < n; i++) {
+            ingest_message_free(&ctx.items[i].m);
         }
 
         /* offsets move only once every output of the batch is acked */
@@ -246,6 +284,7 @@ worker_run(const worker_config_t *cf)
     json_decref(ctx.buckets);
     json_decref(ctx.lags);
     free(ctx.overflow);
+    free(ctx.items);
     free(batch);
 
     return 0;
@@ -261,9 +300,15 @@ worker_kafka_new(const worker_config_t *cf, rd_kafka_type_t type,
     rd_kafka_t       *rk;
     rd_kafka_conf_t  *conf;
 
+    /*
+     * a batch's outputs go out together: a long linger fills big
+     * requests, and the flush at the end of the batch sends at once
+     * without waiting for it (rd_kafka_flush() ignores linger.ms)
+     */
     static const char  *producer_opts[][2] = {
         { "acks", "all" },
-        { "linger.ms", "5" },
+        { "linger.ms", "50" },
+        { "batch.num.messages", "10000" },
         { "enable.idempotence", "true" },
         { "compression.codec", "lz4" },
         { NULL, NULL }
@@ -306,9 +351,13 @@ worker_kafka_new(const worker_config_t *cf, rd_kafka_type_t type,
         }
     }
 
+    rd_kafka_conf_set_opaque(conf, ctx);
+
     if (type == RD_KAFKA_PRODUCER) {
-        rd_kafka_conf_set_opaque(conf, ctx);
         rd_kafka_conf_set_dr_msg_cb(conf, worker_dr);
+
+    } else {
+        rd_kafka_conf_set_rebalance_cb(conf, worker_rebalance);
     }
 
     rk = rd_kafka_new(type, conf, errstr, sizeof(errstr));
@@ -320,40 +369,43 @@ worker_kafka_new(const worker_config_t *cf, rd_kafka_type_t type,
 }
 
 
-static worker_rc_e
-worker_process(worker_ctx_t *ctx, rd_kafka_message_t *msg)
-{
-    int                      rc, flags;
-    char                    *row;
-    size_t                   len;
-    int64_t                  team_id, ts;
-    ingest_msg_rc_e          mrc;
-    ingest_message_t         m;
-    ingest_team_opts_t       opts;
-    ingest_event_row_t       er;
-    worker_person_result_t   person;
+/*
+ * Parse, team, prepare (spec §1): what needs no person.  Drops, DLQ
+ * copies and warnings happen here; it->event tells whether persons and
+ * a row remain to do.
+ */
 
-    mrc = ingest_message_parse(&m, msg->payload, msg->len);
+static worker_rc_e
+worker_parse(worker_ctx_t *ctx, rd_kafka_message_t *msg, worker_item_t *it)
+{
+    int                  rc, flags;
+    int64_t              team_id;
+    ingest_msg_rc_e      mrc;
+    ingest_message_t    *m;
+    ingest_team_opts_t   opts;
+
+    m = &it->m;
+
+    mrc = ingest_message_parse_fast(m, msg->payload, msg->len);
 
     if (mrc == INGEST_MSG_DLQ) {
         /* the original bytes, so nothing is lost to a parser bug */
-        worker_log(WORKER_LOG_INFO, "message to DLQ: %s", m.error);
-        ingest_message_free(&m);
+        worker_log(WORKER_LOG_INFO, "message to DLQ: %s", m->error);
+        ingest_message_free(m);
 
         return worker_dlq(ctx, msg, NULL);
     }
 
-    rc = m.token ? worker_team(ctx, m.token, &team_id, &flags) : 0;
+    rc = m->token ? worker_team(ctx, m->token, &team_id, &flags) : 0;
 
     if (rc < 0) {
-        ingest_message_free(&m);
         return WORKER_RETRY;
     }
 
     if (rc == 0) {
         ctx->dropped++;
         ctx->unknown_token++;
-        ingest_message_free(&m);
+        ingest_message_free(m);
         return WORKER_OK;
     }
 
@@ -363,46 +415,69 @@ worker_process(worker_ctx_t *ctx, rd_kafka_message_t *msg)
     opts.force_personless = worker_header_true(msg,
                                            "force_disable_person_processing");
 
-    m.team_id = team_id;
-    m.has_team_id = 1;
+    m->team_id = team_id;
+    m->has_team_id = 1;
 
-    mrc = ingest_message_prepare(&m, &opts);
+    mrc = ingest_message_prepare(m, &opts);
 
     /* drops and warning-only events still carry their warnings */
-    worker_warnings(ctx, &m, team_id);
+    worker_warnings(ctx, m, team_id);
 
     if (mrc != INGEST_MSG_OK
-        || (m.route != INGEST_ROUTE_EVENT
-            && m.route != INGEST_ROUTE_EXCEPTION))
+        || (m->route != INGEST_ROUTE_EVENT
+            && m->route != INGEST_ROUTE_EXCEPTION))
     {
         ctx->dropped++;
-        ingest_message_free(&m);
+        ingest_message_free(m);
         return WORKER_OK;
     }
 
-    ts = worker_timestamp(ctx, msg, &m, team_id);
+    it->team_id = team_id;
+    it->flags = flags;
+    it->event = 1;
 
-    rc = worker_persons_process(ctx->persons, team_id, &m, ts,
-                                opts.person_processing_opt_out, &person);
+    return WORKER_OK;
+}
+
+
+/* persons (spec §3), then the events row (§4.1) */
+
+static worker_rc_e
+worker_process(worker_ctx_t *ctx, rd_kafka_message_t *msg, worker_item_t *it)
+{
+    int                      rc;
+    char                    *row;
+    size_t                   len;
+    int64_t                  team_id, ts;
+    ingest_message_t        *m;
+    ingest_event_row_t       er;
+    worker_person_result_t   person;
+
+    m = &it->m;
+    team_id = it->team_id;
+
+    ts = worker_timestamp(ctx, msg, m, team_id);
+
+    rc = worker_persons_process(ctx->persons, team_id, m, ts,
+                                (it->flags & WORKER_TEAM_PERSON_OPT_OUT) != 0,
+                                &person);
 
     if (rc == WORKER_PERSON_RETRY) {
-        ingest_message_free(&m);
         return WORKER_RETRY;
     }
 
     if (rc == WORKER_PERSON_FAIL) {
         worker_log(WORKER_LOG_WARN, "person processing failed for event "
-                   "%s: to DLQ", m.uuid);
-        rc = worker_dlq(ctx, msg, m.uuid);
-        ingest_message_free(&m);
-        return rc;
+                   "%s: to DLQ", m->uuid);
+        return worker_dlq(ctx, msg, m->uuid);
     }
 
     memset(&er, 0, sizeof(ingest_event_row_t));
-    er.uuid = m.uuid;
-    er.event = m.event;
-    er.distinct_id = m.distinct_id;
-    er.properties = m.properties;
+    er.uuid = m->uuid;
+    er.event = m->event;
+    er.distinct_id = m->distinct_id;
+    er.properties = m->properties;
+    er.fast = m->fast;
     er.team_id = team_id;
     er.project_id = team_id;
     er.timestamp_us = ts;
@@ -410,24 +485,24 @@ worker_process(worker_ctx_t *ctx, rd_kafka_message_t *msg)
     er.captured_at_us = INGEST_TIME_NONE;
     er.person_id = person.uuid;
     er.person_properties = person.properties;
+    er.person_properties_text = person.properties_text;
+    er.person_properties_len = person.properties_len;
     er.person_created_at_us = person.created_at_us;
     er.person_mode = person.mode;
-    er.historical_migration = m.historical_migration;
+    er.historical_migration = m->historical_migration;
 
     row = ingest_output_event(&er, &len);
     json_decref(person.properties);
 
     if (row == NULL) {
         ctx->dropped++;
-        ingest_message_free(&m);
         return WORKER_OK;
     }
 
     /* events are keyed by uuid, as PostHog's ingestion does */
-    rc = worker_produce(ctx, ctx->cf->events_topic, m.uuid, strlen(m.uuid),
-                        row, len);
+    rc = worker_produce(ctx, ctx->cf->events_topic, m->uuid,
+                        strlen(m->uuid), row, len);
     free(row);
-    ingest_message_free(&m);
 
     if (rc != 0) {
         return WORKER_RETRY;
@@ -736,9 +811,12 @@ worker_produce(worker_ctx_t *ctx, const char *topic, const char *key,
 static int
 worker_wait_deliveries(worker_ctx_t *ctx)
 {
-    /* bounded by message.timeout.ms: every message gets a report */
+    /*
+     * bounded by message.timeout.ms: every message gets a report; the
+     * flush sends what lingers now and serves the reports (worker_dr)
+     */
     while (ctx->in_flight > 0) {
-        rd_kafka_poll(ctx->producer, WORKER_DELIVERY_WAIT_MS);
+        (void) rd_kafka_flush(ctx->producer, WORKER_DELIVERY_WAIT_MS);
     }
 
     return ctx->failed ? -1 : 0;
@@ -756,6 +834,50 @@ worker_dr(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
         ctx->failed++;
         worker_log(WORKER_LOG_ERROR, "delivery to \"%s\" failed: %s",
                    rd_kafka_topic_name(msg->rkt), rd_kafka_err2str(msg->err));
+    }
+}
+
+
+/*
+ * Partitions moved: the distinct ids this worker owns changed, so the
+ * person cache of the ids it owned is no longer its to trust
+ */
+
+static void
+worker_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+    rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    int                  cooperative;
+    rd_kafka_error_t    *error;
+    worker_ctx_t        *ctx = opaque;
+
+    worker_persons_reset(ctx->persons);
+
+    cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE")
+                  == 0;
+    error = NULL;
+
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        if (cooperative) {
+            error = rd_kafka_incremental_assign(rk, parts);
+
+        } else {
+            (void) rd_kafka_assign(rk, parts);
+        }
+
+    } else {
+        if (cooperative) {
+            error = rd_kafka_incremental_unassign(rk, parts);
+
+        } else {
+            (void) rd_kafka_assign(rk, NULL);
+        }
+    }
+
+    if (error) {
+        worker_log(WORKER_LOG_ERROR, "rebalance: %s",
+                   rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
     }
 }
 
@@ -786,7 +908,12 @@ worker_commit(worker_ctx_t *ctx, rd_kafka_message_t **batch, int n)
         }
     }
 
-    err = rd_kafka_commit(ctx->consumer, offsets, 0);
+    /*
+     * asynchronous: the outputs are acknowledged already, so a commit
+     * that fails only means reading the batch again; the consumer's
+     * close waits for commits in flight
+     */
+    err = rd_kafka_commit(ctx->consumer, offsets, 1);
     if (err) {
         /* harmless for at-least-once: the batch is read again */
         worker_log(WORKER_LOG_WARN, "commit failed: %s",
@@ -989,8 +1116,9 @@ static void
 worker_batch_metrics(worker_ctx_t *ctx, rd_kafka_message_t **batch, int n,
     int committed, int64_t start)
 {
-    int                            i;
+    int                            i, j, nseen;
     char                           key[300];
+    rd_kafka_message_t            *seen[64];
     int64_t                        lo, hi;
     json_t                        *v;
     const char                    *k;
@@ -1004,7 +1132,30 @@ worker_batch_metrics(worker_ctx_t *ctx, rd_kafka_message_t **batch, int n,
         m->batches++;
         m->events_in += n;
 
-        for (i = 0; i < n; i++) {
+        nseen = 0;
+
+        for (i = n - 1; i >= 0; i--) {
+            /* the partition's last message of the batch is enough */
+            for (j = 0; j < nseen; j++) {
+                if (seen[j] == batch[i]) {
+                    break;
+                }
+
+                if (seen[j]->partition == batch[i]->partition
+                    && seen[j]->rkt == batch[i]->rkt)
+                {
+                    break;
+                }
+            }
+
+            if (j < nseen) {
+                continue;
+            }
+
+            if (nseen < (int) (sizeof(seen) / sizeof(seen[0]))) {
+                seen[nseen++] = batch[i];
+            }
+
             /* the cached watermark: no broker round trip */
             if (rd_kafka_get_watermark_offsets(ctx->consumer,
                                             rd_kafka_topic_name(batch[i]->rkt),
@@ -1047,61 +1198,40 @@ worker_batch_metrics(worker_ctx_t *ctx, rd_kafka_message_t **batch, int n,
 
 
 /*
- * The persons of the batch in one query, found through the message keys
- * ("<token>:<distinct_id>") so nothing is parsed twice; a key that does
- * not match the event's distinct id only costs a fetch later
+ * The persons of the batch in one query, from the parsed events (a
+ * merge event may read personless ids: persons.c then keeps those
+ * writes per event)
  */
 
 static void
-worker_prefetch(worker_ctx_t *ctx, rd_kafka_message_t **batch, int n)
+worker_prefetch(worker_ctx_t *ctx, int n)
 {
-    int          i, flags;
-    json_t      *pairs, *seen;
-    int64_t      team_id;
-    const char  *key, *colon;
-    char         token[256];
+    int                   i, k;
+    ingest_message_t     *m;
+    worker_person_key_t  *keys;
 
-    pairs = json_array();
-    seen = json_object();
-
-    for (i = 0; pairs && seen && i < n; i++) {
-        if (ctx->overflow[i] || batch[i]->key == NULL
-            || batch[i]->key_len == 0)
-        {
-            continue;
-        }
-
-        key = batch[i]->key;
-        colon = memchr(key, ':', batch[i]->key_len);
-
-        if (colon == NULL || (size_t) (colon - key) >= sizeof(token)
-            || memchr(key, '\0', batch[i]->key_len) != NULL)
-        {
-            continue;
-        }
-
-        memcpy(token, key, colon - key);
-        token[colon - key] = '\0';
-
-        if (worker_team(ctx, token, &team_id, &flags) != 1) {
-            continue;
-        }
-
-        if (json_object_getn(seen, key, batch[i]->key_len)) {
-            continue;
-        }
-
-        json_object_setn_new(seen, key, batch[i]->key_len, json_true());
-        json_array_append_new(pairs, json_pack("{sIss#}", "t",
-                                  (json_int_t) team_id, "d", colon + 1,
-                                  (int) (batch[i]->key_len
-                                         - (colon - key) - 1)));
+    keys = (n > 0) ? malloc(n * sizeof(worker_person_key_t)) : NULL;
+    if (keys == NULL) {
+        return;
     }
 
-    if (pairs) {
-        (void) worker_persons_prefetch(ctx->persons, pairs);
+    for (i = 0, k = 0; i < n; i++) {
+        m = &ctx->items[i].m;
+
+        if (!ctx->items[i].event) {
+            continue;
+        }
+
+        keys[k].team_id = ctx->items[i].team_id;
+        keys[k].distinct_id = m->distinct_id;
+        keys[k].personless = !m->process_person;
+        keys[k].merge = strcmp(m->event, "$identify") == 0
+                        || strcmp(m->event, "$create_alias") == 0
+                        || strcmp(m->event, "$merge_dangerously") == 0;
+        k++;
     }
 
-    json_decref(pairs);
-    json_decref(seen);
+    (void) worker_persons_prefetch(ctx->persons, keys, k);
+
+    free(keys);
 }
