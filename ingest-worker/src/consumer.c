@@ -27,6 +27,32 @@
 #define WORKER_WARN_DEBOUNCE_S   3600
 /* bounded memory for per-key state: forgotten wholesale when full */
 #define WORKER_STATE_MAX         1000000
+#define WORKER_STAGE_LOG_S       10
+
+
+enum {
+    WORKER_STAGE_COLLECT = 0,
+    WORKER_STAGE_PARSE,
+    WORKER_STAGE_PERSONS,
+    WORKER_STAGE_PROCESS,
+    WORKER_STAGE_DELIVERY,
+    WORKER_STAGE_COMMIT,
+    WORKER_STAGE_N
+};
+
+
+/*
+ * A batch whose outputs are produced: its offsets are committed once
+ * its delivery reports (counted here through the message opaque) are
+ * all in.  One batch waits for its acks while the next is processed.
+ */
+typedef struct {
+    rd_kafka_message_t        **msgs;
+    int                         n;
+    long                        in_flight;
+    long                        failed;
+    int64_t                     start;
+} worker_batch_t;
 
 
 /* one message of the batch between the parse and the process passes */
@@ -53,11 +79,20 @@ typedef struct {
     worker_metrics_t            metrics;
     worker_metrics_server_t    *metrics_server;
     unsigned long               unknown_token;
-    long                        in_flight;
-    long                        failed;
+    worker_batch_t              batches[2];
+    worker_batch_t             *acct;        /* what produce counts on */
+    worker_batch_t             *pend;        /* produced, not committed */
     unsigned long               events_out;
     unsigned long               dropped;
     unsigned long               dlq;
+
+    /* where a batch's time goes, logged every WORKER_STAGE_LOG_S */
+    int64_t                     stage[WORKER_STAGE_N];
+    int64_t                     stage_total[WORKER_STAGE_N];
+    int64_t                     stage_start;
+    int64_t                     stage_mark;
+    int64_t                     stage_logged;
+    unsigned long               stage_events;
 } worker_ctx_t;
 
 
@@ -79,9 +114,13 @@ static int worker_team(worker_ctx_t *ctx, const char *token,
     int64_t *team_id, int *flags);
 static int worker_produce(worker_ctx_t *ctx, const char *topic,
     const char *key, size_t klen, const char *value, size_t len);
-static int worker_wait_deliveries(worker_ctx_t *ctx);
+static int worker_produce_flags(worker_ctx_t *ctx, const char *topic,
+    const char *key, size_t klen, char *value, size_t len, int flags);
+static int worker_wait_deliveries(worker_ctx_t *ctx, worker_batch_t *b);
+static int worker_settle(worker_ctx_t *ctx, worker_batch_t *b,
+    worker_batch_t *next, int async);
 static void worker_commit(worker_ctx_t *ctx, rd_kafka_message_t **batch,
-    int n);
+    int n, int async);
 static void worker_rewind(worker_ctx_t *ctx, rd_kafka_message_t **batch,
     int n);
 static void worker_dr(rd_kafka_t *rk, const rd_kafka_message_t *msg,
@@ -106,14 +145,17 @@ static void worker_prefetch(worker_ctx_t *ctx, int n);
 static void worker_batch_metrics(worker_ctx_t *ctx,
     rd_kafka_message_t **batch, int n, int committed, int64_t start);
 static void worker_backoff(int ms);
+static void worker_stage(worker_ctx_t *ctx, int stage);
+static void worker_stage_log(worker_ctx_t *ctx, int n);
 
 
 int
 worker_run(const worker_config_t *cf)
 {
     int                          i, n, rc;
-    int64_t                      deadline, start;
+    int64_t                      deadline;
     worker_ctx_t                 ctx;
+    worker_batch_t              *cur;
     rd_kafka_message_t          *msg, **batch;
     rd_kafka_resp_err_t          err;
     rd_kafka_topic_partition_list_t  *topics;
@@ -127,15 +169,19 @@ worker_run(const worker_config_t *cf)
     ctx.overflow = calloc(cf->batch_size, 1);
     ctx.metrics_server = worker_metrics_start(cf->metrics_port);
 
-    batch = calloc(cf->batch_size, sizeof(rd_kafka_message_t *));
+    ctx.batches[0].msgs = calloc(cf->batch_size, sizeof(rd_kafka_message_t *));
+    ctx.batches[1].msgs = calloc(cf->batch_size, sizeof(rd_kafka_message_t *));
     ctx.items = calloc(cf->batch_size, sizeof(worker_item_t));
+    batch = ctx.batches[0].msgs;
+    cur = &ctx.batches[0];
 
     ctx.pg = worker_pg_connect(cf->postgres_dsn);
     ctx.producer = worker_kafka_new(cf, RD_KAFKA_PRODUCER, &ctx);
     ctx.consumer = worker_kafka_new(cf, RD_KAFKA_CONSUMER, &ctx);
     ctx.persons = worker_persons_open(cf, worker_emit, worker_warn, &ctx);
 
-    if (batch == NULL || ctx.items == NULL || ctx.teams == NULL
+    if (batch == NULL || ctx.batches[1].msgs == NULL || ctx.items == NULL
+        || ctx.teams == NULL
         || ctx.pg == NULL
         || ctx.warned == NULL || ctx.persons == NULL
         || ctx.buckets == NULL || ctx.lags == NULL || ctx.overflow == NULL
@@ -170,6 +216,7 @@ worker_run(const worker_config_t *cf)
 
         n = 0;
         deadline = 0;
+        batch = cur->msgs;
 
         while (n < cf->batch_size && !worker_stop) {
             msg = rd_kafka_consumer_poll(ctx.consumer, n ? 10 : 200);
@@ -177,6 +224,12 @@ worker_run(const worker_config_t *cf)
             if (msg == NULL) {
                 if (n && worker_now_us() >= deadline) {
                     break;
+                }
+
+                /* idle: the pending batch needs no company to commit */
+                if (n == 0 && ctx.pend) {
+                    (void) worker_settle(&ctx, ctx.pend, NULL, 1);
+                    ctx.pend = NULL;
                 }
 
                 continue;
@@ -204,12 +257,18 @@ worker_run(const worker_config_t *cf)
         }
 
         if (n == 0) {
+            ctx.stage_mark = worker_now_us();
             continue;
         }
 
+        worker_stage(&ctx, WORKER_STAGE_COLLECT);
+
         rc = WORKER_OK;
-        ctx.failed = 0;
-        start = worker_now_us();
+        cur->n = n;
+        cur->in_flight = 0;
+        cur->failed = 0;
+        cur->start = worker_now_us();
+        ctx.acct = cur;
 
         memset(ctx.overflow, 0, n);
 
@@ -229,9 +288,13 @@ worker_run(const worker_config_t *cf)
             }
         }
 
+        worker_stage(&ctx, WORKER_STAGE_PARSE);
+
         if (rc == WORKER_OK) {
             worker_prefetch(&ctx, n);
         }
+
+        worker_stage(&ctx, WORKER_STAGE_PERSONS);
 
         /*
          * one message after the other in offset order: events of one
@@ -250,27 +313,52 @@ worker_run(const worker_config_t *cf)
             ingest_message_free(&ctx.items[i].m);
         }
 
-        /* offsets move only once every output of the batch is acked */
+        worker_stage(&ctx, WORKER_STAGE_PROCESS);
 
-        if (worker_wait_deliveries(&ctx) != 0 || rc != WORKER_OK) {
-            worker_log(WORKER_LOG_WARN, "batch of %d not committed, "
-                       "retrying", n);
-            worker_batch_metrics(&ctx, batch, n, 0, start);
-            worker_rewind(&ctx, batch, n);
-            worker_backoff(WORKER_RETRY_BACKOFF_MS);
+        /*
+         * offsets move only once every output of a batch is acked: the
+         * previous batch's acks came in while this one was processed
+         */
+
+        if (ctx.pend && worker_settle(&ctx, ctx.pend, cur, 1) != 0) {
+            /* rewound to the pending batch: this one is read again too */
+            ctx.pend = NULL;
+            worker_stage(&ctx, WORKER_STAGE_DELIVERY);
+            continue;
+        }
+
+        ctx.pend = NULL;
+        worker_stage(&ctx, WORKER_STAGE_DELIVERY);
+
+        if (rc != WORKER_OK) {
+            /* its outputs so far must report before it is read again */
+            cur->failed++;
+            (void) worker_settle(&ctx, cur, NULL, 1);
 
         } else {
-            worker_commit(&ctx, batch, n);
-            worker_batch_metrics(&ctx, batch, n, 1, start);
+            ctx.pend = cur;
+            cur = (cur == &ctx.batches[0]) ? &ctx.batches[1]
+                                           : &ctx.batches[0];
         }
 
-        for (i = 0; i < n; i++) {
-            rd_kafka_message_destroy(batch[i]);
-        }
+        worker_stage(&ctx, WORKER_STAGE_COMMIT);
+        worker_stage_log(&ctx, n);
+    }
+
+    /* SIGTERM: the last complete batch is committed, nothing partial */
+    if (ctx.pend) {
+        (void) worker_settle(&ctx, ctx.pend, NULL, 0);
+        ctx.pend = NULL;
     }
 
     worker_log(WORKER_LOG_INFO, "stopping: %lu events out, %lu dropped, "
                "%lu to DLQ", ctx.events_out, ctx.dropped, ctx.dlq);
+
+    /* the whole run's shares */
+    memcpy(ctx.stage, ctx.stage_total, sizeof(ctx.stage));
+    ctx.stage_logged = ctx.stage_start;
+    ctx.stage_events = ctx.metrics.events_in;
+    worker_stage_log(&ctx, 0);
 
     rd_kafka_consumer_close(ctx.consumer);
     rd_kafka_destroy(ctx.consumer);
@@ -285,7 +373,8 @@ worker_run(const worker_config_t *cf)
     json_decref(ctx.lags);
     free(ctx.overflow);
     free(ctx.items);
-    free(batch);
+    free(ctx.batches[0].msgs);
+    free(ctx.batches[1].msgs);
 
     return 0;
 }
@@ -301,13 +390,13 @@ worker_kafka_new(const worker_config_t *cf, rd_kafka_type_t type,
     rd_kafka_conf_t  *conf;
 
     /*
-     * a batch's outputs go out together: a long linger fills big
-     * requests, and the flush at the end of the batch sends at once
-     * without waiting for it (rd_kafka_flush() ignores linger.ms)
+     * outputs are acked while the next batch is processed: a short
+     * linger has them on the wire by then, in requests of up to
+     * batch.num.messages
      */
     static const char  *producer_opts[][2] = {
         { "acks", "all" },
-        { "linger.ms", "50" },
+        { "linger.ms", "5" },
         { "batch.num.messages", "10000" },
         { "enable.idempotence", "true" },
         { "compression.codec", "lz4" },
@@ -500,9 +589,8 @@ worker_process(worker_ctx_t *ctx, rd_kafka_message_t *msg, worker_item_t *it)
     }
 
     /* events are keyed by uuid, as PostHog's ingestion does */
-    rc = worker_produce(ctx, ctx->cf->events_topic, m->uuid,
-                        strlen(m->uuid), row, len);
-    free(row);
+    rc = worker_produce_flags(ctx, ctx->cf->events_topic, m->uuid,
+                              strlen(m->uuid), row, len, RD_KAFKA_MSG_F_FREE);
 
     if (rc != 0) {
         return WORKER_RETRY;
@@ -534,6 +622,7 @@ worker_dlq(worker_ctx_t *ctx, rd_kafka_message_t *msg, const char *uuid)
                             RD_KAFKA_V_VALUE(msg->payload, msg->len),
                             RD_KAFKA_V_KEY(msg->key, msg->key_len),
                             RD_KAFKA_V_HEADERS(hdrs),
+                            RD_KAFKA_V_OPAQUE(ctx->acct),
                             RD_KAFKA_V_END);
     if (err) {
         /* producev() owns the headers only on success */
@@ -543,7 +632,7 @@ worker_dlq(worker_ctx_t *ctx, rd_kafka_message_t *msg, const char *uuid)
         return WORKER_RETRY;
     }
 
-    ctx->in_flight++;
+    ctx->acct->in_flight++;
     ctx->dlq++;
 
     return WORKER_OK;
@@ -778,14 +867,26 @@ static int
 worker_produce(worker_ctx_t *ctx, const char *topic, const char *key,
     size_t klen, const char *value, size_t len)
 {
+    return worker_produce_flags(ctx, topic, key, klen, (char *) value, len,
+                                RD_KAFKA_MSG_F_COPY);
+}
+
+
+/* with RD_KAFKA_MSG_F_FREE the value is taken over, freed even on failure */
+
+static int
+worker_produce_flags(worker_ctx_t *ctx, const char *topic, const char *key,
+    size_t klen, char *value, size_t len, int flags)
+{
     rd_kafka_resp_err_t  err;
 
     for ( ;; ) {
         err = rd_kafka_producev(ctx->producer,
                                 RD_KAFKA_V_TOPIC(topic),
-                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                RD_KAFKA_V_MSGFLAGS(flags),
                                 RD_KAFKA_V_VALUE((void *) value, len),
                                 RD_KAFKA_V_KEY((void *) key, klen),
+                                RD_KAFKA_V_OPAQUE(ctx->acct),
                                 RD_KAFKA_V_END);
 
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
@@ -799,39 +900,118 @@ worker_produce(worker_ctx_t *ctx, const char *topic, const char *key,
     if (err) {
         worker_log(WORKER_LOG_ERROR, "produce to \"%s\" failed: %s", topic,
                    rd_kafka_err2str(err));
+
+        /* a failed producev() leaves the value with the caller */
+        if (flags & RD_KAFKA_MSG_F_FREE) {
+            free(value);
+        }
+
         return -1;
     }
 
-    ctx->in_flight++;
+    ctx->acct->in_flight++;
 
     return 0;
 }
 
 
 static int
-worker_wait_deliveries(worker_ctx_t *ctx)
+worker_wait_deliveries(worker_ctx_t *ctx, worker_batch_t *b)
 {
-    /*
-     * bounded by message.timeout.ms: every message gets a report; the
-     * flush sends what lingers now and serves the reports (worker_dr)
-     */
-    while (ctx->in_flight > 0) {
-        (void) rd_kafka_flush(ctx->producer, WORKER_DELIVERY_WAIT_MS);
+    /* bounded by message.timeout.ms: every message gets a report */
+    while (b->in_flight > 0) {
+        rd_kafka_poll(ctx->producer, WORKER_DELIVERY_WAIT_MS);
     }
 
-    return ctx->failed ? -1 : 0;
+    return b->failed ? -1 : 0;
+}
+
+
+/*
+ * A produced batch is done: committed when all its outputs are acked,
+ * else read again (with next, the batch processed after it, whose
+ * partitions rewind as well).  0 committed, -1 rewound.
+ */
+
+static int
+worker_settle(worker_ctx_t *ctx, worker_batch_t *b, worker_batch_t *next,
+    int async)
+{
+    int                   i, n, rc;
+    rd_kafka_message_t  **all;
+
+    rc = worker_wait_deliveries(ctx, b);
+
+    if (rc == 0) {
+        worker_commit(ctx, b->msgs, b->n, async);
+        worker_batch_metrics(ctx, b->msgs, b->n, 1, b->start);
+
+        for (i = 0; i < b->n; i++) {
+            rd_kafka_message_destroy(b->msgs[i]);
+        }
+
+        b->n = 0;
+
+        return 0;
+    }
+
+    worker_log(WORKER_LOG_WARN, "batch of %d not committed, retrying", b->n);
+    worker_batch_metrics(ctx, b->msgs, b->n, 0, b->start);
+
+    if (next) {
+        /* its outputs report to next's counters: wait for them too */
+        (void) worker_wait_deliveries(ctx, next);
+    }
+
+    /* the first offset seen per partition wins: b's come first */
+    n = b->n + (next ? next->n : 0);
+    all = malloc(n * sizeof(rd_kafka_message_t *));
+
+    if (all) {
+        memcpy(all, b->msgs, b->n * sizeof(rd_kafka_message_t *));
+
+        if (next) {
+            memcpy(all + b->n, next->msgs,
+                   next->n * sizeof(rd_kafka_message_t *));
+        }
+
+        worker_rewind(ctx, all, n);
+        free(all);
+
+    } else {
+        worker_rewind(ctx, b->msgs, b->n);
+    }
+
+    for (i = 0; i < b->n; i++) {
+        rd_kafka_message_destroy(b->msgs[i]);
+    }
+
+    b->n = 0;
+
+    for (i = 0; next && i < next->n; i++) {
+        rd_kafka_message_destroy(next->msgs[i]);
+    }
+
+    if (next) {
+        next->n = 0;
+    }
+
+    worker_backoff(WORKER_RETRY_BACKOFF_MS);
+
+    return -1;
 }
 
 
 static void
 worker_dr(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 {
-    worker_ctx_t  *ctx = opaque;
+    worker_batch_t  *b = msg->_private;
 
-    ctx->in_flight--;
+    /* the opaque of producev(): the batch the message belongs to */
+    b->in_flight--;
 
     if (msg->err) {
-        ctx->failed++;
+        b->failed++;
         worker_log(WORKER_LOG_ERROR, "delivery to \"%s\" failed: %s",
                    rd_kafka_topic_name(msg->rkt), rd_kafka_err2str(msg->err));
     }
@@ -847,11 +1027,28 @@ static void
 worker_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
-    int                  cooperative;
+    int                  i, cooperative;
     rd_kafka_error_t    *error;
     worker_ctx_t        *ctx = opaque;
 
     worker_persons_reset(ctx->persons);
+
+    if (err != RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS && ctx->pend) {
+        /*
+         * the pending batch's partitions may go: commit it while they
+         * are ours (if its outputs failed, the next owner reads it)
+         */
+        if (worker_wait_deliveries(ctx, ctx->pend) == 0) {
+            worker_commit(ctx, ctx->pend->msgs, ctx->pend->n, 0);
+        }
+
+        for (i = 0; i < ctx->pend->n; i++) {
+            rd_kafka_message_destroy(ctx->pend->msgs[i]);
+        }
+
+        ctx->pend->n = 0;
+        ctx->pend = NULL;
+    }
 
     cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE")
                   == 0;
@@ -883,7 +1080,8 @@ worker_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 
 static void
-worker_commit(worker_ctx_t *ctx, rd_kafka_message_t **batch, int n)
+worker_commit(worker_ctx_t *ctx, rd_kafka_message_t **batch, int n,
+    int async)
 {
     int                                i;
     rd_kafka_resp_err_t                err;
@@ -909,11 +1107,11 @@ worker_commit(worker_ctx_t *ctx, rd_kafka_message_t **batch, int n)
     }
 
     /*
-     * asynchronous: the outputs are acknowledged already, so a commit
-     * that fails only means reading the batch again; the consumer's
-     * close waits for commits in flight
+     * asynchronous in the loop: the outputs are acknowledged already,
+     * so a commit that fails only means reading the batch again; the
+     * consumer's close waits for commits in flight
      */
-    err = rd_kafka_commit(ctx->consumer, offsets, 1);
+    err = rd_kafka_commit(ctx->consumer, offsets, async);
     if (err) {
         /* harmless for at-least-once: the batch is read again */
         worker_log(WORKER_LOG_WARN, "commit failed: %s",
@@ -956,6 +1154,70 @@ worker_rewind(worker_ctx_t *ctx, rd_kafka_message_t **batch, int n)
     }
 
     rd_kafka_topic_partition_list_destroy(offsets);
+}
+
+
+static void
+worker_stage(worker_ctx_t *ctx, int stage)
+{
+    int64_t  now;
+
+    now = worker_now_us();
+
+    if (ctx->stage_mark) {
+        ctx->stage[stage] += now - ctx->stage_mark;
+        ctx->stage_total[stage] += now - ctx->stage_mark;
+
+    } else {
+        ctx->stage_start = now;
+    }
+
+    ctx->stage_mark = now;
+}
+
+
+static void
+worker_stage_log(worker_ctx_t *ctx, int n)
+{
+    int            i;
+    double         total;
+    static const char  *names[] = {
+        "collect", "parse", "persons", "process", "delivery", "commit"
+    };
+    char           line[256];
+    size_t         len;
+
+    ctx->stage_events += n;
+
+    if (ctx->stage_logged == 0) {
+        ctx->stage_logged = ctx->stage_mark;
+        return;
+    }
+
+    if (n && ctx->stage_mark - ctx->stage_logged
+             < WORKER_STAGE_LOG_S * 1000000LL)
+    {
+        return;
+    }
+
+    if (ctx->stage_mark <= ctx->stage_logged) {
+        return;
+    }
+
+    total = (double) (ctx->stage_mark - ctx->stage_logged);
+    len = 0;
+
+    for (i = 0; i < WORKER_STAGE_N && len < sizeof(line); i++) {
+        len += snprintf(line + len, sizeof(line) - len, " %s %.0f%%",
+                        names[i], 100.0 * ctx->stage[i] / total);
+        ctx->stage[i] = 0;
+    }
+
+    worker_log(WORKER_LOG_INFO, "%.0f events/s, time:%s",
+               ctx->stage_events / (total / 1e6), line);
+
+    ctx->stage_events = 0;
+    ctx->stage_logged = ctx->stage_mark;
 }
 
 
@@ -1097,6 +1359,7 @@ worker_overflow(worker_ctx_t *ctx, rd_kafka_message_t *msg)
                                            ctx->cf->overflow_preserve_locality
                                            ? msg->key_len : 0),
                             RD_KAFKA_V_HEADERS(copy),
+                            RD_KAFKA_V_OPAQUE(ctx->acct),
                             RD_KAFKA_V_END);
     if (err) {
         rd_kafka_headers_destroy(copy);
@@ -1105,7 +1368,7 @@ worker_overflow(worker_ctx_t *ctx, rd_kafka_message_t *msg)
         return WORKER_RETRY;
     }
 
-    ctx->in_flight++;
+    ctx->acct->in_flight++;
     ctx->metrics.overflowed++;
 
     return WORKER_OK;

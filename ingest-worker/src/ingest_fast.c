@@ -28,6 +28,14 @@
 #define FAST_SET           1
 #define FAST_ONCE          2
 
+#define FAST_KEY(s)        { s, sizeof(s) - 1 }
+
+
+typedef struct {
+    const char                 *name;
+    size_t                      len;
+} ingest_fast_key_t;
+
 
 typedef enum {
     FAST_K_OTHER = 0,
@@ -107,7 +115,8 @@ static int fast_outer(ingest_fast_scan_t *s, size_t *fields);
 static int fast_data(ingest_fast_scan_t *s, size_t *fields);
 static int fast_kind(const char *key, size_t len, int *initial);
 static int fast_special_event(const char *name);
-static int fast_build_ops(ingest_fast_t *f, int which);
+static int fast_build_ops(ingest_fast_t *f, int which, json_t *obj);
+static json_t *fast_value_json(const char *v, size_t len);
 static int fast_in_list(const ingest_fast_t *f, int list, const char *key,
     size_t len);
 static void fast_initial_name(const char *key, char *buf, size_t size);
@@ -130,25 +139,34 @@ enum {
 };
 
 
-static const char  *fast_fields[] = {
-    "uuid", "distinct_id", "event", "ip", "now", "sent_at", "token",
-    "timestamp", NULL
+static const ingest_fast_key_t  fast_fields[] = {
+    FAST_KEY("uuid"), FAST_KEY("distinct_id"), FAST_KEY("event"),
+    FAST_KEY("ip"), FAST_KEY("now"), FAST_KEY("sent_at"), FAST_KEY("token"),
+    FAST_KEY("timestamp"), { NULL, 0 }
 };
 
 
 /* ingest_message.c's list of §1.3 step 4 (kept in the same order) */
-static const char  *fast_initial[] = {
-    "$app_build", "$app_name", "$app_namespace", "$app_version",
-    "$browser", "$browser_version", "$device_type", "$current_url",
-    "$pathname", "$os", "$os_name", "$os_version", "$referring_domain",
-    "$referrer", "$screen_height", "$screen_width", "$viewport_height",
-    "$viewport_width", "$raw_user_agent",
-    "utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_name",
-    "utm_term", "gclid", "gad_source", "gclsrc", "dclid", "gbraid",
-    "wbraid", "fbclid", "msclkid", "twclid", "li_fat_id", "mc_cid",
-    "igshid", "ttclid", "rdt_cid", "irclid", "_kx", "epik", "qclid",
-    "sccid",
-    NULL
+static const ingest_fast_key_t  fast_initial_keys[] = {
+    FAST_KEY("$app_build"), FAST_KEY("$app_name"),
+    FAST_KEY("$app_namespace"), FAST_KEY("$app_version"),
+    FAST_KEY("$browser"), FAST_KEY("$browser_version"),
+    FAST_KEY("$device_type"), FAST_KEY("$current_url"),
+    FAST_KEY("$pathname"), FAST_KEY("$os"), FAST_KEY("$os_name"),
+    FAST_KEY("$os_version"), FAST_KEY("$referring_domain"),
+    FAST_KEY("$referrer"), FAST_KEY("$screen_height"),
+    FAST_KEY("$screen_width"), FAST_KEY("$viewport_height"),
+    FAST_KEY("$viewport_width"), FAST_KEY("$raw_user_agent"),
+    FAST_KEY("utm_source"), FAST_KEY("utm_medium"),
+    FAST_KEY("utm_campaign"), FAST_KEY("utm_content"),
+    FAST_KEY("utm_name"), FAST_KEY("utm_term"), FAST_KEY("gclid"),
+    FAST_KEY("gad_source"), FAST_KEY("gclsrc"), FAST_KEY("dclid"),
+    FAST_KEY("gbraid"), FAST_KEY("wbraid"), FAST_KEY("fbclid"),
+    FAST_KEY("msclkid"), FAST_KEY("twclid"), FAST_KEY("li_fat_id"),
+    FAST_KEY("mc_cid"), FAST_KEY("igshid"), FAST_KEY("ttclid"),
+    FAST_KEY("rdt_cid"), FAST_KEY("irclid"), FAST_KEY("_kx"),
+    FAST_KEY("epik"), FAST_KEY("qclid"), FAST_KEY("sccid"),
+    { NULL, 0 }
 };
 
 
@@ -823,9 +841,9 @@ fast_kind(const char *key, size_t len, int *initial)
         return FAST_K_OTHER;
     }
 
-    for (i = 0; fast_initial[i]; i++) {
-        if (strncmp(fast_initial[i], key, len) == 0
-            && fast_initial[i][len] == '\0')
+    for (i = 0; fast_initial_keys[i].name; i++) {
+        if (fast_initial_keys[i].len == len
+            && memcmp(fast_initial_keys[i].name, key, len) == 0)
         {
             *initial = i;
             break;
@@ -859,7 +877,7 @@ fast_member(ingest_fast_scan_t *s, int list, size_t key, size_t key_len)
         kind = fast_kind(k, key_len, &initial);
 
         /* rules of their own: $os_name aliasing, $elements, sent_at */
-        if ((initial >= 0 && strcmp(fast_initial[initial], "$os_name") == 0)
+        if ((initial >= 0 && strcmp(fast_initial_keys[initial].name, "$os_name") == 0)
             || (key_len == 9 && memcmp(k, "$elements", 9) == 0)
             || (key_len == 15 && memcmp(k, "$ignore_sent_at", 15) == 0))
         {
@@ -1078,9 +1096,9 @@ fast_field(const char *key, size_t len)
 {
     int  i;
 
-    for (i = 0; fast_fields[i]; i++) {
-        if (strncmp(fast_fields[i], key, len) == 0
-            && fast_fields[i][len] == '\0')
+    for (i = 0; fast_fields[i].name; i++) {
+        if (fast_fields[i].len == len
+            && memcmp(fast_fields[i].name, key, len) == 0)
         {
             return i;
         }
@@ -1369,6 +1387,22 @@ ingest_fast_parse(ingest_message_t *m, const char *value, size_t len)
         fields[i + 2 * FAST_F_N] = 0;
     }
 
+    /* one allocation each for a typical message: decoded <= raw */
+    f->arena.data = malloc(len + 64);
+    f->data.data = malloc(len + 1);
+    f->text.data = malloc(len + 256);
+
+    if (f->arena.data == NULL || f->data.data == NULL
+        || f->text.data == NULL)
+    {
+        ingest_fast_free(f);
+        return -1;
+    }
+
+    f->arena.size = len + 64;
+    f->data.size = len + 1;
+    f->text.size = len + 256;
+
     s.p = value;
     s.end = value + len;
     s.f = f;
@@ -1495,11 +1529,13 @@ fast_add_member_text(const ingest_fast_t *f, int i, ingest_str_t *out,
  */
 
 static int
-fast_build_ops(ingest_fast_t *f, int which)
+fast_build_ops(ingest_fast_t *f, int which, json_t *obj)
 {
     int            i, first, n, list, member;
     char           name[64];
-    const char    *key;
+    size_t         vlen;
+    json_t        *v;
+    const char    *key, *val;
     ingest_str_t  *out;
 
     list = which;
@@ -1515,7 +1551,10 @@ fast_build_ops(ingest_fast_t *f, int which)
             continue;
         }
 
-        key = fast_initial[f->mem[i].initial];
+        key = fast_initial_keys[f->mem[i].initial].name;
+
+        val = f->text.data + f->mem[i].val;
+        vlen = f->mem[i].text_len - (f->mem[i].val - f->mem[i].text);
 
         if (which == FAST_SET) {
             if (fast_in_list(f, list, key, strlen(key))) {
@@ -1523,6 +1562,11 @@ fast_build_ops(ingest_fast_t *f, int which)
             }
 
             fast_add_member_text(f, i, out, &first);
+
+            v = fast_value_json(val, vlen);
+            if (v == NULL || json_object_set_new_nocheck(obj, key, v) != 0) {
+                return -1;
+            }
 
         } else {
             fast_initial_name(key, name, sizeof(name));
@@ -1538,17 +1582,33 @@ fast_build_ops(ingest_fast_t *f, int which)
             first = 0;
             ingest_str_add_json(out, name, strlen(name));
             ingest_str_lit(out, ":");
-            ingest_str_add(out, f->text.data + f->mem[i].val,
-                           f->mem[i].text_len
-                           - (f->mem[i].val - f->mem[i].text));
+            ingest_str_add(out, val, vlen);
+
+            v = fast_value_json(val, vlen);
+            if (v == NULL || json_object_set_new_nocheck(obj, name, v) != 0) {
+                return -1;
+            }
         }
 
         n++;
     }
 
     for (i = 0; i < f->nmem; i++) {
-        if (f->mem[i].list == list) {
-            fast_add_member_text(f, i, out, &first);
+        if (f->mem[i].list != list) {
+            continue;
+        }
+
+        fast_add_member_text(f, i, out, &first);
+
+        v = fast_value_json(f->text.data + f->mem[i].val,
+                            f->mem[i].text_len
+                            - (f->mem[i].val - f->mem[i].text));
+        if (v == NULL
+            || json_object_set_new_nocheck(obj, f->arena.data + f->mem[i].key,
+                                           v)
+               != 0)
+        {
+            return -1;
         }
     }
 
@@ -1575,7 +1635,7 @@ ingest_fast_prepare(ingest_message_t *m, int anonymize_ips,
     int force_personless)
 {
     int             i;
-    json_t         *ops, *v;
+    json_t         *ops, *v, *set, *once;
     ingest_fast_t  *f;
     json_error_t    err;
 
@@ -1605,24 +1665,22 @@ ingest_fast_prepare(ingest_message_t *m, int anonymize_ips,
      * those come back as values, from the very text the row carries
      */
 
-    if (fast_build_ops(f, FAST_SET) != 0 || fast_build_ops(f, FAST_ONCE) != 0)
+    set = json_object();
+    once = json_object();
+
+    if (set == NULL || once == NULL
+        || fast_build_ops(f, FAST_SET, set) != 0
+        || fast_build_ops(f, FAST_ONCE, once) != 0
+        || (f->set.len && json_object_set(ops, "$set", set) != 0)
+        || (f->once.len && json_object_set(ops, "$set_once", once) != 0))
     {
+        json_decref(set);
+        json_decref(once);
         return -1;
     }
 
-    if (f->set.len) {
-        v = json_loadb(f->set.data, f->set.len, 0, &err);
-        if (v == NULL || json_object_set_new(ops, "$set", v) != 0) {
-            return -1;
-        }
-    }
-
-    if (f->once.len) {
-        v = json_loadb(f->once.data, f->once.len, 0, &err);
-        if (v == NULL || json_object_set_new(ops, "$set_once", v) != 0) {
-            return -1;
-        }
-    }
+    json_decref(set);
+    json_decref(once);
 
     for (i = 0; i < f->nmem; i++) {
         if (f->mem[i].list == FAST_PROPS && f->mem[i].kind == FAST_K_UNSET) {
@@ -1637,6 +1695,55 @@ ingest_fast_prepare(ingest_message_t *m, int anonymize_ips,
     }
 
     return 0;
+}
+
+
+/* a value of the canonical text; scalars without the parser */
+
+static json_t *
+fast_value_json(const char *v, size_t len)
+{
+    char          buf[24], *end;
+    size_t        i;
+    long long     ll;
+    json_error_t  err;
+
+    if (len >= 2 && v[0] == '"' && memchr(v, '\\', len) == NULL) {
+        /* canonical: valid UTF-8, no NUL, nothing escaped */
+        return json_stringn_nocheck(v + 1, len - 2);
+    }
+
+    if (len == 4 && memcmp(v, "true", 4) == 0) {
+        return json_true();
+    }
+
+    if (len == 5 && memcmp(v, "false", 5) == 0) {
+        return json_false();
+    }
+
+    if (len == 4 && memcmp(v, "null", 4) == 0) {
+        return json_null();
+    }
+
+    if (len > 0 && len < sizeof(buf) && (v[0] == '-' || (v[0] >= '0'
+                                                         && v[0] <= '9')))
+    {
+        for (i = 0; i < len && v[i] != '.' && v[i] != 'e'; i++) {
+            /* void */
+        }
+
+        if (i == len) {
+            memcpy(buf, v, len);
+            buf[len] = '\0';
+            ll = strtoll(buf, &end, 10);
+
+            if (*end == '\0') {
+                return json_integer(ll);
+            }
+        }
+    }
+
+    return json_loadb(v, len, JSON_DECODE_ANY, &err);
 }
 
 
