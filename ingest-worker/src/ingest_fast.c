@@ -216,42 +216,104 @@ ingest_str_add(ingest_str_t *b, const char *s, size_t len)
 }
 
 
+/* room for n more bytes (and the NUL); 0 or -1 */
+
+static int
+ingest_str_reserve(ingest_str_t *b, size_t n)
+{
+    char    *p;
+    size_t   size;
+
+    if (b->failed) {
+        return -1;
+    }
+
+    if (b->len + n + 1 <= b->size) {
+        return 0;
+    }
+
+    size = b->size ? b->size : 512;
+
+    while (size < b->len + n + 1) {
+        size *= 2;
+    }
+
+    p = realloc(b->data, size);
+    if (p == NULL) {
+        b->failed = 1;
+        return -1;
+    }
+
+    b->data = p;
+    b->size = size;
+
+    return 0;
+}
+
+
 void
 ingest_str_add_json(ingest_str_t *b, const char *s, size_t len)
 {
-    char                  esc[8];
+    char                 *d;
     size_t                i, start;
     const unsigned char  *u;
 
+    static const char     hex[] = "0123456789ABCDEF";
+
     u = (const unsigned char *) s;
 
-    ingest_str_lit(b, "\"");
+    /* the quotes and every byte as it is: escapes reserve their own */
+    if (ingest_str_reserve(b, len + 2) != 0) {
+        return;
+    }
 
-    /* jansson escapes '"', '\\' and controls only; UTF-8 passes raw */
-    for (i = 0, start = 0; i < len; i++) {
-        if (u[i] >= 0x20 && u[i] != '"' && u[i] != '\\') {
-            continue;
+    d = b->data + b->len;
+    *d++ = '"';
+
+    for (i = 0; i < len; i++) {
+        start = i;
+
+        /* jansson escapes '"', '\\' and controls only; UTF-8 passes raw */
+        while (i < len && u[i] >= 0x20 && u[i] != '"' && u[i] != '\\') {
+            i++;
         }
 
-        ingest_str_add(b, s + start, i - start);
-        start = i + 1;
+        memcpy(d, s + start, i - start);
+        d += i - start;
+
+        if (i == len) {
+            break;
+        }
+
+        b->len = d - b->data;
+
+        if (ingest_str_reserve(b, len - i + 6) != 0) {
+            return;
+        }
+
+        d = b->data + b->len;
+        *d++ = '\\';
 
         switch (u[i]) {
-        case '"':  ingest_str_lit(b, "\\\""); break;
-        case '\\': ingest_str_lit(b, "\\\\"); break;
-        case '\b': ingest_str_lit(b, "\\b"); break;
-        case '\f': ingest_str_lit(b, "\\f"); break;
-        case '\n': ingest_str_lit(b, "\\n"); break;
-        case '\r': ingest_str_lit(b, "\\r"); break;
-        case '\t': ingest_str_lit(b, "\\t"); break;
+        case '"':  *d++ = '"'; break;
+        case '\\': *d++ = '\\'; break;
+        case '\b': *d++ = 'b'; break;
+        case '\f': *d++ = 'f'; break;
+        case '\n': *d++ = 'n'; break;
+        case '\r': *d++ = 'r'; break;
+        case '\t': *d++ = 't'; break;
         default:
-            snprintf(esc, sizeof(esc), "\\u%04X", u[i]);
-            ingest_str_add(b, esc, 6);
+            *d++ = 'u';
+            *d++ = '0';
+            *d++ = '0';
+            *d++ = hex[u[i] >> 4];
+            *d++ = hex[u[i] & 0xf];
         }
     }
 
-    ingest_str_add(b, s + start, len - start);
-    ingest_str_lit(b, "\"");
+    *d++ = '"';
+    *d = '\0';
+    b->len = d - b->data;
 }
 
 
@@ -307,11 +369,10 @@ fast_hex(const char *p, unsigned *v)
 static int
 fast_string(ingest_fast_scan_t *s, ingest_str_t *out)
 {
-    char                  utf[4];
+    char                 *d;
     size_t                n;
     unsigned              cp, lo;
-    const char           *start;
-    const unsigned char  *p, *end;
+    const unsigned char  *p, *end, *start;
 
     if (s->p >= s->end || *s->p != '"') {
         return FAST_NO;
@@ -319,14 +380,25 @@ fast_string(ingest_fast_scan_t *s, ingest_str_t *out)
 
     p = (const unsigned char *) s->p + 1;
     end = (const unsigned char *) s->end;
-    start = (const char *) p;
+
+    /* decoding never grows: room for the rest of the input is enough */
+    if (ingest_str_reserve(out, end - p) != 0) {
+        return FAST_ERROR;
+    }
+
+    d = out->data + out->len;
 
     for ( ;; ) {
+        start = p;
+
         while (p < end && *p >= 0x20 && *p != '"' && *p != '\\'
                && *p < 0x80)
         {
             p++;
         }
+
+        memcpy(d, start, p - start);
+        d += p - start;
 
         if (p >= end || *p < 0x20) {
             return FAST_NO;
@@ -342,15 +414,17 @@ fast_string(ingest_fast_scan_t *s, ingest_str_t *out)
                 return FAST_NO;
             }
 
+            memcpy(d, p, n);
+            d += n;
             p += n;
             continue;
         }
 
-        ingest_str_add(out, start, (const char *) p - start);
-
         if (*p == '"') {
+            *d = '\0';
+            out->len = d - out->data;
             s->p = (const char *) p + 1;
-            return out->failed ? FAST_ERROR : FAST_OK;
+            return FAST_OK;
         }
 
         /* an escape */
@@ -360,14 +434,14 @@ fast_string(ingest_fast_scan_t *s, ingest_str_t *out)
         }
 
         switch (p[1]) {
-        case '"':  ingest_str_lit(out, "\""); p += 2; break;
-        case '\\': ingest_str_lit(out, "\\"); p += 2; break;
-        case '/':  ingest_str_lit(out, "/"); p += 2; break;
-        case 'b':  ingest_str_lit(out, "\b"); p += 2; break;
-        case 'f':  ingest_str_lit(out, "\f"); p += 2; break;
-        case 'n':  ingest_str_lit(out, "\n"); p += 2; break;
-        case 'r':  ingest_str_lit(out, "\r"); p += 2; break;
-        case 't':  ingest_str_lit(out, "\t"); p += 2; break;
+        case '"':  *d++ = '"'; p += 2; break;
+        case '\\': *d++ = '\\'; p += 2; break;
+        case '/':  *d++ = '/'; p += 2; break;
+        case 'b':  *d++ = '\b'; p += 2; break;
+        case 'f':  *d++ = '\f'; p += 2; break;
+        case 'n':  *d++ = '\n'; p += 2; break;
+        case 'r':  *d++ = '\r'; p += 2; break;
+        case 't':  *d++ = '\t'; p += 2; break;
 
         case 'u':
             if (end - p < 6 || fast_hex((const char *) p + 2, &cp) != 0) {
@@ -393,36 +467,29 @@ fast_string(ingest_fast_scan_t *s, ingest_str_t *out)
             }
 
             if (cp < 0x80) {
-                utf[0] = (char) cp;
-                n = 1;
+                *d++ = (char) cp;
 
             } else if (cp < 0x800) {
-                utf[0] = (char) (0xc0 | (cp >> 6));
-                utf[1] = (char) (0x80 | (cp & 0x3f));
-                n = 2;
+                *d++ = (char) (0xc0 | (cp >> 6));
+                *d++ = (char) (0x80 | (cp & 0x3f));
 
             } else if (cp < 0x10000) {
-                utf[0] = (char) (0xe0 | (cp >> 12));
-                utf[1] = (char) (0x80 | ((cp >> 6) & 0x3f));
-                utf[2] = (char) (0x80 | (cp & 0x3f));
-                n = 3;
+                *d++ = (char) (0xe0 | (cp >> 12));
+                *d++ = (char) (0x80 | ((cp >> 6) & 0x3f));
+                *d++ = (char) (0x80 | (cp & 0x3f));
 
             } else {
-                utf[0] = (char) (0xf0 | (cp >> 18));
-                utf[1] = (char) (0x80 | ((cp >> 12) & 0x3f));
-                utf[2] = (char) (0x80 | ((cp >> 6) & 0x3f));
-                utf[3] = (char) (0x80 | (cp & 0x3f));
-                n = 4;
+                *d++ = (char) (0xf0 | (cp >> 18));
+                *d++ = (char) (0x80 | ((cp >> 12) & 0x3f));
+                *d++ = (char) (0x80 | ((cp >> 6) & 0x3f));
+                *d++ = (char) (0x80 | (cp & 0x3f));
             }
 
-            ingest_str_add(out, utf, n);
             break;
 
         default:
             return FAST_NO;
         }
-
-        start = (const char *) p;
     }
 }
 

@@ -83,6 +83,8 @@ struct worker_persons_s {
     void                       *data;
     json_t                     *personless;     /* "team:id" seen */
     worker_person_stats_t       stats;
+    /* "SELECT pg_notify(...); COMMIT" of the open transaction, or NULL */
+    char                       *commit;
 
     /* the event being processed */
     int64_t                     team_id;
@@ -121,6 +123,7 @@ static int ps_no_change(json_t *props, const ingest_props_ops_t *ops);
 static void ps_notifications(worker_persons_t *ps);
 static int ps_notify(worker_persons_t *ps, int64_t pid1, int64_t pid2,
     const char *did1, const char *did2);
+static int ps_commit(worker_persons_t *ps);
 static char *ps_jsonb(json_t *v);
 static int ps_create(worker_persons_t *ps, const char *primary,
     const char *second, int64_t v1, int64_t v2, int identified,
@@ -187,21 +190,30 @@ static const ps_stmt_t  ps_stmts[] = {
       "AND COALESCE(version, 0) = $5 RETURNING version) "
       "SELECT version, pg_notify('" PS_CHANNEL "', $6) FROM u" },
 
-    { "ps_notify",
-      "SELECT pg_notify('" PS_CHANNEL "', $1)" },
-
     /*
-     * §3.8 for a whole batch: new ids are inserted, and the ids a merge
-     * already claimed come back (the snapshot precedes the insert)
+     * a batch's misses in one round trip: the persons found (kind 0),
+     * and §3.8 for the ids flagged pl that have none: inserted, with
+     * those a merge already claimed coming back as kind 1 (the query's
+     * snapshot precedes its insert)
      */
-    { "ps_personless_batch",
-      "WITH b AS (SELECT DISTINCT x.t, x.d FROM jsonb_to_recordset($1::jsonb)"
-      " AS x(t bigint, d text)), i AS (INSERT INTO "
-      "posthog_personlessdistinctid (team_id, distinct_id, is_merged, "
-      "created_at) SELECT t, d, false, now() FROM b ORDER BY t, d "
-      "ON CONFLICT (team_id, distinct_id) DO NOTHING) "
-      "SELECT l.team_id, l.distinct_id FROM posthog_personlessdistinctid l "
-      "JOIN b ON l.team_id = b.t AND l.distinct_id = b.d WHERE l.is_merged" },
+    { "ps_prefetch_batch",
+      "WITH b AS (SELECT x.t, x.d, x.pl FROM jsonb_to_recordset($1::jsonb) "
+      "AS x(t bigint, d text, pl boolean)), "
+      "f AS (SELECT d.team_id, d.distinct_id, p.id, p.uuid, "
+      "(extract(epoch FROM p.created_at) * 1000000)::bigint AS created, "
+      "p.properties, COALESCE(p.version, 0) AS version, p.is_identified "
+      "FROM b JOIN posthog_persondistinctid d "
+      "ON d.team_id = b.t AND d.distinct_id = b.d "
+      "JOIN posthog_person p ON p.id = d.person_id AND p.team_id = d.team_id),"
+      " c AS (SELECT DISTINCT b.t, b.d FROM b WHERE b.pl AND NOT EXISTS "
+      "(SELECT 1 FROM f WHERE f.team_id = b.t AND f.distinct_id = b.d)), "
+      "i AS (INSERT INTO posthog_personlessdistinctid (team_id, distinct_id, "
+      "is_merged, created_at) SELECT t, d, false, now() FROM c "
+      "ORDER BY t, d ON CONFLICT (team_id, distinct_id) DO NOTHING) "
+      "SELECT 0, f.* FROM f UNION ALL "
+      "SELECT 1, l.team_id, l.distinct_id, NULL, NULL, NULL, NULL, NULL, "
+      "NULL FROM posthog_personlessdistinctid l JOIN c "
+      "ON l.team_id = c.t AND l.distinct_id = c.d WHERE l.is_merged" },
 
     { "ps_add_did",
       "INSERT INTO posthog_persondistinctid (distinct_id, person_id, "
@@ -247,15 +259,6 @@ static const ps_stmt_t  ps_stmts[] = {
     { "ps_merge_delete",
       "DELETE FROM posthog_person WHERE team_id = $1 AND id = $2 "
       "RETURNING COALESCE(version, 0)" },
-
-    { "ps_prefetch",
-      "SELECT d.team_id, d.distinct_id, p.id, p.uuid, "
-      "(extract(epoch FROM p.created_at) * 1000000)::bigint, p.properties, "
-      "COALESCE(p.version, 0), p.is_identified "
-      "FROM jsonb_to_recordset($1::jsonb) AS b(t bigint, d text) "
-      "JOIN posthog_persondistinctid d "
-      "ON d.team_id = b.t AND d.distinct_id = b.d "
-      "JOIN posthog_person p ON p.id = d.person_id AND p.team_id = d.team_id" },
 
     { "ps_distinct_ids",
       "SELECT distinct_id FROM posthog_persondistinctid "
@@ -309,6 +312,7 @@ worker_persons_close(worker_persons_t *ps)
         redisFree(ps->redis);
     }
 
+    free(ps->commit);
     ps_cache_clear(ps);
     free(ps->cache);
     free(ps->by_person);
@@ -506,6 +510,9 @@ ps_simple(worker_persons_t *ps, const char *sql)
 static void
 ps_rollback(worker_persons_t *ps)
 {
+    free(ps->commit);
+    ps->commit = NULL;
+
     if (ps->conn && PQstatus(ps->conn) == CONNECTION_OK) {
         PQclear(PQexec(ps->conn, "ROLLBACK"));
     }
@@ -869,7 +876,7 @@ ps_add_distinct_id(worker_persons_t *ps, ps_person_t *p,
     }
 
     if (rc == PS_OK) {
-        rc = ps_simple(ps, "COMMIT");
+        rc = ps_commit(ps);
     }
 
     if (rc != PS_OK) {
@@ -1006,7 +1013,7 @@ ps_merge_people(worker_persons_t *ps, ps_person_t *target,
 
     if (rc == PS_OK) {
         /* deferred FK violations surface here, as a conflict */
-        rc = ps_simple(ps, "COMMIT");
+        rc = ps_commit(ps);
     }
 
     if (rc != PS_OK) {
@@ -1157,7 +1164,7 @@ ps_identify(worker_persons_t *ps, const char *other, ps_person_t *p,
             }
 
             if (rc == PS_OK) {
-                rc = ps_simple(ps, "COMMIT");
+                rc = ps_commit(ps);
             }
 
             if (rc != PS_OK) {
@@ -1587,30 +1594,42 @@ int
 worker_persons_prefetch(worker_persons_t *ps, const worker_person_key_t *keys,
     int n)
 {
-    int           i, rows, rc, merges;
+    int           i, rows, rc, merges, pl;
     char          key[512], *text;
-    json_t       *pairs, *seen, *full, *pair;
+    json_t       *pairs, *seen, *full, *pair, *found;
     int64_t       team;
     PGresult     *res;
     ps_cached_t  *c;
     ps_person_t   p;
-    const char   *params[1];
+    const char   *params[1], *did;
 
     ps_notifications(ps);
 
     pairs = json_array();
     seen = json_object();
     full = json_object();
+    found = json_object();
     merges = 0;
     rc = -1;
 
-    if (pairs == NULL || seen == NULL || full == NULL) {
+    if (pairs == NULL || seen == NULL || full == NULL || found == NULL) {
         goto done;
     }
 
     for (i = 0; i < n; i++) {
         merges |= keys[i].merge;
 
+        if (!keys[i].personless
+            && (size_t) snprintf(key, sizeof(key), "%lld:%s",
+                                 (long long) keys[i].team_id,
+                                 keys[i].distinct_id)
+               < sizeof(key))
+        {
+            json_object_set_new(full, key, json_true());
+        }
+    }
+
+    for (i = 0; i < n; i++) {
         if ((size_t) snprintf(key, sizeof(key), "%lld:%s",
                               (long long) keys[i].team_id,
                               keys[i].distinct_id)
@@ -1619,112 +1638,28 @@ worker_persons_prefetch(worker_persons_t *ps, const worker_person_key_t *keys,
             continue;
         }
 
-        if (!keys[i].personless) {
-            json_object_set_new(full, key, json_true());
-        }
+        c = ps_cache_find(ps, keys[i].team_id, keys[i].distinct_id);
 
-        if (ps_cache_find(ps, keys[i].team_id, keys[i].distinct_id)
-            || json_object_get(seen, key))
-        {
+        /*
+         * a personless id without a person is written once (§3.8): not
+         * when a merge of the batch could read the table first, nor for
+         * an id whose person an earlier event of the batch may create
+         */
+        pl = !merges && keys[i].personless && (c == NULL || !c->p.exists)
+             && json_object_get(full, key) == NULL
+             && json_object_get(ps->personless, key) == NULL;
+
+        if ((c && !pl) || json_object_get(seen, key)) {
             continue;
         }
 
         json_object_set_new(seen, key, json_true());
-        json_array_append_new(pairs, json_pack("{sIss}", "t",
+        json_array_append_new(pairs, json_pack("{sIsssb}", "t",
                                   (json_int_t) keys[i].team_id,
-                                  "d", keys[i].distinct_id));
-    }
-
-    if (json_array_size(pairs) > 0) {
-        text = ps_jsonb(pairs);
-        if (text == NULL) {
-            goto done;
-        }
-
-        params[0] = text;
-        rc = ps_exec(ps, "ps_prefetch", 1, params, &res);
-        free(text);
-
-        if (rc != PS_OK) {
-            rc = -1;
-            goto done;
-        }
-
-        rows = PQntuples(res);
-
-        for (i = 0; i < rows; i++) {
-            memset(&p, 0, sizeof(ps_person_t));
-            team = strtoll(PQgetvalue(res, i, 0), NULL, 10);
-            p.id = strtoll(PQgetvalue(res, i, 2), NULL, 10);
-            snprintf(p.uuid, sizeof(p.uuid), "%s", PQgetvalue(res, i, 3));
-            p.created_at_us = strtoll(PQgetvalue(res, i, 4), NULL, 10);
-            p.properties = ingest_json_loadb(PQgetvalue(res, i, 5),
-                                             PQgetlength(res, i, 5));
-            p.version = strtoll(PQgetvalue(res, i, 6), NULL, 10);
-            p.is_identified = PQgetvalue(res, i, 7)[0] == 't';
-            p.exists = 1;
-
-            /* unreadable rows are left to the normal fetch and its error */
-            if (json_is_object(p.properties)) {
-                ps_cache_put(ps, team, PQgetvalue(res, i, 1), &p);
-            }
-
-            json_decref(p.properties);
-        }
-
-        PQclear(res);
-
-        /* the ids without a person are known too */
-        for (i = 0; i < (int) json_array_size(pairs); i++) {
-            pair = json_array_get(pairs, i);
-            team = json_integer_value(json_object_get(pair, "t"));
-            params[0] = json_string_value(json_object_get(pair, "d"));
-
-            if (params[0] && ps_cache_find(ps, team, params[0]) == NULL) {
-                memset(&p, 0, sizeof(ps_person_t));
-                ps_cache_put(ps, team, params[0], &p);
-            }
-        }
+                                  "d", keys[i].distinct_id, "pl", pl));
     }
 
     rc = 0;
-
-    /*
-     * personless ids without a person, written once: not when a merge
-     * in this batch could read the table first, nor for an id whose
-     * person an earlier event of the batch may create
-     */
-
-    if (merges) {
-        goto done;
-    }
-
-    json_array_clear(pairs);
-    json_object_clear(seen);
-
-    for (i = 0; i < n; i++) {
-        if (!keys[i].personless
-            || (size_t) snprintf(key, sizeof(key), "%lld:%s",
-                                 (long long) keys[i].team_id,
-                                 keys[i].distinct_id)
-               >= sizeof(key)
-            || json_object_get(full, key) || json_object_get(seen, key)
-            || json_object_get(ps->personless, key))
-        {
-            continue;
-        }
-
-        c = ps_cache_find(ps, keys[i].team_id, keys[i].distinct_id);
-
-        if (c == NULL || c->p.exists) {
-            continue;
-        }
-
-        json_object_set_new(seen, key, json_true());
-        json_array_append_new(pairs, json_pack("{sIss}", "t",
-                                  (json_int_t) keys[i].team_id,
-                                  "d", keys[i].distinct_id));
-    }
 
     if (json_array_size(pairs) == 0) {
         goto done;
@@ -1732,38 +1667,91 @@ worker_persons_prefetch(worker_persons_t *ps, const worker_person_key_t *keys,
 
     text = ps_jsonb(pairs);
     if (text == NULL) {
+        rc = -1;
         goto done;
     }
 
     params[0] = text;
-    i = ps_exec(ps, "ps_personless_batch", 1, params, &res);
+    i = ps_exec(ps, "ps_prefetch_batch", 1, params, &res);
     free(text);
 
     if (i != PS_OK) {
+        rc = -1;
         goto done;
     }
 
+    rows = PQntuples(res);
+
+    for (i = 0; i < rows; i++) {
+        if (PQgetvalue(res, i, 0)[0] != '0') {
+            continue;
+        }
+
+        memset(&p, 0, sizeof(ps_person_t));
+        team = strtoll(PQgetvalue(res, i, 1), NULL, 10);
+        p.id = strtoll(PQgetvalue(res, i, 3), NULL, 10);
+        snprintf(p.uuid, sizeof(p.uuid), "%s", PQgetvalue(res, i, 4));
+        p.created_at_us = strtoll(PQgetvalue(res, i, 5), NULL, 10);
+        p.properties = ingest_json_loadb(PQgetvalue(res, i, 6),
+                                         PQgetlength(res, i, 6));
+        p.version = strtoll(PQgetvalue(res, i, 7), NULL, 10);
+        p.is_identified = PQgetvalue(res, i, 8)[0] == 't';
+        p.exists = 1;
+
+        /* unreadable rows are left to the normal fetch and its error */
+        if (json_is_object(p.properties)) {
+            ps_cache_put(ps, team, PQgetvalue(res, i, 2), &p);
+        }
+
+        json_decref(p.properties);
+
+        snprintf(key, sizeof(key), "%lld:%s", (long long) team,
+                 PQgetvalue(res, i, 2));
+        json_object_set_new(found, key, json_true());
+    }
+
+    /* the ids without a person are known too */
+    for (i = 0; i < (int) json_array_size(pairs); i++) {
+        pair = json_array_get(pairs, i);
+        team = json_integer_value(json_object_get(pair, "t"));
+        did = json_string_value(json_object_get(pair, "d"));
+
+        snprintf(key, sizeof(key), "%lld:%s", (long long) team, did);
+
+        if (json_object_get(found, key)) {
+            continue;
+        }
+
+        if (ps_cache_find(ps, team, did) == NULL) {
+            memset(&p, 0, sizeof(ps_person_t));
+            ps_cache_put(ps, team, did, &p);
+        }
+
+        if (json_is_true(json_object_get(pair, "pl"))) {
+            if (json_object_size(ps->personless) >= PS_PERSONLESS_CACHE) {
+                json_object_clear(ps->personless);
+            }
+
+            json_object_set_new(ps->personless, key, json_true());
+        }
+    }
+
     /* a merge claimed these ids: their person is read again */
-    for (i = 0; i < PQntuples(res); i++) {
-        ps_cache_forget(ps, strtoll(PQgetvalue(res, i, 0), NULL, 10),
-                        PQgetvalue(res, i, 1));
+    for (i = 0; i < rows; i++) {
+        if (PQgetvalue(res, i, 0)[0] == '1') {
+            ps_cache_forget(ps, strtoll(PQgetvalue(res, i, 1), NULL, 10),
+                            PQgetvalue(res, i, 2));
+        }
     }
 
     PQclear(res);
-
-    if (json_object_size(ps->personless) + json_object_size(seen)
-        >= PS_PERSONLESS_CACHE)
-    {
-        json_object_clear(ps->personless);
-    }
-
-    json_object_update(ps->personless, seen);
 
 done:
 
     json_decref(pairs);
     json_decref(seen);
     json_decref(full);
+    json_decref(found);
 
     return rc;
 }
@@ -1838,10 +1826,9 @@ static int
 ps_notify(worker_persons_t *ps, int64_t pid1, int64_t pid2,
     const char *did1, const char *did2)
 {
-    int          rc;
-    char        *s;
+    char        *s, *lit;
+    size_t       len;
     json_t      *v, *pids, *dids;
-    const char  *params[1];
 
     v = json_object();
     pids = json_array();
@@ -1874,9 +1861,41 @@ ps_notify(worker_persons_t *ps, int64_t pid1, int64_t pid2,
         return PS_FAIL;
     }
 
-    params[0] = s;
-    rc = ps_exec(ps, "ps_notify", 1, params, NULL);
+    /* sent with the COMMIT (ps_commit): no round trip of its own */
+    lit = PQescapeLiteral(ps->conn, s, strlen(s));
     free(s);
+
+    if (lit == NULL) {
+        return PS_FAIL;
+    }
+
+    len = strlen(lit) + sizeof("SELECT pg_notify('" PS_CHANNEL "', ); COMMIT");
+    free(ps->commit);
+    ps->commit = malloc(len);
+
+    if (ps->commit) {
+        snprintf(ps->commit, len, "SELECT pg_notify('" PS_CHANNEL "', %s); "
+                 "COMMIT", lit);
+    }
+
+    PQfreemem(lit);
+
+    return ps->commit ? PS_OK : PS_FAIL;
+}
+
+
+static int
+ps_commit(worker_persons_t *ps)
+{
+    int    rc;
+    char  *sql;
+
+    sql = ps->commit;
+    ps->commit = NULL;
+
+    /* PQexec() answers with the last statement's result: COMMIT's */
+    rc = ps_simple(ps, sql ? sql : "COMMIT");
+    free(sql);
 
     return rc;
 }
