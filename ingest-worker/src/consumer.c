@@ -27,10 +27,47 @@
 #define WORKER_WARN_DEBOUNCE_S   3600
 /* bounded memory for per-key state: forgotten wholesale when full */
 #define WORKER_STATE_MAX         1000000
+#define WORKER_STAGE_LOG_S       10
+
+
+enum {
+    WORKER_STAGE_COLLECT = 0,
+    WORKER_STAGE_PARSE,
+    WORKER_STAGE_PERSONS,
+    WORKER_STAGE_PROCESS,
+    WORKER_STAGE_DELIVERY,
+    WORKER_STAGE_COMMIT,
+    WORKER_STAGE_N
+};
+
+
+/*
+ * A batch whose outputs are produced: its offsets are committed once
+ * its delivery reports (counted here through the message opaque) are
+ * all in.  One batch waits for its acks while the next is processed.
+ */
+typedef struct {
+    rd_kafka_message_t        **msgs;
+    int                         n;
+    long                        in_flight;
+    long                        failed;
+    int64_t                     start;
+} worker_batch_t;
+
+
+/* one message of the batch between the parse and the process passes */
+typedef struct {
+    ingest_message_t            m;
+    int64_t                     team_id;
+    int64_t                     ts;         /* resolved timestamp, µs */
+    int                         flags;      /* WORKER_TEAM_* */
+    unsigned                    event:1;    /* persons and a row to do */
+} worker_item_t;
 
 
 typedef struct {
     const worker_config_t      *cf;
+    worker_item_t              *items;
     rd_kafka_t                 *consumer;
     rd_kafka_t                 *producer;
     worker_pg_t                *pg;
@@ -45,11 +82,20 @@ typedef struct {
     worker_metrics_t            metrics;
     worker_metrics_server_t    *metrics_server;
     unsigned long               unknown_token;
-    long                        in_flight;
-    long                        failed;
+    worker_batch_t              batches[2];
+    worker_batch_t             *acct;        /* what produce counts on */
+    worker_batch_t             *pend;        /* produced, not committed */
     unsigned long               events_out;
     unsigned long               dropped;
     unsigned long               dlq;
+
+    /* where a batch's time goes, logged every WORKER_STAGE_LOG_S */
+    int64_t                     stage[WORKER_STAGE_N];
+    int64_t                     stage_total[WORKER_STAGE_N];
+    int64_t                     stage_start;
+    int64_t                     stage_mark;
+    int64_t                     stage_logged;
+    unsigned long               stage_events;
 } worker_ctx_t;
 
 
@@ -61,14 +107,23 @@ typedef enum {
 
 static rd_kafka_t *worker_kafka_new(const worker_config_t *cf,
     rd_kafka_type_t type, worker_ctx_t *ctx);
-static worker_rc_e worker_process(worker_ctx_t *ctx, rd_kafka_message_t *msg);
+static worker_rc_e worker_parse(worker_ctx_t *ctx, rd_kafka_message_t *msg,
+    worker_item_t *it);
+static worker_rc_e worker_process(worker_ctx_t *ctx, rd_kafka_message_t *msg,
+    worker_item_t *it);
+static void worker_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+    rd_kafka_topic_partition_list_t *parts, void *opaque);
 static int worker_team(worker_ctx_t *ctx, const char *token,
     int64_t *team_id, int *flags);
 static int worker_produce(worker_ctx_t *ctx, const char *topic,
     const char *key, size_t klen, const char *value, size_t len);
-static int worker_wait_deliveries(worker_ctx_t *ctx);
+static int worker_produce_flags(worker_ctx_t *ctx, const char *topic,
+    const char *key, size_t klen, char *value, size_t len, int flags);
+static int worker_wait_deliveries(worker_ctx_t *ctx, worker_batch_t *b);
+static int worker_settle(worker_ctx_t *ctx, worker_batch_t *b,
+    worker_batch_t *next, int async);
 static void worker_commit(worker_ctx_t *ctx, rd_kafka_message_t **batch,
-    int n);
+    int n, int async);
 static void worker_rewind(worker_ctx_t *ctx, rd_kafka_message_t **batch,
     int n);
 static void worker_dr(rd_kafka_t *rk, const rd_kafka_message_t *msg,
@@ -91,19 +146,21 @@ static void worker_overflow_plan(worker_ctx_t *ctx,
     rd_kafka_message_t **batch, int n);
 static worker_rc_e worker_overflow(worker_ctx_t *ctx,
     rd_kafka_message_t *msg);
-static void worker_prefetch(worker_ctx_t *ctx, rd_kafka_message_t **batch,
-    int n);
+static void worker_prefetch(worker_ctx_t *ctx, int n);
 static void worker_batch_metrics(worker_ctx_t *ctx,
     rd_kafka_message_t **batch, int n, int committed, int64_t start);
 static void worker_backoff(int ms);
+static void worker_stage(worker_ctx_t *ctx, int stage);
+static void worker_stage_log(worker_ctx_t *ctx, int n);
 
 
 int
 worker_run(const worker_config_t *cf)
 {
     int                          i, n, rc;
-    int64_t                      deadline, start;
+    int64_t                      deadline;
     worker_ctx_t                 ctx;
+    worker_batch_t              *cur;
     rd_kafka_message_t          *msg, **batch;
     rd_kafka_resp_err_t          err;
     rd_kafka_topic_partition_list_t  *topics;
@@ -117,7 +174,11 @@ worker_run(const worker_config_t *cf)
     ctx.overflow = calloc(cf->batch_size, 1);
     ctx.metrics_server = worker_metrics_start(cf->metrics_port);
 
-    batch = calloc(cf->batch_size, sizeof(rd_kafka_message_t *));
+    ctx.batches[0].msgs = calloc(cf->batch_size, sizeof(rd_kafka_message_t *));
+    ctx.batches[1].msgs = calloc(cf->batch_size, sizeof(rd_kafka_message_t *));
+    ctx.items = calloc(cf->batch_size, sizeof(worker_item_t));
+    batch = ctx.batches[0].msgs;
+    cur = &ctx.batches[0];
 
     ctx.pg = worker_pg_connect(cf->postgres_dsn);
     ctx.producer = worker_kafka_new(cf, RD_KAFKA_PRODUCER, &ctx);
@@ -126,7 +187,8 @@ worker_run(const worker_config_t *cf)
     ctx.groups = worker_groups_open(cf, worker_emit, &ctx);
     ctx.limits = worker_team_limits_open(cf);
 
-    if (batch == NULL || ctx.teams == NULL || ctx.pg == NULL
+    if (batch == NULL || ctx.batches[1].msgs == NULL || ctx.items == NULL
+        || ctx.teams == NULL || ctx.pg == NULL
         || ctx.warned == NULL || ctx.persons == NULL || ctx.groups == NULL
         || ctx.limits == NULL
         || ctx.buckets == NULL || ctx.lags == NULL || ctx.overflow == NULL
@@ -161,6 +223,7 @@ worker_run(const worker_config_t *cf)
 
         n = 0;
         deadline = 0;
+        batch = cur->msgs;
 
         while (n < cf->batch_size && !worker_stop) {
             msg = rd_kafka_consumer_poll(ctx.consumer, n ? 10 : 200);
@@ -168,6 +231,12 @@ worker_run(const worker_config_t *cf)
             if (msg == NULL) {
                 if (n && worker_now_us() >= deadline) {
                     break;
+                }
+
+                /* idle: the pending batch needs no company to commit */
+                if (n == 0 && ctx.pend) {
+                    (void) worker_settle(&ctx, ctx.pend, NULL, 1);
+                    ctx.pend = NULL;
                 }
 
                 continue;
@@ -195,12 +264,18 @@ worker_run(const worker_config_t *cf)
         }
 
         if (n == 0) {
+            ctx.stage_mark = worker_now_us();
             continue;
         }
 
+        worker_stage(&ctx, WORKER_STAGE_COLLECT);
+
         rc = WORKER_OK;
-        ctx.failed = 0;
-        start = worker_now_us();
+        cur->n = n;
+        cur->in_flight = 0;
+        cur->failed = 0;
+        cur->start = worker_now_us();
+        ctx.acct = cur;
 
         memset(ctx.overflow, 0, n);
 
@@ -208,38 +283,89 @@ worker_run(const worker_config_t *cf)
             worker_overflow_plan(&ctx, batch, n);
         }
 
-        worker_prefetch(&ctx, batch, n);
+        memset(ctx.items, 0, n * sizeof(worker_item_t));
+
+        /*
+         * parse everything first, so the persons of the batch are read
+         * (and its personless ids written) in one round trip each
+         */
+        for (i = 0; i < n && rc == WORKER_OK; i++) {
+            if (!ctx.overflow[i]) {
+                rc = worker_parse(&ctx, batch[i], &ctx.items[i]);
+            }
+        }
+
+        worker_stage(&ctx, WORKER_STAGE_PARSE);
+
+        if (rc == WORKER_OK) {
+            worker_prefetch(&ctx, n);
+        }
+
+        worker_stage(&ctx, WORKER_STAGE_PERSONS);
 
         /*
          * one message after the other in offset order: events of one
          * token:distinct_id (one partition) keep their Kafka order
          */
         for (i = 0; i < n && rc == WORKER_OK; i++) {
-            rc = ctx.overflow[i] ? worker_overflow(&ctx, batch[i])
-                                 : worker_process(&ctx, batch[i]);
-        }
+            if (ctx.overflow[i]) {
+                rc = worker_overflow(&ctx, batch[i]);
 
-        /* offsets move only once every output of the batch is acked */
-
-        if (worker_wait_deliveries(&ctx) != 0 || rc != WORKER_OK) {
-            worker_log(WORKER_LOG_WARN, "batch of %d not committed, "
-                       "retrying", n);
-            worker_batch_metrics(&ctx, batch, n, 0, start);
-            worker_rewind(&ctx, batch, n);
-            worker_backoff(WORKER_RETRY_BACKOFF_MS);
-
-        } else {
-            worker_commit(&ctx, batch, n);
-            worker_batch_metrics(&ctx, batch, n, 1, start);
+            } else if (ctx.items[i].event) {
+                rc = worker_process(&ctx, batch[i], &ctx.items[i]);
+            }
         }
 
         for (i = 0; i < n; i++) {
-            rd_kafka_message_destroy(batch[i]);
+            ingest_message_free(&ctx.items[i].m);
         }
+
+        worker_stage(&ctx, WORKER_STAGE_PROCESS);
+
+        /*
+         * offsets move only once every output of a batch is acked: the
+         * previous batch's acks came in while this one was processed
+         */
+
+        if (ctx.pend && worker_settle(&ctx, ctx.pend, cur, 1) != 0) {
+            /* rewound to the pending batch: this one is read again too */
+            ctx.pend = NULL;
+            worker_stage(&ctx, WORKER_STAGE_DELIVERY);
+            continue;
+        }
+
+        ctx.pend = NULL;
+        worker_stage(&ctx, WORKER_STAGE_DELIVERY);
+
+        if (rc != WORKER_OK) {
+            /* its outputs so far must report before it is read again */
+            cur->failed++;
+            (void) worker_settle(&ctx, cur, NULL, 1);
+
+        } else {
+            ctx.pend = cur;
+            cur = (cur == &ctx.batches[0]) ? &ctx.batches[1]
+                                           : &ctx.batches[0];
+        }
+
+        worker_stage(&ctx, WORKER_STAGE_COMMIT);
+        worker_stage_log(&ctx, n);
+    }
+
+    /* SIGTERM: the last complete batch is committed, nothing partial */
+    if (ctx.pend) {
+        (void) worker_settle(&ctx, ctx.pend, NULL, 0);
+        ctx.pend = NULL;
     }
 
     worker_log(WORKER_LOG_INFO, "stopping: %lu events out, %lu dropped, "
                "%lu to DLQ", ctx.events_out, ctx.dropped, ctx.dlq);
+
+    /* the whole run's shares */
+    memcpy(ctx.stage, ctx.stage_total, sizeof(ctx.stage));
+    ctx.stage_logged = ctx.stage_start;
+    ctx.stage_events = ctx.metrics.events_in;
+    worker_stage_log(&ctx, 0);
 
     rd_kafka_consumer_close(ctx.consumer);
     rd_kafka_destroy(ctx.consumer);
@@ -255,7 +381,9 @@ worker_run(const worker_config_t *cf)
     json_decref(ctx.buckets);
     json_decref(ctx.lags);
     free(ctx.overflow);
-    free(batch);
+    free(ctx.items);
+    free(ctx.batches[0].msgs);
+    free(ctx.batches[1].msgs);
 
     return 0;
 }
@@ -270,9 +398,15 @@ worker_kafka_new(const worker_config_t *cf, rd_kafka_type_t type,
     rd_kafka_t       *rk;
     rd_kafka_conf_t  *conf;
 
+    /*
+     * outputs are acked while the next batch is processed: a short
+     * linger has them on the wire by then, in requests of up to
+     * batch.num.messages
+     */
     static const char  *producer_opts[][2] = {
         { "acks", "all" },
         { "linger.ms", "5" },
+        { "batch.num.messages", "10000" },
         { "enable.idempotence", "true" },
         { "compression.codec", "lz4" },
         { NULL, NULL }
@@ -315,9 +449,13 @@ worker_kafka_new(const worker_config_t *cf, rd_kafka_type_t type,
         }
     }
 
+    rd_kafka_conf_set_opaque(conf, ctx);
+
     if (type == RD_KAFKA_PRODUCER) {
-        rd_kafka_conf_set_opaque(conf, ctx);
         rd_kafka_conf_set_dr_msg_cb(conf, worker_dr);
+
+    } else {
+        rd_kafka_conf_set_rebalance_cb(conf, worker_rebalance);
     }
 
     rk = rd_kafka_new(type, conf, errstr, sizeof(errstr));
@@ -329,41 +467,44 @@ worker_kafka_new(const worker_config_t *cf, rd_kafka_type_t type,
 }
 
 
-static worker_rc_e
-worker_process(worker_ctx_t *ctx, rd_kafka_message_t *msg)
-{
-    int                      rc, flags;
-    char                    *row;
-    size_t                   len;
-    json_t                  *d;
-    int64_t                  team_id, ts;
-    ingest_msg_rc_e          mrc;
-    ingest_message_t         m;
-    ingest_team_opts_t       opts;
-    ingest_event_row_t       er;
-    worker_person_result_t   person;
+/*
+ * Parse, team, prepare (spec §1): what needs no person.  Drops, DLQ
+ * copies and warnings happen here; it->event tells whether persons and
+ * a row remain to do.
+ */
 
-    mrc = ingest_message_parse(&m, msg->payload, msg->len);
+static worker_rc_e
+worker_parse(worker_ctx_t *ctx, rd_kafka_message_t *msg, worker_item_t *it)
+{
+    int                  rc, flags;
+    json_t              *d;
+    int64_t              team_id, ts;
+    ingest_msg_rc_e      mrc;
+    ingest_message_t    *m;
+    ingest_team_opts_t   opts;
+
+    m = &it->m;
+
+    mrc = ingest_message_parse_fast(m, msg->payload, msg->len);
 
     if (mrc == INGEST_MSG_DLQ) {
         /* the original bytes, so nothing is lost to a parser bug */
-        worker_log(WORKER_LOG_INFO, "message to DLQ: %s", m.error);
-        ingest_message_free(&m);
+        worker_log(WORKER_LOG_INFO, "message to DLQ: %s", m->error);
+        ingest_message_free(m);
 
         return worker_dlq(ctx, msg, NULL);
     }
 
-    rc = m.token ? worker_team(ctx, m.token, &team_id, &flags) : 0;
+    rc = m->token ? worker_team(ctx, m->token, &team_id, &flags) : 0;
 
     if (rc < 0) {
-        ingest_message_free(&m);
         return WORKER_RETRY;
     }
 
     if (rc == 0) {
         ctx->dropped++;
         ctx->unknown_token++;
-        ingest_message_free(&m);
+        ingest_message_free(m);
         return WORKER_OK;
     }
 
@@ -373,35 +514,35 @@ worker_process(worker_ctx_t *ctx, rd_kafka_message_t *msg)
     opts.force_personless = worker_header_true(msg,
                                            "force_disable_person_processing");
 
-    m.team_id = team_id;
-    m.has_team_id = 1;
+    m->team_id = team_id;
+    m->has_team_id = 1;
 
     /* hook: the overflow consumer tells the team, G2-style (spec §6) */
     if (!ctx->cf->overflow_enabled) {
         worker_warn_keyed(ctx, team_id, "ingestion_capacity_overflow",
-                          m.distinct_id,
+                          m->distinct_id,
                           json_pack("{s:s}", "overflowDistinctId",
-                                    m.distinct_id), 0);
+                                    m->distinct_id), 0);
     }
 
-    mrc = ingest_message_prepare(&m, &opts);
+    mrc = ingest_message_prepare(m, &opts);
 
     /* drops and warning-only events still carry their warnings */
-    worker_warnings(ctx, &m, team_id);
+    worker_warnings(ctx, m, team_id);
 
     if (mrc != INGEST_MSG_OK
-        || (m.route != INGEST_ROUTE_EVENT
-            && m.route != INGEST_ROUTE_EXCEPTION))
+        || (m->route != INGEST_ROUTE_EVENT
+            && m->route != INGEST_ROUTE_EXCEPTION))
     {
         ctx->dropped++;
-        ingest_message_free(&m);
+        ingest_message_free(m);
         return WORKER_OK;
     }
 
-    ts = worker_timestamp(ctx, msg, &m, team_id);
+    ts = worker_timestamp(ctx, msg, m, team_id);
 
     /* hook: team.drop_events_older_than_seconds (team_limits.c, §1.4) */
-    rc = worker_team_too_old(ctx->limits, team_id, &m, ts, worker_now_us(),
+    rc = worker_team_too_old(ctx->limits, team_id, m, ts, worker_now_us(),
                              &d);
     if (rc != 0) {
         if (rc > 0) {
@@ -409,42 +550,67 @@ worker_process(worker_ctx_t *ctx, rd_kafka_message_t *msg)
             ctx->dropped++;
         }
 
-        ingest_message_free(&m);
+        ingest_message_free(m);
         return rc > 0 ? WORKER_OK : WORKER_RETRY;
     }
 
     /* hook: $group_N properties, $groupidentify upserts (groups.c) */
-    if (m.process_person) {
-        rc = worker_groups_process(ctx->groups, team_id, &m, ts);
+    if (m->process_person) {
+        rc = worker_groups_process(ctx->groups, team_id, m, ts);
 
         if (rc != 0) {
-            rc = (rc == -1) ? WORKER_RETRY : worker_dlq(ctx, msg, m.uuid);
-            ingest_message_free(&m);
+            rc = (rc == -1) ? WORKER_RETRY : worker_dlq(ctx, msg, m->uuid);
+            ingest_message_free(m);
             return rc;
         }
     }
 
-    rc = worker_persons_process(ctx->persons, team_id, &m, ts,
-                                opts.person_processing_opt_out, &person);
+    it->team_id = team_id;
+    it->flags = flags;
+    it->ts = ts;
+    it->event = 1;
+
+    return WORKER_OK;
+}
+
+
+/* persons (spec §3), then the events row (§4.1) */
+
+static worker_rc_e
+worker_process(worker_ctx_t *ctx, rd_kafka_message_t *msg, worker_item_t *it)
+{
+    int                      rc;
+    char                    *row;
+    size_t                   len;
+    int64_t                  team_id, ts;
+    ingest_message_t        *m;
+    ingest_event_row_t       er;
+    worker_person_result_t   person;
+
+    m = &it->m;
+    team_id = it->team_id;
+    ts = it->ts;
+
+    rc = worker_persons_process(ctx->persons, team_id, m, ts,
+                                (it->flags & WORKER_TEAM_PERSON_OPT_OUT) != 0,
+                                &person);
 
     if (rc == WORKER_PERSON_RETRY) {
-        ingest_message_free(&m);
         return WORKER_RETRY;
     }
 
     if (rc == WORKER_PERSON_FAIL) {
         worker_log(WORKER_LOG_WARN, "person processing failed for event "
-                   "%s: to DLQ", m.uuid);
-        rc = worker_dlq(ctx, msg, m.uuid);
-        ingest_message_free(&m);
-        return rc;
+                   "%s: to DLQ", m->uuid);
+        return worker_dlq(ctx, msg, m->uuid);
     }
 
     memset(&er, 0, sizeof(ingest_event_row_t));
-    er.uuid = m.uuid;
-    er.event = m.event;
-    er.distinct_id = m.distinct_id;
-    er.properties = m.properties;
+    er.uuid = m->uuid;
+    er.event = m->event;
+    er.distinct_id = m->distinct_id;
+    er.properties = m->properties;
+    er.fast = m->fast;
     er.team_id = team_id;
     er.project_id = team_id;
     er.timestamp_us = ts;
@@ -452,35 +618,32 @@ worker_process(worker_ctx_t *ctx, rd_kafka_message_t *msg)
     er.captured_at_us = INGEST_TIME_NONE;
     er.person_id = person.uuid;
     er.person_properties = person.properties;
+    er.person_properties_text = person.properties_text;
+    er.person_properties_len = person.properties_len;
     er.person_created_at_us = person.created_at_us;
     er.person_mode = person.mode;
-    er.historical_migration = m.historical_migration;
+    er.historical_migration = m->historical_migration;
 
     row = ingest_output_event(&er, &len);
     json_decref(person.properties);
 
     if (row == NULL) {
         ctx->dropped++;
-        ingest_message_free(&m);
         return WORKER_OK;
     }
 
     /* events are keyed by uuid, as PostHog's ingestion does */
-    rc = worker_produce(ctx, ctx->cf->events_topic, m.uuid, strlen(m.uuid),
-                        row, len);
-    free(row);
+    rc = worker_produce_flags(ctx, ctx->cf->events_topic, m->uuid,
+                              strlen(m->uuid), row, len, RD_KAFKA_MSG_F_FREE);
 
     /* hook: §4.1 a row too large for Kafka is dropped with a warning */
     if (rc == -2) {
         worker_warn(ctx, team_id, "message_size_too_large",
-                    json_pack("{s:s, s:s}", "eventUuid", m.uuid,
-                              "distinctId", m.distinct_id), 0);
+                    json_pack("{s:s, s:s}", "eventUuid", m->uuid,
+                              "distinctId", m->distinct_id), 0);
         ctx->dropped++;
-        ingest_message_free(&m);
         return WORKER_OK;
     }
-
-    ingest_message_free(&m);
 
     if (rc != 0) {
         return WORKER_RETRY;
@@ -512,6 +675,7 @@ worker_dlq(worker_ctx_t *ctx, rd_kafka_message_t *msg, const char *uuid)
                             RD_KAFKA_V_VALUE(msg->payload, msg->len),
                             RD_KAFKA_V_KEY(msg->key, msg->key_len),
                             RD_KAFKA_V_HEADERS(hdrs),
+                            RD_KAFKA_V_OPAQUE(ctx->acct),
                             RD_KAFKA_V_END);
     if (err) {
         /* producev() owns the headers only on success */
@@ -521,7 +685,7 @@ worker_dlq(worker_ctx_t *ctx, rd_kafka_message_t *msg, const char *uuid)
         return WORKER_RETRY;
     }
 
-    ctx->in_flight++;
+    ctx->acct->in_flight++;
     ctx->dlq++;
 
     return WORKER_OK;
@@ -773,14 +937,26 @@ static int
 worker_produce(worker_ctx_t *ctx, const char *topic, const char *key,
     size_t klen, const char *value, size_t len)
 {
+    return worker_produce_flags(ctx, topic, key, klen, (char *) value, len,
+                                RD_KAFKA_MSG_F_COPY);
+}
+
+
+/* with RD_KAFKA_MSG_F_FREE the value is taken over, freed even on failure */
+
+static int
+worker_produce_flags(worker_ctx_t *ctx, const char *topic, const char *key,
+    size_t klen, char *value, size_t len, int flags)
+{
     rd_kafka_resp_err_t  err;
 
     for ( ;; ) {
         err = rd_kafka_producev(ctx->producer,
                                 RD_KAFKA_V_TOPIC(topic),
-                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                RD_KAFKA_V_MSGFLAGS(flags),
                                 RD_KAFKA_V_VALUE((void *) value, len),
                                 RD_KAFKA_V_KEY((void *) key, klen),
+                                RD_KAFKA_V_OPAQUE(ctx->acct),
                                 RD_KAFKA_V_END);
 
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
@@ -794,45 +970,189 @@ worker_produce(worker_ctx_t *ctx, const char *topic, const char *key,
     if (err) {
         worker_log(WORKER_LOG_ERROR, "produce to \"%s\" failed: %s", topic,
                    rd_kafka_err2str(err));
+
+        /* a failed producev() leaves the value with the caller */
+        if (flags & RD_KAFKA_MSG_F_FREE) {
+            free(value);
+        }
+
         /* retrying cannot help this one: -2 */
         return err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ? -2 : -1;
     }
 
-    ctx->in_flight++;
+    ctx->acct->in_flight++;
 
     return 0;
 }
 
 
 static int
-worker_wait_deliveries(worker_ctx_t *ctx)
+worker_wait_deliveries(worker_ctx_t *ctx, worker_batch_t *b)
 {
     /* bounded by message.timeout.ms: every message gets a report */
-    while (ctx->in_flight > 0) {
+    while (b->in_flight > 0) {
         rd_kafka_poll(ctx->producer, WORKER_DELIVERY_WAIT_MS);
     }
 
-    return ctx->failed ? -1 : 0;
+    return b->failed ? -1 : 0;
+}
+
+
+/*
+ * A produced batch is done: committed when all its outputs are acked,
+ * else read again (with next, the batch processed after it, whose
+ * partitions rewind as well).  0 committed, -1 rewound.
+ */
+
+static int
+worker_settle(worker_ctx_t *ctx, worker_batch_t *b, worker_batch_t *next,
+    int async)
+{
+    int                   i, n, rc;
+    rd_kafka_message_t  **all;
+
+    rc = worker_wait_deliveries(ctx, b);
+
+    if (rc == 0) {
+        worker_commit(ctx, b->msgs, b->n, async);
+        worker_batch_metrics(ctx, b->msgs, b->n, 1, b->start);
+
+        for (i = 0; i < b->n; i++) {
+            rd_kafka_message_destroy(b->msgs[i]);
+        }
+
+        b->n = 0;
+
+        return 0;
+    }
+
+    worker_log(WORKER_LOG_WARN, "batch of %d not committed, retrying", b->n);
+    worker_batch_metrics(ctx, b->msgs, b->n, 0, b->start);
+
+    if (next) {
+        /* its outputs report to next's counters: wait for them too */
+        (void) worker_wait_deliveries(ctx, next);
+    }
+
+    /* the first offset seen per partition wins: b's come first */
+    n = b->n + (next ? next->n : 0);
+    all = malloc(n * sizeof(rd_kafka_message_t *));
+
+    if (all) {
+        memcpy(all, b->msgs, b->n * sizeof(rd_kafka_message_t *));
+
+        if (next) {
+            memcpy(all + b->n, next->msgs,
+                   next->n * sizeof(rd_kafka_message_t *));
+        }
+
+        worker_rewind(ctx, all, n);
+        free(all);
+
+    } else {
+        worker_rewind(ctx, b->msgs, b->n);
+    }
+
+    for (i = 0; i < b->n; i++) {
+        rd_kafka_message_destroy(b->msgs[i]);
+    }
+
+    b->n = 0;
+
+    for (i = 0; next && i < next->n; i++) {
+        rd_kafka_message_destroy(next->msgs[i]);
+    }
+
+    if (next) {
+        next->n = 0;
+    }
+
+    worker_backoff(WORKER_RETRY_BACKOFF_MS);
+
+    return -1;
 }
 
 
 static void
 worker_dr(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 {
-    worker_ctx_t  *ctx = opaque;
+    worker_batch_t  *b = msg->_private;
 
-    ctx->in_flight--;
+    /* the opaque of producev(): the batch the message belongs to */
+    b->in_flight--;
 
     if (msg->err) {
-        ctx->failed++;
+        b->failed++;
         worker_log(WORKER_LOG_ERROR, "delivery to \"%s\" failed: %s",
                    rd_kafka_topic_name(msg->rkt), rd_kafka_err2str(msg->err));
     }
 }
 
 
+/*
+ * Partitions moved: the distinct ids this worker owns changed, so the
+ * person cache of the ids it owned is no longer its to trust
+ */
+
 static void
-worker_commit(worker_ctx_t *ctx, rd_kafka_message_t **batch, int n)
+worker_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+    rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    int                  i, cooperative;
+    rd_kafka_error_t    *error;
+    worker_ctx_t        *ctx = opaque;
+
+    worker_persons_reset(ctx->persons);
+
+    if (err != RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS && ctx->pend) {
+        /*
+         * the pending batch's partitions may go: commit it while they
+         * are ours (if its outputs failed, the next owner reads it)
+         */
+        if (worker_wait_deliveries(ctx, ctx->pend) == 0) {
+            worker_commit(ctx, ctx->pend->msgs, ctx->pend->n, 0);
+        }
+
+        for (i = 0; i < ctx->pend->n; i++) {
+            rd_kafka_message_destroy(ctx->pend->msgs[i]);
+        }
+
+        ctx->pend->n = 0;
+        ctx->pend = NULL;
+    }
+
+    cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE")
+                  == 0;
+    error = NULL;
+
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        if (cooperative) {
+            error = rd_kafka_incremental_assign(rk, parts);
+
+        } else {
+            (void) rd_kafka_assign(rk, parts);
+        }
+
+    } else {
+        if (cooperative) {
+            error = rd_kafka_incremental_unassign(rk, parts);
+
+        } else {
+            (void) rd_kafka_assign(rk, NULL);
+        }
+    }
+
+    if (error) {
+        worker_log(WORKER_LOG_ERROR, "rebalance: %s",
+                   rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+    }
+}
+
+
+static void
+worker_commit(worker_ctx_t *ctx, rd_kafka_message_t **batch, int n,
+    int async)
 {
     int                                i;
     rd_kafka_resp_err_t                err;
@@ -857,7 +1177,12 @@ worker_commit(worker_ctx_t *ctx, rd_kafka_message_t **batch, int n)
         }
     }
 
-    err = rd_kafka_commit(ctx->consumer, offsets, 0);
+    /*
+     * asynchronous in the loop: the outputs are acknowledged already,
+     * so a commit that fails only means reading the batch again; the
+     * consumer's close waits for commits in flight
+     */
+    err = rd_kafka_commit(ctx->consumer, offsets, async);
     if (err) {
         /* harmless for at-least-once: the batch is read again */
         worker_log(WORKER_LOG_WARN, "commit failed: %s",
@@ -900,6 +1225,70 @@ worker_rewind(worker_ctx_t *ctx, rd_kafka_message_t **batch, int n)
     }
 
     rd_kafka_topic_partition_list_destroy(offsets);
+}
+
+
+static void
+worker_stage(worker_ctx_t *ctx, int stage)
+{
+    int64_t  now;
+
+    now = worker_now_us();
+
+    if (ctx->stage_mark) {
+        ctx->stage[stage] += now - ctx->stage_mark;
+        ctx->stage_total[stage] += now - ctx->stage_mark;
+
+    } else {
+        ctx->stage_start = now;
+    }
+
+    ctx->stage_mark = now;
+}
+
+
+static void
+worker_stage_log(worker_ctx_t *ctx, int n)
+{
+    int            i;
+    double         total;
+    static const char  *names[] = {
+        "collect", "parse", "persons", "process", "delivery", "commit"
+    };
+    char           line[256];
+    size_t         len;
+
+    ctx->stage_events += n;
+
+    if (ctx->stage_logged == 0) {
+        ctx->stage_logged = ctx->stage_mark;
+        return;
+    }
+
+    if (n && ctx->stage_mark - ctx->stage_logged
+             < WORKER_STAGE_LOG_S * 1000000LL)
+    {
+        return;
+    }
+
+    if (ctx->stage_mark <= ctx->stage_logged) {
+        return;
+    }
+
+    total = (double) (ctx->stage_mark - ctx->stage_logged);
+    len = 0;
+
+    for (i = 0; i < WORKER_STAGE_N && len < sizeof(line); i++) {
+        len += snprintf(line + len, sizeof(line) - len, " %s %.0f%%",
+                        names[i], 100.0 * ctx->stage[i] / total);
+        ctx->stage[i] = 0;
+    }
+
+    worker_log(WORKER_LOG_INFO, "%.0f events/s, time:%s",
+               ctx->stage_events / (total / 1e6), line);
+
+    ctx->stage_events = 0;
+    ctx->stage_logged = ctx->stage_mark;
 }
 
 
@@ -1041,6 +1430,7 @@ worker_overflow(worker_ctx_t *ctx, rd_kafka_message_t *msg)
                                            ctx->cf->overflow_preserve_locality
                                            ? msg->key_len : 0),
                             RD_KAFKA_V_HEADERS(copy),
+                            RD_KAFKA_V_OPAQUE(ctx->acct),
                             RD_KAFKA_V_END);
     if (err) {
         rd_kafka_headers_destroy(copy);
@@ -1049,7 +1439,7 @@ worker_overflow(worker_ctx_t *ctx, rd_kafka_message_t *msg)
         return WORKER_RETRY;
     }
 
-    ctx->in_flight++;
+    ctx->acct->in_flight++;
     ctx->metrics.overflowed++;
 
     return WORKER_OK;
@@ -1060,8 +1450,9 @@ static void
 worker_batch_metrics(worker_ctx_t *ctx, rd_kafka_message_t **batch, int n,
     int committed, int64_t start)
 {
-    int                            i;
+    int                            i, j, nseen;
     char                           key[300];
+    rd_kafka_message_t            *seen[64];
     int64_t                        lo, hi;
     json_t                        *v;
     const char                    *k;
@@ -1075,7 +1466,30 @@ worker_batch_metrics(worker_ctx_t *ctx, rd_kafka_message_t **batch, int n,
         m->batches++;
         m->events_in += n;
 
-        for (i = 0; i < n; i++) {
+        nseen = 0;
+
+        for (i = n - 1; i >= 0; i--) {
+            /* the partition's last message of the batch is enough */
+            for (j = 0; j < nseen; j++) {
+                if (seen[j] == batch[i]) {
+                    break;
+                }
+
+                if (seen[j]->partition == batch[i]->partition
+                    && seen[j]->rkt == batch[i]->rkt)
+                {
+                    break;
+                }
+            }
+
+            if (j < nseen) {
+                continue;
+            }
+
+            if (nseen < (int) (sizeof(seen) / sizeof(seen[0]))) {
+                seen[nseen++] = batch[i];
+            }
+
             /* the cached watermark: no broker round trip */
             if (rd_kafka_get_watermark_offsets(ctx->consumer,
                                             rd_kafka_topic_name(batch[i]->rkt),
@@ -1118,61 +1532,40 @@ worker_batch_metrics(worker_ctx_t *ctx, rd_kafka_message_t **batch, int n,
 
 
 /*
- * The persons of the batch in one query, found through the message keys
- * ("<token>:<distinct_id>") so nothing is parsed twice; a key that does
- * not match the event's distinct id only costs a fetch later
+ * The persons of the batch in one query, from the parsed events (a
+ * merge event may read personless ids: persons.c then keeps those
+ * writes per event)
  */
 
 static void
-worker_prefetch(worker_ctx_t *ctx, rd_kafka_message_t **batch, int n)
+worker_prefetch(worker_ctx_t *ctx, int n)
 {
-    int          i, flags;
-    json_t      *pairs, *seen;
-    int64_t      team_id;
-    const char  *key, *colon;
-    char         token[256];
+    int                   i, k;
+    ingest_message_t     *m;
+    worker_person_key_t  *keys;
 
-    pairs = json_array();
-    seen = json_object();
-
-    for (i = 0; pairs && seen && i < n; i++) {
-        if (ctx->overflow[i] || batch[i]->key == NULL
-            || batch[i]->key_len == 0)
-        {
-            continue;
-        }
-
-        key = batch[i]->key;
-        colon = memchr(key, ':', batch[i]->key_len);
-
-        if (colon == NULL || (size_t) (colon - key) >= sizeof(token)
-            || memchr(key, '\0', batch[i]->key_len) != NULL)
-        {
-            continue;
-        }
-
-        memcpy(token, key, colon - key);
-        token[colon - key] = '\0';
-
-        if (worker_team(ctx, token, &team_id, &flags) != 1) {
-            continue;
-        }
-
-        if (json_object_getn(seen, key, batch[i]->key_len)) {
-            continue;
-        }
-
-        json_object_setn_new(seen, key, batch[i]->key_len, json_true());
-        json_array_append_new(pairs, json_pack("{sIss#}", "t",
-                                  (json_int_t) team_id, "d", colon + 1,
-                                  (int) (batch[i]->key_len
-                                         - (colon - key) - 1)));
+    keys = (n > 0) ? malloc(n * sizeof(worker_person_key_t)) : NULL;
+    if (keys == NULL) {
+        return;
     }
 
-    if (pairs) {
-        (void) worker_persons_prefetch(ctx->persons, pairs);
+    for (i = 0, k = 0; i < n; i++) {
+        m = &ctx->items[i].m;
+
+        if (!ctx->items[i].event) {
+            continue;
+        }
+
+        keys[k].team_id = ctx->items[i].team_id;
+        keys[k].distinct_id = m->distinct_id;
+        keys[k].personless = !m->process_person;
+        keys[k].merge = strcmp(m->event, "$identify") == 0
+                        || strcmp(m->event, "$create_alias") == 0
+                        || strcmp(m->event, "$merge_dangerously") == 0;
+        k++;
     }
 
-    json_decref(pairs);
-    json_decref(seen);
+    (void) worker_persons_prefetch(ctx->persons, keys, k);
+
+    free(keys);
 }

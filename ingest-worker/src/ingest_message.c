@@ -10,6 +10,7 @@
 
 #include "ingest_json.h"
 #include "ingest_message.h"
+#include "ingest_fast.h"
 
 
 static int ingest_message_combine(ingest_message_t *m, const char *value,
@@ -110,7 +111,26 @@ ingest_message_free(ingest_message_t *m)
 
     json_decref(m->root);
 
+    if (m->fast) {
+        /* fast mode owns what the DOM path borrows from root */
+        json_decref(m->properties);
+        json_decref(m->timestamp);
+        ingest_fast_free(m->fast);
+    }
+
     memset(m, 0, sizeof(ingest_message_t));
+}
+
+
+ingest_msg_rc_e
+ingest_message_parse_fast(ingest_message_t *m, const char *value, size_t len)
+{
+    if (ingest_fast_parse(m, value, len) == 1) {
+        return INGEST_MSG_OK;
+    }
+
+    /* not eligible, or no memory: the DOM path decides */
+    return ingest_message_parse(m, value, len);
 }
 
 
@@ -757,6 +777,14 @@ ingest_message_prepare(ingest_message_t *m, const ingest_team_opts_t *team)
 
     m->process_person = 1;
     m->route = INGEST_ROUTE_EVENT;
+
+    if (m->fast) {
+        /* an ordinary event: no routing, no warnings (ingest_fast.c) */
+        return ingest_fast_prepare(m, team->anonymize_ips,
+                                   team->person_processing_opt_out
+                                   || team->force_personless) == 0
+               ? INGEST_MSG_OK : INGEST_MSG_DROP;
+    }
 
     if (team->person_processing_opt_out || team->force_personless) {
         json_object_set_new(m->properties, "$process_person_profile",

@@ -55,7 +55,12 @@ typedef struct {
 typedef struct ingest_message_s {
     /* the combined event {...data, ...outer}; everything below borrows */
     json_t                     *root;
+    /*
+     * fast mode (root NULL, ingest_fast.c): an owned object holding only
+     * $set, $set_once and $unset, which is all persons read
+     */
     json_t                     *properties;
+    struct ingest_fast_s       *fast;
 
     const char                 *uuid;           /* 8-4-4-4-12 validated */
     const char                 *distinct_id;    /* stringified, no NULs */
@@ -95,6 +100,13 @@ typedef struct ingest_message_s {
  */
 ingest_msg_rc_e ingest_message_parse(ingest_message_t *m, const char *value,
     size_t len);
+
+/*
+ * The same, through the one-pass scanner of ingest_fast.c when the
+ * message is an ordinary event (fast mode), else ingest_message_parse()
+ */
+ingest_msg_rc_e ingest_message_parse_fast(ingest_message_t *m,
+    const char *value, size_t len);
 
 /*
  * After team resolution: §1.4 opt-out, §1.3 step 6 (anonymize_ips),

@@ -12,6 +12,7 @@
 #include "ingest_json.h"
 #include "ingest_message.h"
 #include "ingest_output.h"
+#include "ingest_fast.h"
 
 
 typedef struct {
@@ -575,13 +576,112 @@ ingest_output_set_json(json_t *row, const char *key, json_t *v)
 }
 
 
+/* a string column: repaired like ingest_json_string(), then escaped */
+
+static void
+ingest_output_add_str(ingest_str_t *b, const char *key, const char *s,
+    size_t len)
+{
+    char    *clean;
+    size_t   n;
+
+    ingest_str_add(b, key, strlen(key));
+
+    if (s == NULL) {
+        ingest_str_lit(b, "\"\"");
+        return;
+    }
+
+    if (ingest_utf8_valid(s, len)) {
+        ingest_str_add_json(b, s, len);
+        return;
+    }
+
+    clean = ingest_utf8_sanitize(s, len, &n);
+    if (clean == NULL) {
+        b->failed = 1;
+        return;
+    }
+
+    ingest_str_add_json(b, clean, n);
+    free(clean);
+}
+
+
+static void
+ingest_output_add_time(ingest_str_t *b, const char *key, int64_t us, int ms,
+    int nullable)
+{
+    char  buf[INGEST_TIME_BUF_LEN];
+
+    ingest_str_add(b, key, strlen(key));
+
+    /* a null in a non-Nullable column would stop the Kafka table */
+    if (nullable && us == INGEST_TIME_NONE) {
+        ingest_str_lit(b, "null");
+        return;
+    }
+
+    ingest_time_format(us, ms, buf);
+    ingest_str_lit(b, "\"");
+    ingest_str_add(b, buf, strlen(buf));
+    ingest_str_lit(b, "\"");
+}
+
+
+static void
+ingest_output_add_uuid(ingest_str_t *b, const char *key, const char *uuid)
+{
+    char    buf[38];
+    size_t  i;
+
+    if (uuid == NULL || !ingest_uuid_valid(uuid, strlen(uuid))) {
+        b->failed = 1;
+        return;
+    }
+
+    buf[0] = '"';
+
+    for (i = 0; i < 36; i++) {
+        buf[i + 1] = tolower((unsigned char) uuid[i]);
+    }
+
+    buf[37] = '"';
+
+    ingest_str_add(b, key, strlen(key));
+    ingest_str_add(b, buf, 38);
+}
+
+
+static void
+ingest_output_add_int(ingest_str_t *b, const char *key, int64_t v)
+{
+    int   n;
+    char  buf[24];
+
+    n = snprintf(buf, sizeof(buf), "%lld", (long long) v);
+
+    ingest_str_add(b, key, strlen(key));
+    ingest_str_add(b, buf, n);
+}
+
+
+/*
+ * The row is spliced as text in the exact form json_dumps(JSON_COMPACT)
+ * gave it when it was a DOM: same keys, same order, same escapes; the
+ * JSON-in-a-string columns are built once and escaped once
+ */
+
 char *
 ingest_output_event(ingest_event_row_t *row, size_t *len)
 {
-    int          rc, i;
-    char        *chain, name[9];
-    json_t      *o, *pp, *set;
-    unsigned     mode;
+    int           i;
+    char         *chain_s, *s, name[9];
+    json_t       *pp, *set;
+    size_t        chain_len;
+    unsigned      mode;
+    const char   *chain;
+    ingest_str_t  b, props;
 
     mode = row->person_mode;
 
@@ -589,48 +689,77 @@ ingest_output_event(ingest_event_row_t *row, size_t *len)
         return NULL;
     }
 
-    chain = ingest_elements_chain(row->properties);
-    if (chain == NULL) {
-        return NULL;
-    }
+    memset(&b, 0, sizeof(ingest_str_t));
+    memset(&props, 0, sizeof(ingest_str_t));
+    chain_s = NULL;
 
-    if (mode != INGEST_PERSON_MODE_FULL) {
-        /* §3.8: personless rows carry no group columns */
-        for (i = 0; i < 5; i++) {
-            snprintf(name, sizeof(name), "$group_%d", i);
-            json_object_del(row->properties, name);
+    if (row->fast) {
+        chain = ingest_fast_elements_chain(row->fast, &chain_len);
+
+        if (ingest_fast_properties(row->fast,
+                                   mode == INGEST_PERSON_MODE_FULL, &props)
+            != 0)
+        {
+            goto failed;
         }
+
+    } else {
+        chain_s = ingest_elements_chain(row->properties);
+        if (chain_s == NULL) {
+            return NULL;
+        }
+
+        chain = chain_s;
+        chain_len = strlen(chain_s);
+
+        if (mode != INGEST_PERSON_MODE_FULL) {
+            /* §3.8: personless rows carry no group columns */
+            for (i = 0; i < 5; i++) {
+                snprintf(name, sizeof(name), "$group_%d", i);
+                json_object_del(row->properties, name);
+            }
+        }
+
+        s = json_dumps(row->properties, JSON_COMPACT | JSON_ENCODE_ANY);
+        if (s == NULL) {
+            goto failed;
+        }
+
+        ingest_str_add(&props, s, strlen(s));
+        free(s);
     }
 
-    o = json_object();
-    if (o == NULL) {
-        free(chain);
-        return NULL;
-    }
-
-    rc = ingest_output_set_uuid(o, "uuid", row->uuid);
-    rc |= ingest_output_set_str(o, "event", row->event,
-                                row->event ? strlen(row->event) : 0);
-    rc |= ingest_output_set_json(o, "properties", row->properties);
-    rc |= ingest_output_set_time(o, "timestamp", row->timestamp_us, 1, 0);
-    rc |= json_object_set_new(o, "team_id", json_integer(row->team_id));
+    ingest_output_add_uuid(&b, "{\"uuid\":", row->uuid);
+    ingest_output_add_str(&b, ",\"event\":", row->event,
+                          row->event ? strlen(row->event) : 0);
+    ingest_str_lit(&b, ",\"properties\":");
+    ingest_str_add_json(&b, props.data ? props.data : "{}",
+                        props.data ? props.len : 2);
+    ingest_output_add_time(&b, ",\"timestamp\":", row->timestamp_us, 1, 0);
+    ingest_output_add_int(&b, ",\"team_id\":", row->team_id);
 
     if (row->project_id >= 0) {
-        rc |= json_object_set_new(o, "project_id",
-                                  json_integer(row->project_id));
+        ingest_output_add_int(&b, ",\"project_id\":", row->project_id);
     }
 
-    rc |= ingest_output_set_str(o, "distinct_id", row->distinct_id,
-                                row->distinct_id
-                                ? strlen(row->distinct_id) : 0);
-    rc |= ingest_output_set_str(o, "elements_chain", chain, strlen(chain));
-    rc |= ingest_output_set_time(o, "created_at", row->created_at_us, 1, 0);
-    rc |= ingest_output_set_time(o, "captured_at", row->captured_at_us, 1, 1);
-    rc |= ingest_output_set_uuid(o, "person_id", row->person_id);
+    ingest_output_add_str(&b, ",\"distinct_id\":", row->distinct_id,
+                          row->distinct_id ? strlen(row->distinct_id) : 0);
+    ingest_output_add_str(&b, ",\"elements_chain\":", chain, chain_len);
+    ingest_output_add_time(&b, ",\"created_at\":", row->created_at_us, 1, 0);
+    ingest_output_add_time(&b, ",\"captured_at\":", row->captured_at_us, 1,
+                           1);
+    ingest_output_add_uuid(&b, ",\"person_id\":", row->person_id);
 
-    free(chain);
+    ingest_str_lit(&b, ",\"person_properties\":");
 
-    if (mode == INGEST_PERSON_MODE_FULL) {
+    if (mode != INGEST_PERSON_MODE_FULL) {
+        ingest_str_lit(&b, "\"{}\"");
+
+    } else if (row->person_properties_text) {
+        ingest_str_add_json(&b, row->person_properties_text,
+                            row->person_properties_len);
+
+    } else {
         /* { ...person.properties, ...properties.$set } */
         pp = ingest_props_merge(row->person_properties, NULL);
         set = json_object_get(row->properties, "$set");
@@ -639,32 +768,53 @@ ingest_output_event(ingest_event_row_t *row, size_t *len)
             || (json_is_object(set) && json_object_update(pp, set) != 0))
         {
             json_decref(pp);
-            json_decref(o);
-            return NULL;
+            goto failed;
         }
 
-        rc |= ingest_output_set_json(o, "person_properties", pp);
+        s = json_dumps(pp, JSON_COMPACT | JSON_ENCODE_ANY);
         json_decref(pp);
 
-    } else {
-        rc |= json_object_set_new(o, "person_properties", json_string("{}"));
+        if (s == NULL) {
+            goto failed;
+        }
+
+        ingest_str_add_json(&b, s, strlen(s));
+        free(s);
     }
 
-    rc |= ingest_output_set_time(o, "person_created_at",
-                                 row->person_created_at_us, 0, 0);
-    rc |= json_object_set_new(o, "person_mode",
-                              json_string(ingest_person_modes[mode]));
+    ingest_output_add_time(&b, ",\"person_created_at\":",
+                           row->person_created_at_us, 0, 0);
+    ingest_str_lit(&b, ",\"person_mode\":\"");
+    ingest_str_add(&b, ingest_person_modes[mode],
+                   strlen(ingest_person_modes[mode]));
+    ingest_str_lit(&b, "\"");
 
     if (row->historical_migration) {
-        rc |= json_object_set_new(o, "historical_migration", json_true());
+        ingest_str_lit(&b, ",\"historical_migration\":true");
     }
 
-    if (rc != 0) {
-        json_decref(o);
-        return NULL;
+    ingest_str_lit(&b, "}");
+
+    if (b.failed) {
+        goto failed;
     }
 
-    return ingest_output_dump(o, len);
+    free(chain_s);
+    free(props.data);
+
+    if (len) {
+        *len = b.len;
+    }
+
+    return b.data;
+
+failed:
+
+    free(chain_s);
+    free(props.data);
+    free(b.data);
+
+    return NULL;
 }
 
 

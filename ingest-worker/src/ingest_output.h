@@ -56,6 +56,15 @@ typedef struct {
     ingest_person_mode_e        person_mode;
 
     unsigned                    historical_migration:1;
+
+    /*
+     * fast mode (ingest_fast.c): the properties come from the scanner
+     * and row->properties holds only the $set the person merge needs
+     */
+    const struct ingest_fast_s *fast;
+    /* full mode: the person's properties as text when nothing changed */
+    const char                 *person_properties_text;
+    size_t                      person_properties_len;
 } ingest_event_row_t;
 
 

@@ -22,7 +22,12 @@
 
 /* conflicts retried in place before the event gives up (§10.7) */
 #define PS_ATTEMPTS           5
-#define PS_PERSONLESS_CACHE   100000
+/* bounded memory: both caches are forgotten wholesale when full */
+#define PS_PERSONLESS_CACHE   500000
+#define PS_CACHE_MAX          500000
+#define PS_CACHE_BUCKETS      (1 << 18)
+/* other workers' person changes (see ps_cached_t) */
+#define PS_CHANNEL            "edgehog_persons"
 
 /* result of one statement */
 #define PS_OK                 0
@@ -43,22 +48,32 @@ typedef struct {
 
 
 /*
- * The batch's view of persons (§8: budget on round trips): prefetched
- * in one query, read by plain fetches, refreshed by our own updates and
- * dropped on identify/alias/merge and at every batch start, so nothing
- * stale outlives the batch
+ * The worker's view of persons (§8: budget on round trips), kept across
+ * batches: misses are read in one query per batch, our own updates
+ * refresh it, our own merges drop what they touch, and changes made by
+ * other workers arrive as NOTIFY on PS_CHANNEL before every batch (so
+ * nothing is staler than one batch, as with a per-batch prefetch).  A
+ * rebalance or a lost Postgres connection drops it whole.
  */
-typedef struct {
+typedef struct ps_cached_s  ps_cached_t;
+
+struct ps_cached_s {
     int64_t                     team_id;
     char                       *distinct_id;
+    uint32_t                    hash;
     ps_person_t                 p;          /* !p.exists: no person */
-} ps_cached_t;
+    /* json_dumps() of p.properties, made on first use */
+    char                       *text;
+    size_t                      text_len;
+    ps_cached_t                *next;       /* in the distinct id bucket */
+    ps_cached_t                *pnext;      /* in the person id bucket */
+};
 
 
 struct worker_persons_s {
-    ps_cached_t                *cache;
-    int                         ncache;
-    int                         cache_cap;
+    ps_cached_t               **cache;
+    ps_cached_t               **by_person;
+    size_t                      ncache;
     const worker_config_t      *cf;
     PGconn                     *conn;
     int                         prepared;
@@ -69,6 +84,8 @@ struct worker_persons_s {
     void                       *data;
     json_t                     *personless;     /* "team:id" seen */
     worker_person_stats_t       stats;
+    /* "SELECT pg_notify(...); COMMIT" of the open transaction, or NULL */
+    char                       *commit;
 
     /* the event being processed */
     int64_t                     team_id;
@@ -97,6 +114,17 @@ static void ps_cache_put(worker_persons_t *ps, int64_t team_id,
     const char *distinct_id, const ps_person_t *p);
 static void ps_cache_refresh(worker_persons_t *ps, const ps_person_t *p);
 static void ps_cache_clear(worker_persons_t *ps);
+static void ps_cache_forget(worker_persons_t *ps, int64_t team_id,
+    const char *distinct_id);
+static void ps_cache_forget_person(worker_persons_t *ps, int64_t id);
+static void ps_cache_unlink_person(worker_persons_t *ps, ps_cached_t *c);
+static uint32_t ps_cache_hash(int64_t team_id, const char *distinct_id);
+static const char *ps_cache_text(ps_cached_t *c, size_t *len);
+static int ps_no_change(json_t *props, const ingest_props_ops_t *ops);
+static void ps_notifications(worker_persons_t *ps);
+static int ps_notify(worker_persons_t *ps, int64_t pid1, int64_t pid2,
+    const char *did1, const char *did2);
+static int ps_commit(worker_persons_t *ps);
 static char *ps_jsonb(json_t *v);
 static int ps_create(worker_persons_t *ps, const char *primary,
     const char *second, int64_t v1, int64_t v2, int identified,
@@ -151,10 +179,42 @@ static const ps_stmt_t  ps_stmts[] = {
       "x.v FROM p, jsonb_to_recordset($8::jsonb) AS x(did text, v bigint)) "
       "SELECT id FROM p" },
 
+    /*
+     * the version read must still be there: a cached person changed by
+     * another worker is a conflict (re-read), not a lost update; the
+     * other workers hear of it through PS_CHANNEL at commit
+     */
     { "ps_update",
-      "UPDATE posthog_person SET version = COALESCE(version, 0) + 1, "
-      "properties = $3::jsonb, is_identified = $4::boolean "
-      "WHERE id = $1 AND team_id = $2 RETURNING version" },
+      "WITH u AS (UPDATE posthog_person SET version = "
+      "COALESCE(version, 0) + 1, properties = $3::jsonb, "
+      "is_identified = $4::boolean WHERE id = $1 AND team_id = $2 "
+      "AND COALESCE(version, 0) = $5 RETURNING version) "
+      "SELECT version, pg_notify('" PS_CHANNEL "', $6) FROM u" },
+
+    /*
+     * a batch's misses in one round trip: the persons found (kind 0),
+     * and §3.8 for the ids flagged pl that have none: inserted, with
+     * those a merge already claimed coming back as kind 1 (the query's
+     * snapshot precedes its insert)
+     */
+    { "ps_prefetch_batch",
+      "WITH b AS (SELECT x.t, x.d, x.pl FROM jsonb_to_recordset($1::jsonb) "
+      "AS x(t bigint, d text, pl boolean)), "
+      "f AS (SELECT d.team_id, d.distinct_id, p.id, p.uuid, "
+      "(extract(epoch FROM p.created_at) * 1000000)::bigint AS created, "
+      "p.properties, COALESCE(p.version, 0) AS version, p.is_identified "
+      "FROM b JOIN posthog_persondistinctid d "
+      "ON d.team_id = b.t AND d.distinct_id = b.d "
+      "JOIN posthog_person p ON p.id = d.person_id AND p.team_id = d.team_id),"
+      " c AS (SELECT DISTINCT b.t, b.d FROM b WHERE b.pl AND NOT EXISTS "
+      "(SELECT 1 FROM f WHERE f.team_id = b.t AND f.distinct_id = b.d)), "
+      "i AS (INSERT INTO posthog_personlessdistinctid (team_id, distinct_id, "
+      "is_merged, created_at) SELECT t, d, false, now() FROM c "
+      "ORDER BY t, d ON CONFLICT (team_id, distinct_id) DO NOTHING) "
+      "SELECT 0, f.* FROM f UNION ALL "
+      "SELECT 1, l.team_id, l.distinct_id, NULL, NULL, NULL, NULL, NULL, "
+      "NULL FROM posthog_personlessdistinctid l JOIN c "
+      "ON l.team_id = c.t AND l.distinct_id = c.d WHERE l.is_merged" },
 
     { "ps_add_did",
       "INSERT INTO posthog_persondistinctid (distinct_id, person_id, "
@@ -200,15 +260,6 @@ static const ps_stmt_t  ps_stmts[] = {
     { "ps_merge_delete",
       "DELETE FROM posthog_person WHERE team_id = $1 AND id = $2 "
       "RETURNING COALESCE(version, 0)" },
-
-    { "ps_prefetch",
-      "SELECT d.team_id, d.distinct_id, p.id, p.uuid, "
-      "(extract(epoch FROM p.created_at) * 1000000)::bigint, p.properties, "
-      "COALESCE(p.version, 0), p.is_identified "
-      "FROM jsonb_to_recordset($1::jsonb) AS b(t bigint, d text) "
-      "JOIN posthog_persondistinctid d "
-      "ON d.team_id = b.t AND d.distinct_id = b.d "
-      "JOIN posthog_person p ON p.id = d.person_id AND p.team_id = d.team_id" },
 
     { "ps_distinct_ids",
       "SELECT distinct_id FROM posthog_persondistinctid "
@@ -262,8 +313,10 @@ worker_persons_close(worker_persons_t *ps)
         redisFree(ps->redis);
     }
 
+    free(ps->commit);
     ps_cache_clear(ps);
     free(ps->cache);
+    free(ps->by_person);
     json_decref(ps->personless);
     free(ps);
 }
@@ -315,6 +368,20 @@ ps_connect(worker_persons_t *ps)
 
         PQclear(res);
     }
+
+    /* notifications missed while disconnected: start from scratch */
+    res = PQexec(ps->conn, "LISTEN " PS_CHANNEL);
+
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        worker_log(WORKER_LOG_ERROR, "persons: listen failed: %s",
+                   PQresultErrorMessage(res));
+        PQclear(res);
+        ps->stats.pg_errors++;
+        return -1;
+    }
+
+    PQclear(res);
+    ps_cache_clear(ps);
 
     ps->prepared = 1;
 
@@ -444,6 +511,9 @@ ps_simple(worker_persons_t *ps, const char *sql)
 static void
 ps_rollback(worker_persons_t *ps)
 {
+    free(ps->commit);
+    ps->commit = NULL;
+
     if (ps->conn && PQstatus(ps->conn) == CONNECTION_OK) {
         PQclear(PQexec(ps->conn, "ROLLBACK"));
     }
@@ -684,9 +754,9 @@ static int
 ps_update(worker_persons_t *ps, ps_person_t *p, int identify, int no_update)
 {
     int          mask, rc, write;
-    char         id[24], team[24], *props_s;
+    char         id[24], team[24], ver[24], note[64], *props_s;
     PGresult    *res;
-    const char  *params[4];
+    const char  *params[6];
 
     mask = no_update ? 0 : ingest_props_update(p->properties, &ps->ops);
     if (mask < 0) {
@@ -715,7 +785,14 @@ ps_update(worker_persons_t *ps, ps_person_t *p, int identify, int no_update)
     params[2] = props_s;
     params[3] = (identify || p->is_identified) ? "true" : "false";
 
-    rc = ps_exec(ps, "ps_update", 4, params, &res);
+    snprintf(ver, sizeof(ver), "%lld", (long long) p->version);
+    /* the payload ps_notifications() reads */
+    snprintf(note, sizeof(note), "{\"t\":%lld,\"p\":[%lld]}",
+             (long long) ps->team_id, (long long) p->id);
+    params[4] = ver;
+    params[5] = note;
+
+    rc = ps_exec(ps, "ps_update", 6, params, &res);
     free(props_s);
 
     /* hook: a row already over the size limit is trimmed (§3.4) */
@@ -811,7 +888,11 @@ ps_add_distinct_id(worker_persons_t *ps, ps_person_t *p,
     }
 
     if (rc == PS_OK) {
-        rc = ps_simple(ps, "COMMIT");
+        rc = ps_notify(ps, p->id, 0, distinct_id, NULL);
+    }
+
+    if (rc == PS_OK) {
+        rc = ps_commit(ps);
     }
 
     if (rc != PS_OK) {
@@ -943,8 +1024,12 @@ ps_merge_people(worker_persons_t *ps, ps_person_t *target,
     }
 
     if (rc == PS_OK) {
+        rc = ps_notify(ps, target->id, source->id, NULL, NULL);
+    }
+
+    if (rc == PS_OK) {
         /* deferred FK violations surface here, as a conflict */
-        rc = ps_simple(ps, "COMMIT");
+        rc = ps_commit(ps);
     }
 
     if (rc != PS_OK) {
@@ -1037,6 +1122,18 @@ ps_identify(worker_persons_t *ps, const char *other, ps_person_t *p,
             continue;
         }
 
+        /* whatever happens next changes these two ids and persons */
+        ps_cache_forget(ps, ps->team_id, other);
+        ps_cache_forget(ps, ps->team_id, into);
+
+        if (o.exists) {
+            ps_cache_forget_person(ps, o.id);
+        }
+
+        if (i.exists) {
+            ps_cache_forget_person(ps, i.id);
+        }
+
         memset(&so, 0, sizeof(so));
         memset(&si, 0, sizeof(si));
         so.id = o.id;
@@ -1082,7 +1179,11 @@ ps_identify(worker_persons_t *ps, const char *other, ps_person_t *p,
             }
 
             if (rc == PS_OK) {
-                rc = ps_simple(ps, "COMMIT");
+                rc = ps_notify(ps, 0, 0, primary, second);
+            }
+
+            if (rc == PS_OK) {
+                rc = ps_commit(ps);
             }
 
             if (rc != PS_OK) {
@@ -1199,7 +1300,7 @@ ps_personless(worker_persons_t *ps, worker_person_result_t *res,
 
         if (merged) {
             /* a merge raced us: the person exists by now */
-            ps_cache_clear(ps);
+            ps_cache_forget(ps, ps->team_id, ps->m->distinct_id);
             rc = ps_fetch(ps, ps->m->distinct_id, 0, &p);
             if (rc != PS_OK) {
                 return rc;
@@ -1240,6 +1341,7 @@ worker_persons_process(worker_persons_t *ps, int64_t team_id,
     int                      rc, attempt, done, identify, no_update;
     char                    *other, iso[INGEST_TIME_BUF_LEN];
     ps_person_t              p;
+    ps_cached_t             *c;
     const char              *illegal;
     ingest_merge_trigger_e   trig;
 
@@ -1289,10 +1391,28 @@ worker_persons_process(worker_persons_t *ps, int64_t team_id,
 
     } else if (trig == INGEST_MERGE_FETCH) {
         identify = 1;
+        /* forgets the ids and persons it touches (ps_cached_t) */
         rc = ps_identify(ps, other, &p, &done);
         free(other);
-        /* distinct ids moved between persons: forget the batch's view */
-        ps_cache_clear(ps);
+
+    } else if (trig == INGEST_MERGE_NONE && !no_update) {
+        /*
+         * the common case: a known person and nothing to change; no
+         * copy, no write, and the row reuses the properties' text
+         */
+        c = ps_cache_find(ps, team_id, m->distinct_id);
+
+        if (c && c->p.exists && ps_no_change(c->p.properties, &ps->ops)) {
+            res->properties_text = ps_cache_text(c, &res->properties_len);
+
+            if (res->properties_text) {
+                memcpy(res->uuid, c->p.uuid, sizeof(res->uuid));
+                res->created_at_us = c->p.created_at_us;
+                res->mode = INGEST_PERSON_MODE_FULL;
+
+                return WORKER_PERSON_OK;
+            }
+        }
     }
 
     /* §3.3 handleUpdate(): fetch, create or update, retried on races */
@@ -1321,7 +1441,12 @@ worker_persons_process(worker_persons_t *ps, int64_t team_id,
 
         if (rc == PS_CONFLICT) {
             /* someone else changed the person: read it from Postgres */
-            ps_cache_clear(ps);
+            ps_cache_forget(ps, team_id, m->distinct_id);
+
+            if (p.exists) {
+                ps_cache_forget_person(ps, p.id);
+            }
+
             ps_person_free(&p);
             rc = PS_OK;
             continue;
@@ -1477,87 +1602,425 @@ ps_redis_write(worker_persons_t *ps, ps_person_t *p)
 }
 
 
-int
-worker_persons_prefetch(worker_persons_t *ps, json_t *pairs)
-{
-    int          i, n, rc;
-    char        *text;
-    json_t      *pair;
-    int64_t      team;
-    PGresult    *res;
-    ps_person_t  p;
-    const char  *params[1];
+/*
+ * A batch starts: other workers' changes are applied to the cache, the
+ * misses are read in one query, and the personless ids are recorded in
+ * one statement (§3.8).  Failures only cost round trips later: the
+ * per-event path does the same work one event at a time.
+ */
 
-    ps_cache_clear(ps);
+int
+worker_persons_prefetch(worker_persons_t *ps, const worker_person_key_t *keys,
+    int n)
+{
+    int           i, rows, rc, merges, pl;
+    char          key[512], *text;
+    json_t       *pairs, *seen, *full, *pair, *found;
+    int64_t       team;
+    PGresult     *res;
+    ps_cached_t  *c;
+    ps_person_t   p;
+    const char   *params[1], *did;
+
+    ps_notifications(ps);
+
+    pairs = json_array();
+    seen = json_object();
+    full = json_object();
+    found = json_object();
+    merges = 0;
+    rc = -1;
+
+    if (pairs == NULL || seen == NULL || full == NULL || found == NULL) {
+        goto done;
+    }
+
+    for (i = 0; i < n; i++) {
+        merges |= keys[i].merge;
+
+        if (!keys[i].personless
+            && (size_t) snprintf(key, sizeof(key), "%lld:%s",
+                                 (long long) keys[i].team_id,
+                                 keys[i].distinct_id)
+               < sizeof(key))
+        {
+            json_object_set_new(full, key, json_true());
+        }
+    }
+
+    for (i = 0; i < n; i++) {
+        if ((size_t) snprintf(key, sizeof(key), "%lld:%s",
+                              (long long) keys[i].team_id,
+                              keys[i].distinct_id)
+            >= sizeof(key))
+        {
+            continue;
+        }
+
+        c = ps_cache_find(ps, keys[i].team_id, keys[i].distinct_id);
+
+        /*
+         * a personless id without a person is written once (§3.8): not
+         * when a merge of the batch could read the table first, nor for
+         * an id whose person an earlier event of the batch may create
+         */
+        pl = !merges && keys[i].personless && (c == NULL || !c->p.exists)
+             && json_object_get(full, key) == NULL
+             && json_object_get(ps->personless, key) == NULL;
+
+        if ((c && !pl) || json_object_get(seen, key)) {
+            continue;
+        }
+
+        json_object_set_new(seen, key, json_true());
+        json_array_append_new(pairs, json_pack("{sIsssb}", "t",
+                                  (json_int_t) keys[i].team_id,
+                                  "d", keys[i].distinct_id, "pl", pl));
+    }
+
+    rc = 0;
 
     if (json_array_size(pairs) == 0) {
-        return 0;
+        goto done;
     }
 
     text = ps_jsonb(pairs);
     if (text == NULL) {
-        return -1;
+        rc = -1;
+        goto done;
     }
 
     params[0] = text;
-    rc = ps_exec(ps, "ps_prefetch", 1, params, &res);
+    i = ps_exec(ps, "ps_prefetch_batch", 1, params, &res);
     free(text);
 
-    if (rc != PS_OK) {
-        return -1;
+    if (i != PS_OK) {
+        rc = -1;
+        goto done;
     }
 
-    n = PQntuples(res);
+    rows = PQntuples(res);
 
-    for (i = 0; i < n; i++) {
+    for (i = 0; i < rows; i++) {
+        if (PQgetvalue(res, i, 0)[0] != '0') {
+            continue;
+        }
+
         memset(&p, 0, sizeof(ps_person_t));
-        team = strtoll(PQgetvalue(res, i, 0), NULL, 10);
-        p.id = strtoll(PQgetvalue(res, i, 2), NULL, 10);
-        snprintf(p.uuid, sizeof(p.uuid), "%s", PQgetvalue(res, i, 3));
-        p.created_at_us = strtoll(PQgetvalue(res, i, 4), NULL, 10);
-        p.properties = ingest_json_loadb(PQgetvalue(res, i, 5),
-                                         PQgetlength(res, i, 5));
-        p.version = strtoll(PQgetvalue(res, i, 6), NULL, 10);
-        p.is_identified = PQgetvalue(res, i, 7)[0] == 't';
+        team = strtoll(PQgetvalue(res, i, 1), NULL, 10);
+        p.id = strtoll(PQgetvalue(res, i, 3), NULL, 10);
+        snprintf(p.uuid, sizeof(p.uuid), "%s", PQgetvalue(res, i, 4));
+        p.created_at_us = strtoll(PQgetvalue(res, i, 5), NULL, 10);
+        p.properties = ingest_json_loadb(PQgetvalue(res, i, 6),
+                                         PQgetlength(res, i, 6));
+        p.version = strtoll(PQgetvalue(res, i, 7), NULL, 10);
+        p.is_identified = PQgetvalue(res, i, 8)[0] == 't';
         p.exists = 1;
 
         /* unreadable rows are left to the normal fetch and its error */
         if (json_is_object(p.properties)) {
-            ps_cache_put(ps, team, PQgetvalue(res, i, 1), &p);
+            ps_cache_put(ps, team, PQgetvalue(res, i, 2), &p);
         }
 
         json_decref(p.properties);
-    }
 
-    PQclear(res);
+        snprintf(key, sizeof(key), "%lld:%s", (long long) team,
+                 PQgetvalue(res, i, 2));
+        json_object_set_new(found, key, json_true());
+    }
 
     /* the ids without a person are known too */
     for (i = 0; i < (int) json_array_size(pairs); i++) {
         pair = json_array_get(pairs, i);
         team = json_integer_value(json_object_get(pair, "t"));
-        params[0] = json_string_value(json_object_get(pair, "d"));
+        did = json_string_value(json_object_get(pair, "d"));
 
-        if (params[0] && ps_cache_find(ps, team, params[0]) == NULL) {
+        snprintf(key, sizeof(key), "%lld:%s", (long long) team, did);
+
+        if (json_object_get(found, key)) {
+            continue;
+        }
+
+        if (ps_cache_find(ps, team, did) == NULL) {
             memset(&p, 0, sizeof(ps_person_t));
-            ps_cache_put(ps, team, params[0], &p);
+            ps_cache_put(ps, team, did, &p);
+        }
+
+        if (json_is_true(json_object_get(pair, "pl"))) {
+            if (json_object_size(ps->personless) >= PS_PERSONLESS_CACHE) {
+                json_object_clear(ps->personless);
+            }
+
+            json_object_set_new(ps->personless, key, json_true());
         }
     }
 
-    return 0;
+    /* a merge claimed these ids: their person is read again */
+    for (i = 0; i < rows; i++) {
+        if (PQgetvalue(res, i, 0)[0] == '1') {
+            ps_cache_forget(ps, strtoll(PQgetvalue(res, i, 1), NULL, 10),
+                            PQgetvalue(res, i, 2));
+        }
+    }
+
+    PQclear(res);
+
+done:
+
+    json_decref(pairs);
+    json_decref(seen);
+    json_decref(full);
+    json_decref(found);
+
+    return rc;
+}
+
+
+void
+worker_persons_reset(worker_persons_t *ps)
+{
+    /* partitions moved: their distinct ids may have changed elsewhere */
+    if (ps) {
+        ps_cache_clear(ps);
+    }
+}
+
+
+/*
+ * Another worker's change (ps_update, ps_notify): payload
+ * {"t": team, "p": [person ids], "d": [distinct ids]}
+ */
+
+static void
+ps_notifications(worker_persons_t *ps)
+{
+    size_t        i;
+    json_t       *v, *e;
+    int64_t       team;
+    PGnotify     *n;
+    json_error_t  err;
+
+    if (ps->conn == NULL || PQstatus(ps->conn) != CONNECTION_OK) {
+        return;
+    }
+
+    if (PQconsumeInput(ps->conn) == 0) {
+        /* the connection broke: ps_connect() resets and drops all */
+        return;
+    }
+
+    while ((n = PQnotifies(ps->conn)) != NULL) {
+        if (n->be_pid == PQbackendPID(ps->conn)) {
+            /* our own change, already in the cache */
+            PQfreemem(n);
+            continue;
+        }
+
+        v = json_loads(n->extra, 0, &err);
+        team = json_integer_value(json_object_get(v, "t"));
+
+        if (!json_is_object(v)) {
+            ps_cache_clear(ps);
+        }
+
+        json_array_foreach(json_object_get(v, "p"), i, e) {
+            ps_cache_forget_person(ps, json_integer_value(e));
+        }
+
+        json_array_foreach(json_object_get(v, "d"), i, e) {
+            if (json_is_string(e)) {
+                ps_cache_forget(ps, team, json_string_value(e));
+            }
+        }
+
+        json_decref(v);
+        PQfreemem(n);
+    }
+}
+
+
+/* inside the caller's transaction: delivered at COMMIT */
+
+static int
+ps_notify(worker_persons_t *ps, int64_t pid1, int64_t pid2,
+    const char *did1, const char *did2)
+{
+    char        *s, *lit;
+    size_t       len;
+    json_t      *v, *pids, *dids;
+
+    v = json_object();
+    pids = json_array();
+    dids = json_array();
+
+    if (pid1) {
+        json_array_append_new(pids, json_integer(pid1));
+    }
+
+    if (pid2) {
+        json_array_append_new(pids, json_integer(pid2));
+    }
+
+    if (did1) {
+        json_array_append_new(dids, json_string(did1));
+    }
+
+    if (did2) {
+        json_array_append_new(dids, json_string(did2));
+    }
+
+    json_object_set_new(v, "t", json_integer(ps->team_id));
+    json_object_set_new(v, "p", pids);
+    json_object_set_new(v, "d", dids);
+
+    s = json_dumps(v, JSON_COMPACT);
+    json_decref(v);
+
+    if (s == NULL) {
+        return PS_FAIL;
+    }
+
+    /* sent with the COMMIT (ps_commit): no round trip of its own */
+    lit = PQescapeLiteral(ps->conn, s, strlen(s));
+    free(s);
+
+    if (lit == NULL) {
+        return PS_FAIL;
+    }
+
+    len = strlen(lit) + sizeof("SELECT pg_notify('" PS_CHANNEL "', ); COMMIT");
+    free(ps->commit);
+    ps->commit = malloc(len);
+
+    if (ps->commit) {
+        snprintf(ps->commit, len, "SELECT pg_notify('" PS_CHANNEL "', %s); "
+                 "COMMIT", lit);
+    }
+
+    PQfreemem(lit);
+
+    return ps->commit ? PS_OK : PS_FAIL;
+}
+
+
+static int
+ps_commit(worker_persons_t *ps)
+{
+    int    rc;
+    char  *sql;
+
+    sql = ps->commit;
+    ps->commit = NULL;
+
+    /* PQexec() answers with the last statement's result: COMMIT's */
+    rc = ps_simple(ps, sql ? sql : "COMMIT");
+    free(sql);
+
+    return rc;
+}
+
+
+/*
+ * 1 if the operations change nothing and {...props, ...$set} prints
+ * exactly as props does (same scalar types and values): the cached
+ * text can stand for the updated properties
+ */
+
+static int
+ps_no_change(json_t *props, const ingest_props_ops_t *ops)
+{
+    json_t      *v, *cur;
+    const char  *key;
+
+    if (ops->unset || ops->survey_last_seen) {
+        return 0;
+    }
+
+    if (ops->set_once) {
+        json_object_foreach(ops->set_once, key, v) {
+            if (json_object_get(props, key) == NULL) {
+                return 0;
+            }
+        }
+    }
+
+    if (ops->set == NULL) {
+        return 1;
+    }
+
+    json_object_foreach(ops->set, key, v) {
+        cur = json_object_get(props, key);
+
+        if (cur == NULL || json_typeof(cur) != json_typeof(v)) {
+            return 0;
+        }
+
+        switch (json_typeof(v)) {
+
+        case JSON_STRING:
+            if (json_string_length(cur) != json_string_length(v)
+                || memcmp(json_string_value(cur), json_string_value(v),
+                          json_string_length(v)) != 0)
+            {
+                return 0;
+            }
+
+            break;
+
+        case JSON_INTEGER:
+            if (json_integer_value(cur) != json_integer_value(v)) {
+                return 0;
+            }
+
+            break;
+
+        case JSON_TRUE:
+        case JSON_FALSE:
+        case JSON_NULL:
+            break;
+
+        default:
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+static uint32_t
+ps_cache_hash(int64_t team_id, const char *distinct_id)
+{
+    uint32_t              h;
+    const unsigned char  *p;
+
+    h = 2166136261u ^ (uint32_t) team_id ^ (uint32_t) (team_id >> 32);
+
+    for (p = (const unsigned char *) distinct_id; *p; p++) {
+        h = (h ^ *p) * 16777619u;
+    }
+
+    return h;
 }
 
 
 static ps_cached_t *
 ps_cache_find(worker_persons_t *ps, int64_t team_id, const char *distinct_id)
 {
-    int  i;
+    uint32_t      h;
+    ps_cached_t  *c;
 
-    /* a batch holds a few hundred ids: a linear scan is cheap enough */
-    for (i = 0; i < ps->ncache; i++) {
-        if (ps->cache[i].team_id == team_id
-            && strcmp(ps->cache[i].distinct_id, distinct_id) == 0)
+    if (ps->cache == NULL) {
+        return NULL;
+    }
+
+    h = ps_cache_hash(team_id, distinct_id);
+
+    for (c = ps->cache[h % PS_CACHE_BUCKETS]; c; c = c->next) {
+        if (c->hash == h && c->team_id == team_id
+            && strcmp(c->distinct_id, distinct_id) == 0)
         {
-            return &ps->cache[i];
+            return c;
         }
     }
 
@@ -1566,79 +2029,205 @@ ps_cache_find(worker_persons_t *ps, int64_t team_id, const char *distinct_id)
 
 
 static void
-ps_cache_put(worker_persons_t *ps, int64_t team_id, const char *distinct_id,
-    const ps_person_t *p)
+ps_cache_unlink_person(worker_persons_t *ps, ps_cached_t *c)
 {
-    int           cap;
-    ps_cached_t  *c, *a;
+    ps_cached_t  **pp;
 
-    c = ps_cache_find(ps, team_id, distinct_id);
-
-    if (c == NULL) {
-        if (ps->ncache == ps->cache_cap) {
-            /* bounded: a huge batch just stops caching */
-            if (ps->cache_cap >= 100000) {
-                return;
-            }
-
-            cap = ps->cache_cap ? ps->cache_cap * 2 : 256;
-            a = realloc(ps->cache, cap * sizeof(ps_cached_t));
-            if (a == NULL) {
-                return;
-            }
-
-            ps->cache = a;
-            ps->cache_cap = cap;
-        }
-
-        c = &ps->cache[ps->ncache];
-        memset(c, 0, sizeof(ps_cached_t));
-        c->distinct_id = strdup(distinct_id);
-
-        if (c->distinct_id == NULL) {
-            return;
-        }
-
-        c->team_id = team_id;
-        ps->ncache++;
-
-    } else {
-        ps_person_free(&c->p);
+    if (!c->p.exists) {
+        return;
     }
 
-    c->p = *p;
-    c->p.properties = p->exists ? json_deep_copy(p->properties) : NULL;
-
-    if (p->exists && c->p.properties == NULL) {
-        /* no memory: an entry that says "no person" would lie */
-        free(c->distinct_id);
-        *c = ps->cache[--ps->ncache];
+    for (pp = &ps->by_person[(uint64_t) c->p.id % PS_CACHE_BUCKETS]; *pp;
+         pp = &(*pp)->pnext)
+    {
+        if (*pp == c) {
+            *pp = c->pnext;
+            break;
+        }
     }
+
+    c->pnext = NULL;
 }
 
 
 static void
-ps_cache_refresh(worker_persons_t *ps, const ps_person_t *p)
+ps_cache_put(worker_persons_t *ps, int64_t team_id, const char *distinct_id,
+    const ps_person_t *p)
 {
-    int      i;
-    json_t  *copy;
+    uint32_t      h;
+    json_t       *copy;
+    ps_cached_t  *c, **b;
 
-    for (i = 0; i < ps->ncache; i++) {
-        if (!ps->cache[i].p.exists || ps->cache[i].p.id != p->id) {
-            continue;
+    copy = NULL;
+
+    if (p->exists) {
+        copy = json_deep_copy(p->properties);
+
+        if (copy == NULL) {
+            /* no memory: an entry that says "no person" would lie */
+            ps_cache_forget(ps, team_id, distinct_id);
+            return;
+        }
+    }
+
+    if (ps->cache == NULL) {
+        ps->cache = calloc(PS_CACHE_BUCKETS, sizeof(ps_cached_t *));
+        ps->by_person = calloc(PS_CACHE_BUCKETS, sizeof(ps_cached_t *));
+
+        if (ps->cache == NULL || ps->by_person == NULL) {
+            free(ps->cache);
+            free(ps->by_person);
+            ps->cache = ps->by_person = NULL;
+            json_decref(copy);
+            return;
+        }
+    }
+
+    c = ps_cache_find(ps, team_id, distinct_id);
+
+    if (c == NULL) {
+        if (ps->ncache >= PS_CACHE_MAX) {
+            ps_cache_clear(ps);
         }
 
-        copy = json_deep_copy(p->properties);
-        if (copy == NULL) {
-            ps_cache_clear(ps);
+        c = calloc(1, sizeof(ps_cached_t));
+        if (c == NULL) {
+            json_decref(copy);
             return;
         }
 
-        json_decref(ps->cache[i].p.properties);
-        ps->cache[i].p.properties = copy;
-        ps->cache[i].p.version = p->version;
-        ps->cache[i].p.is_identified = p->is_identified;
-        ps->cache[i].p.created_at_us = p->created_at_us;
+        c->distinct_id = strdup(distinct_id);
+        if (c->distinct_id == NULL) {
+            free(c);
+            json_decref(copy);
+            return;
+        }
+
+        h = ps_cache_hash(team_id, distinct_id);
+        c->hash = h;
+        c->team_id = team_id;
+        b = &ps->cache[h % PS_CACHE_BUCKETS];
+        c->next = *b;
+        *b = c;
+        ps->ncache++;
+
+    } else {
+        ps_cache_unlink_person(ps, c);
+        json_decref(c->p.properties);
+        free(c->text);
+        c->text = NULL;
+    }
+
+    c->p = *p;
+    c->p.properties = copy;
+
+    if (p->exists) {
+        b = &ps->by_person[(uint64_t) p->id % PS_CACHE_BUCKETS];
+        c->pnext = *b;
+        *b = c;
+    }
+}
+
+
+/* every cached distinct id of the person gets its new state */
+
+static void
+ps_cache_refresh(worker_persons_t *ps, const ps_person_t *p)
+{
+    json_t       *copy;
+    ps_cached_t  *c;
+
+    if (ps->by_person == NULL) {
+        return;
+    }
+
+    copy = json_deep_copy(p->properties);
+    if (copy == NULL) {
+        ps_cache_forget_person(ps, p->id);
+        return;
+    }
+
+    for (c = ps->by_person[(uint64_t) p->id % PS_CACHE_BUCKETS]; c;
+         c = c->pnext)
+    {
+        if (c->p.id != p->id) {
+            continue;
+        }
+
+        /* cached properties are never changed in place: shared */
+        json_decref(c->p.properties);
+        c->p.properties = json_incref(copy);
+        c->p.version = p->version;
+        c->p.is_identified = p->is_identified;
+        c->p.created_at_us = p->created_at_us;
+        free(c->text);
+        c->text = NULL;
+    }
+
+    json_decref(copy);
+}
+
+
+static void
+ps_cache_free_entry(ps_cached_t *c)
+{
+    free(c->distinct_id);
+    free(c->text);
+    json_decref(c->p.properties);
+    free(c);
+}
+
+
+static void
+ps_cache_forget(worker_persons_t *ps, int64_t team_id,
+    const char *distinct_id)
+{
+    ps_cached_t  *c, **pp;
+
+    c = ps_cache_find(ps, team_id, distinct_id);
+    if (c == NULL) {
+        return;
+    }
+
+    ps_cache_unlink_person(ps, c);
+
+    for (pp = &ps->cache[c->hash % PS_CACHE_BUCKETS]; *pp;
+         pp = &(*pp)->next)
+    {
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
+    }
+
+    ps_cache_free_entry(c);
+    ps->ncache--;
+}
+
+
+static void
+ps_cache_forget_person(worker_persons_t *ps, int64_t id)
+{
+    ps_cached_t  *c;
+
+    if (ps->by_person == NULL) {
+        return;
+    }
+
+    for ( ;; ) {
+        for (c = ps->by_person[(uint64_t) id % PS_CACHE_BUCKETS]; c;
+             c = c->pnext)
+        {
+            if (c->p.id == id) {
+                break;
+            }
+        }
+
+        if (c == NULL) {
+            return;
+        }
+
+        ps_cache_forget(ps, c->team_id, c->distinct_id);
     }
 }
 
@@ -1646,12 +2235,40 @@ ps_cache_refresh(worker_persons_t *ps, const ps_person_t *p)
 static void
 ps_cache_clear(worker_persons_t *ps)
 {
-    int  i;
+    size_t        i;
+    ps_cached_t  *c, *next;
 
-    for (i = 0; i < ps->ncache; i++) {
-        free(ps->cache[i].distinct_id);
-        json_decref(ps->cache[i].p.properties);
+    if (ps->cache == NULL) {
+        return;
+    }
+
+    for (i = 0; i < PS_CACHE_BUCKETS; i++) {
+        for (c = ps->cache[i]; c; c = next) {
+            next = c->next;
+            ps_cache_free_entry(c);
+        }
+
+        ps->cache[i] = NULL;
+        ps->by_person[i] = NULL;
     }
 
     ps->ncache = 0;
+}
+
+
+static const char *
+ps_cache_text(ps_cached_t *c, size_t *len)
+{
+    if (c->text == NULL) {
+        c->text = json_dumps(c->p.properties, JSON_COMPACT | JSON_ENCODE_ANY);
+        if (c->text == NULL) {
+            return NULL;
+        }
+
+        c->text_len = strlen(c->text);
+    }
+
+    *len = c->text_len;
+
+    return c->text;
 }

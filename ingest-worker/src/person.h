@@ -42,8 +42,23 @@ typedef struct {
     char                        uuid[INGEST_PERSON_UUID_LEN + 1];
     int64_t                     created_at_us;
     json_t                     *properties;     /* owned, NULL personless */
+    /*
+     * instead of properties when nothing changed: their JSON text,
+     * borrowed from the cache until the next call
+     */
+    const char                 *properties_text;
+    size_t                      properties_len;
     ingest_person_mode_e        mode;
 } worker_person_result_t;
+
+
+/* one event of a batch, for worker_persons_prefetch() */
+typedef struct {
+    int64_t                     team_id;
+    const char                 *distinct_id;
+    unsigned                    personless:1;
+    unsigned                    merge:1;        /* may read personless ids */
+} worker_person_key_t;
 
 
 typedef struct {
@@ -67,11 +82,15 @@ int worker_persons_process(worker_persons_t *ps, int64_t team_id,
     worker_person_result_t *res);
 
 /*
- * Starts a batch: forgets the previous batch's persons and reads those
- * of pairs ([{"t": team_id, "d": distinct_id}, ...]) in one query.
- * -1 on failure, which only costs round trips later.
+ * Starts a batch: applies other workers' changes to the cache, reads
+ * the persons it misses in one query and records new personless ids in
+ * one statement.  -1 on failure, which only costs round trips later.
  */
-int worker_persons_prefetch(worker_persons_t *ps, json_t *pairs);
+int worker_persons_prefetch(worker_persons_t *ps,
+    const worker_person_key_t *keys, int n);
+
+/* drops every cached person: partitions were reassigned */
+void worker_persons_reset(worker_persons_t *ps);
 
 const worker_person_stats_t *worker_persons_stats(worker_persons_t *ps);
 

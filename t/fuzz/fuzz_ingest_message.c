@@ -6,6 +6,8 @@
  * libFuzzer target: arbitrary bytes as an events_plugin_ingestion value,
  * through parse, prepare and every row builder.  Any row that is not
  * valid UTF-8 JSON would stop a ClickHouse Kafka table, so it aborts.
+ * The one-pass scanner (ingest_fast.c) runs beside the DOM path and
+ * aborts on any difference in what the worker would read or emit.
  */
 
 
@@ -19,6 +21,7 @@
 #include "ingest_message.h"
 #include "ingest_output.h"
 #include "ingest_props.h"
+#include "ingest_fast_diff.h"
 #include "ingest_trim.h"
 
 
@@ -185,6 +188,10 @@ fuzz_one(const char *value, size_t vlen, const uint8_t *data, size_t size)
     ingest_message_t     m;
     ingest_event_row_t   r;
     ingest_team_opts_t   team;
+
+    if (fast_diff(value, vlen, (int) (size & 3)) == FAST_DIFF_MISMATCH) {
+        abort();
+    }
 
     if (ingest_message_parse(&m, value, vlen) != INGEST_MSG_OK) {
         if (m.error == NULL) {

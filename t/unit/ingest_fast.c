@@ -1,0 +1,164 @@
+/*
+ * Copyright (C) edgehog
+ */
+
+/*
+ * The one-pass message scanner (ingest_fast.c): which messages it
+ * takes, and that for those the worker sees and emits exactly what the
+ * DOM path gives (ingest_fast_diff.h), under every team option.
+ */
+
+
+#include <stdlib.h>
+#include <string.h>
+#include <jansson.h>
+
+#include "tap.h"
+#include "ingest_fast_diff.h"
+
+
+#define E1     "018c0b2a-0000-7000-8000-000000000001"
+#define OUTER  "{\"uuid\":\"" E1 "\",\"distinct_id\":\"anon-1\"," \
+               "\"ip\":\"127.0.0.1\",\"now\":\"2025-07-01T11:00:00.000Z\"," \
+               "\"token\":\"phc_test\"," \
+               "\"timestamp\":\"2025-07-01T10:59:58.000Z\"}"
+#define URL    "https://example.com/p?q=\\u00e9\\n\\\"x\\\"/\\/"
+
+
+typedef struct {
+    const char                 *data;
+    int                         taken;
+} fast_case_t;
+
+
+static char *msg(const char *outer, const char *data);
+static void check(const char *outer, const fast_case_t *c);
+
+
+static const fast_case_t  cases[] = {
+
+    /* the bench's events: taken */
+    { "{\"event\": \"$pageview\", \"distinct_id\": \"anon-1\", \"uuid\": \""
+      E1 "\", \"timestamp\": \"2025-07-01T10:59:58.000Z\", \"properties\": "
+      "{\"$current_url\": \"" URL "\", \"$browser\": \"Firefox\", \"$os\": "
+      "\"Linux\", \"$screen_height\": 1080, \"$screen_width\": 1920, "
+      "\"$lib\": \"web\", \"$lib_version\": \"1.200.0\", "
+      "\"$process_person_profile\": false}}", 1 },
+
+    { "{\"event\": \"$pageview\", \"distinct_id\": \"user-1\", \"properties\":"
+      " {\"$current_url\": \"u\", \"$browser\": \"Firefox\", \"$set\": "
+      "{\"plan\": \"free\", \"$browser\": \"Chrome\"}}}", 1 },
+
+    /* $set_once with an $initial_ key of its own, $unset, nesting */
+    { "{\"event\":\"e\",\"properties\":{\"utm_source\":\"g\",\"$os\":\"L\","
+      "\"$set_once\":{\"$initial_os\":\"W\",\"x\":[1,2.5,{\"a\":null}]},"
+      "\"$unset\":[\"a\",\"b\"],\"n\":-0,\"r\":1e20,\"s\":1.5E-7,"
+      "\"t\":true,\"u\":\"\\ud83d\\ude00\\u001f\\t\",\"o\":{}}}", 1 },
+
+    /* $ip present: truthy kept, empty replaced; $sent_at and session */
+    { "{\"event\":\"e\",\"sent_at\":\"2025-07-01T10:59:59.000Z\","
+      "\"properties\":{\"$ip\":\"9.9.9.9\",\"$session_id\":"
+      "\"018C0B2A-0000-7000-8000-0000000000AB\",\"$sent_at\":1}}", 1 },
+    { "{\"event\":\"e\",\"properties\":{\"$ip\":\"\",\"a\":1}}", 1 },
+
+    /* groups, elements chain, $process_person_profile: true */
+    { "{\"event\":\"$autocapture\",\"properties\":{\"$group_0\":\"g\","
+      "\"$group_4\":{\"x\":1},\"$elements_chain\":\"a:nth-child=\\\"1\\\"\","
+      "\"$process_person_profile\":true}}", 1 },
+
+    /* no properties at all, or null */
+    { "{\"event\":\"e\"}", 1 },
+    { "{\"event\":\"e\",\"properties\":null,\"extra\":[{\"k\":1}]}", 1 },
+
+    /* left to the DOM path */
+    { "{\"event\":\"$identify\",\"properties\":{}}", 0 },
+    { "{\"event\":\"$exception\",\"properties\":{}}", 0 },
+    { "{\"event\":\"e\",\"$set\":{\"a\":1},\"properties\":{}}", 0 },
+    { "{\"event\":\"e\",\"offset\":5,\"properties\":{}}", 0 },
+    { "{\"event\":\"e\",\"properties\":{\"a\":1,\"a\":2}}", 0 },
+    { "{\"event\":\"e\",\"properties\":{\"a\":{\"b\":1,\"b\":2}}}", 0 },
+    { "{\"event\":\"e\",\"properties\":{\"a\":\"\\u0000\"}}", 0 },
+    { "{\"event\":\"e\",\"properties\":{\"a\":123456789012345678901}}", 0 },
+    { "{\"event\":\"e\",\"properties\":{\"$os_name\":\"iOS\"}}", 0 },
+    { "{\"event\":\"e\",\"properties\":{\"$process_person_profile\":1}}",
+      0 },
+    { "{\"event\":\"e\",\"properties\":{\"$elements\":[{}]}}", 0 },
+    { "{\"event\":\"e\",\"properties\":{\"$ip\":0}}", 0 },
+    { "{\"event\":\"e\",\"properties\":[]}", 0 },
+    { "{\"event\":5,\"properties\":{}}", 0 },
+    { "{\"event\":\"e\",\"properties\":{\"a\":01}}", 0 },
+    { "{\"event\":\"e\",\"properties\":{\"a\":1.}}", 0 },
+    { "{\"event\":\"e\",\"properties\":{\"a\":\"\\ud800\"}}", 0 },
+    { "{\"event\":\"e\",\"properties\":{}} x", 0 },
+
+    { NULL, 0 }
+};
+
+
+static char *
+msg(const char *outer, const char *data)
+{
+    char          *s;
+    json_t        *o;
+    json_error_t   err;
+
+    o = json_loads(outer, 0, &err);
+    json_object_set_new(o, "data", json_string(data));
+    s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+
+    return s;
+}
+
+
+static void
+check(const char *outer, const fast_case_t *c)
+{
+    int    opts, rc, taken;
+    char  *v;
+
+    v = msg(outer, c->data);
+    taken = 1;
+
+    for (opts = 0; opts < 4; opts++) {
+        rc = fast_diff(v, strlen(v), opts);
+
+        if (rc == FAST_DIFF_NOT_TAKEN) {
+            taken = 0;
+            continue;
+        }
+
+        ok(rc == FAST_DIFF_EQUAL, "same as the DOM path (opts %d): %.60s",
+           opts, c->data);
+    }
+
+    is_int(taken, c->taken, "%s: %.60s", c->taken ? "taken" : "left",
+           c->data);
+
+    free(v);
+}
+
+
+int
+main(void)
+{
+    const fast_case_t  *c;
+
+    for (c = cases; c->data; c++) {
+        check(OUTER, c);
+    }
+
+    /* without capture's timestamp and ip, the data's own are used */
+    check("{\"uuid\":\"" E1 "\",\"distinct_id\":\"d\",\"now\":\"x\"}",
+          &cases[0]);
+    check("{\"uuid\":\"" E1 "\",\"distinct_id\":\"d\",\"ip\":\"\"}",
+          &cases[3]);
+
+    /* capture fields the fast path does not know */
+    check("{\"uuid\":\"" E1 "\",\"distinct_id\":\"d\",\"team_id\":1}",
+          &(fast_case_t) { cases[6].data, 0 });
+    check("{\"uuid\":\"bad\",\"distinct_id\":\"d\"}",
+          &(fast_case_t) { cases[6].data, 0 });
+
+    done_testing();
+}
