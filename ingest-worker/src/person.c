@@ -806,7 +806,7 @@ ps_update(worker_persons_t *ps, ps_person_t *p, int identify, int no_update)
         }
 
         params[2] = props_s;
-        rc = ps_exec(ps, "ps_update", 4, params, &res);
+        rc = ps_exec(ps, "ps_update", 6, params, &res);
         free(props_s);
     }
 

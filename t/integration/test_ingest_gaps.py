@@ -98,14 +98,17 @@ def test_person_stored_over_the_limit_is_trimmed(ing, stack):
         "posthog_persondistinctid d ON d.person_id = p.id WHERE "
         "d.team_id = %s AND d.distinct_id = %s", tid, did)
 
-    # a row written before the NOT VALID constraint existed
+    # a row written before the NOT VALID constraint existed, by a writer
+    # that bumps the version as every person write does (the worker's
+    # cached copy is then stale and re-read)
     b1 = base64.b64encode(os.urandom(300000)).decode()
     b2 = base64.b64encode(os.urandom(300000)).decode()
     ing.q("ALTER TABLE posthog_person DROP CONSTRAINT check_properties_size")
     try:
         ing.q("UPDATE posthog_person SET properties = properties || "
-              "jsonb_build_object('big1', %s::text, 'big2', %s::text) "
-              "WHERE id = %s", b1, b2, pid)
+              "jsonb_build_object('big1', %s::text, 'big2', %s::text), "
+              "version = version + 1 WHERE id = %s", b1, b2, pid)
+        version += 1
     finally:
         ing.q("ALTER TABLE posthog_person ADD CONSTRAINT "
               "check_properties_size CHECK (pg_column_size(properties) "
