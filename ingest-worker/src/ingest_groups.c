@@ -12,7 +12,6 @@
 #include "ingest_props.h"
 
 
-static int ingest_group_truthy(json_t *v);
 
 
 int
@@ -25,7 +24,7 @@ ingest_group_identify(json_t *properties, ingest_group_ident_t *g)
     type = json_object_get(properties, "$group_type");
     key = json_object_get(properties, "$group_key");
 
-    if (!ingest_group_truthy(type) || !ingest_group_truthy(key)) {
+    if (!ingest_json_truthy(type) || !ingest_json_truthy(key)) {
         return 1;
     }
 
@@ -130,31 +129,3 @@ ingest_output_group(int64_t team_id, int group_type_index,
 }
 
 
-/* JavaScript truthiness, as `if (!properties['$group_type'])` sees it */
-
-static int
-ingest_group_truthy(json_t *v)
-{
-    if (v == NULL) {
-        return 0;
-    }
-
-    switch (json_typeof(v)) {
-
-    case JSON_STRING:
-        return json_string_length(v) > 0;
-
-    case JSON_INTEGER:
-        return json_integer_value(v) != 0;
-
-    case JSON_REAL:
-        return json_real_value(v) != 0.0;
-
-    case JSON_FALSE:
-    case JSON_NULL:
-        return 0;
-
-    default:
-        return 1;
-    }
-}

@@ -411,3 +411,33 @@ ingest_utf16_prefix(const char *s, size_t len, size_t max)
 
     return i;
 }
+
+
+/* JavaScript truthiness of a JSON value; absent (NULL) is falsy */
+
+int
+ingest_json_truthy(const json_t *v)
+{
+    if (v == NULL) {
+        return 0;
+    }
+
+    switch (json_typeof(v)) {
+
+    case JSON_STRING:
+        return json_string_length(v) > 0;
+
+    case JSON_INTEGER:
+        return json_integer_value(v) != 0;
+
+    case JSON_REAL:
+        return json_real_value(v) != 0.0;
+
+    case JSON_FALSE:
+    case JSON_NULL:
+        return 0;
+
+    default:
+        return 1;
+    }
+}

@@ -63,6 +63,8 @@ void ingest_js_number(double d, char *buf, size_t size);
  * most max UTF-16 units, never splitting a character.
  */
 size_t ingest_utf16_prefix(const char *s, size_t len, size_t max);
+/* JavaScript truthiness of a JSON value; absent (NULL) is falsy */
+int ingest_json_truthy(const json_t *v);
 
 
 #endif /* _INGEST_JSON_H_INCLUDED_ */

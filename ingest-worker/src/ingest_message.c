@@ -25,7 +25,6 @@ static int ingest_message_merge_top(ingest_message_t *m, const char *key);
 static int ingest_message_initial(ingest_message_t *m);
 static int ingest_message_is_initial_key(const char *key);
 static int ingest_message_event_name(ingest_message_t *m);
-static int ingest_message_is_truthy(json_t *v);
 static void ingest_message_strip_person_ops(ingest_message_t *m);
 static json_t *ingest_message_details(ingest_message_t *m);
 
@@ -474,7 +473,7 @@ ingest_message_normalize(ingest_message_t *m)
 
     v = json_object_get(m->properties, "$ip");
 
-    if (!ingest_message_is_truthy(v) && m->ip != NULL && m->ip[0] != '\0') {
+    if (!ingest_json_truthy(v) && m->ip != NULL && m->ip[0] != '\0') {
         if (json_object_set_new(m->properties, "$ip", json_string(m->ip))
             != 0)
         {
@@ -632,7 +631,7 @@ ingest_message_initial(ingest_message_t *m)
 
     os_name = json_object_get(m->properties, "$os_name");
 
-    if (!ingest_message_is_truthy(os_name)) {
+    if (!ingest_json_truthy(os_name)) {
         return 0;
     }
 
@@ -716,36 +715,6 @@ ingest_message_event_name(ingest_message_t *m)
     m->event = json_string_value(nv);
 
     return 0;
-}
-
-
-/* JavaScript truthiness of a JSON value; absent is falsy */
-
-static int
-ingest_message_is_truthy(json_t *v)
-{
-    if (v == NULL) {
-        return 0;
-    }
-
-    switch (json_typeof(v)) {
-
-    case JSON_STRING:
-        return json_string_length(v) > 0;
-
-    case JSON_INTEGER:
-        return json_integer_value(v) != 0;
-
-    case JSON_REAL:
-        return json_real_value(v) != 0.0;
-
-    case JSON_FALSE:
-    case JSON_NULL:
-        return 0;
-
-    default:
-        return 1;
-    }
 }
 
 

@@ -15,13 +15,6 @@
 #include "ingest_fast.h"
 
 
-typedef struct {
-    char                       *data;
-    size_t                      len;
-    size_t                      size;
-    int                         failed;
-} ingest_buf_t;
-
 
 typedef struct {
     char                       *key;
@@ -29,14 +22,13 @@ typedef struct {
 } ingest_attr_t;
 
 
-static void ingest_buf_add(ingest_buf_t *b, const char *s, size_t len);
-static void ingest_buf_add_escaped(ingest_buf_t *b, const char *s);
+static void ingest_buf_add_escaped(ingest_str_t *b, const char *s);
 static char *ingest_output_js_string(json_t *v);
 static char *ingest_output_truncated(json_t *v, size_t max);
 static int ingest_output_attr_cmp(const void *a, const void *b);
 static int ingest_output_str_cmp(const void *a, const void *b);
-static void ingest_output_element(ingest_buf_t *b, json_t *el);
-static int ingest_output_classes(ingest_buf_t *b, json_t *cls);
+static void ingest_output_element(ingest_str_t *b, json_t *el);
+static int ingest_output_classes(ingest_str_t *b, json_t *cls);
 static char *ingest_output_dump(json_t *row, size_t *len);
 static int ingest_output_set_str(json_t *row, const char *key,
     const char *s, size_t len);
@@ -81,53 +73,20 @@ ingest_time_format(int64_t us, int ms, char buf[INGEST_TIME_BUF_LEN])
 }
 
 
-static void
-ingest_buf_add(ingest_buf_t *b, const char *s, size_t len)
-{
-    char    *p;
-    size_t   size;
-
-    if (b->failed) {
-        return;
-    }
-
-    if (b->len + len + 1 > b->size) {
-        size = b->size ? b->size : 256;
-
-        while (size < b->len + len + 1) {
-            size *= 2;
-        }
-
-        p = realloc(b->data, size);
-        if (p == NULL) {
-            b->failed = 1;
-            return;
-        }
-
-        b->data = p;
-        b->size = size;
-    }
-
-    memcpy(b->data + b->len, s, len);
-    b->len += len;
-    b->data[b->len] = '\0';
-}
-
-
 /* PostHog's escapeQuotes(): " becomes \" and nothing else changes */
 
 static void
-ingest_buf_add_escaped(ingest_buf_t *b, const char *s)
+ingest_buf_add_escaped(ingest_str_t *b, const char *s)
 {
     const char  *q;
 
     while ((q = strchr(s, '"')) != NULL) {
-        ingest_buf_add(b, s, q - s);
-        ingest_buf_add(b, "\\\"", 2);
+        ingest_str_add(b, s, q - s);
+        ingest_str_add(b, "\\\"", 2);
         s = q + 1;
     }
 
-    ingest_buf_add(b, s, strlen(s));
+    ingest_str_add(b, s, strlen(s));
 }
 
 
@@ -143,7 +102,7 @@ ingest_output_js_string(json_t *v)
     char          *e;
     size_t         i;
     json_t        *el;
-    ingest_buf_t   b;
+    ingest_str_t   b;
 
     if (json_is_object(v)) {
         return strdup("[object Object]");
@@ -153,12 +112,12 @@ ingest_output_js_string(json_t *v)
         return ingest_json_to_js_string(v);
     }
 
-    memset(&b, 0, sizeof(ingest_buf_t));
-    ingest_buf_add(&b, "", 0);
+    memset(&b, 0, sizeof(ingest_str_t));
+    ingest_str_add(&b, "", 0);
 
     json_array_foreach(v, i, el) {
         if (i > 0) {
-            ingest_buf_add(&b, ",", 1);
+            ingest_str_add(&b, ",", 1);
         }
 
         if (json_is_null(el)) {
@@ -171,7 +130,7 @@ ingest_output_js_string(json_t *v)
             break;
         }
 
-        ingest_buf_add(&b, e, strlen(e));
+        ingest_str_add(&b, e, strlen(e));
         free(e);
     }
 
@@ -233,7 +192,7 @@ ingest_output_str_cmp(const void *a, const void *b)
 /* .class1.class2 with the classes sorted and '"' removed */
 
 static int
-ingest_output_classes(ingest_buf_t *b, json_t *cls)
+ingest_output_classes(ingest_str_t *b, json_t *cls)
 {
     char    *s, *p, *sp, **list;
     size_t   i, n, k;
@@ -299,13 +258,13 @@ ingest_output_classes(ingest_buf_t *b, json_t *cls)
     qsort(list, n, sizeof(char *), ingest_output_str_cmp);
 
     for (i = 0; i < n; i++) {
-        ingest_buf_add(b, ".", 1);
+        ingest_str_add(b, ".", 1);
 
         for (p = list[i]; *p; p = sp) {
             sp = strchr(p, '"');
             k = sp ? (size_t) (sp - p) : strlen(p);
 
-            ingest_buf_add(b, p, k);
+            ingest_str_add(b, p, k);
 
             sp = sp ? sp + 1 : p + k;
         }
@@ -336,7 +295,7 @@ failed:
 /* one element of PostHog's elementsToString() */
 
 static void
-ingest_output_element(ingest_buf_t *b, json_t *el)
+ingest_output_element(ingest_str_t *b, json_t *el)
 {
     char           *text, *href, *tag;
     size_t          i, n;
@@ -346,7 +305,7 @@ ingest_output_element(ingest_buf_t *b, json_t *el)
 
     if (!json_is_object(el)) {
         /* extractElements() of a non-object yields an empty element */
-        ingest_buf_add(b, ":nth-child=\"0\"nth-of-type=\"0\"", 29);
+        ingest_str_add(b, ":nth-child=\"0\"nth-of-type=\"0\"", 29);
         return;
     }
 
@@ -409,7 +368,7 @@ ingest_output_element(ingest_buf_t *b, json_t *el)
     tag = ingest_output_truncated(json_object_get(el, "tag_name"),
                                   (size_t) -1);
     if (tag) {
-        ingest_buf_add(b, tag, strlen(tag));
+        ingest_str_add(b, tag, strlen(tag));
         free(tag);
     }
 
@@ -420,13 +379,13 @@ ingest_output_element(ingest_buf_t *b, json_t *el)
 
     qsort(attrs, n, sizeof(ingest_attr_t), ingest_output_attr_cmp);
 
-    ingest_buf_add(b, ":", 1);
+    ingest_str_add(b, ":", 1);
 
     for (i = 0; i < n; i++) {
         ingest_buf_add_escaped(b, attrs[i].key);
-        ingest_buf_add(b, "=\"", 2);
+        ingest_str_add(b, "=\"", 2);
         ingest_buf_add_escaped(b, attrs[i].value);
-        ingest_buf_add(b, "\"", 1);
+        ingest_str_add(b, "\"", 1);
     }
 
 done:
@@ -446,9 +405,9 @@ ingest_elements_chain(json_t *properties)
     char          *s;
     size_t         i;
     json_t        *chain, *elements, *el;
-    ingest_buf_t   b;
+    ingest_str_t   b;
 
-    memset(&b, 0, sizeof(ingest_buf_t));
+    memset(&b, 0, sizeof(ingest_str_t));
 
     chain = json_object_get(properties, "$elements_chain");
     elements = json_object_get(properties, "$elements");
@@ -461,7 +420,7 @@ ingest_elements_chain(json_t *properties)
     } else if (json_is_array(elements) && json_array_size(elements) > 0) {
         json_array_foreach(elements, i, el) {
             if (i > 0) {
-                ingest_buf_add(&b, ";", 1);
+                ingest_str_add(&b, ";", 1);
             }
 
             ingest_output_element(&b, el);
