@@ -838,3 +838,37 @@ def test_explicit_evaluation_runtime_overrides_detection(stack):
     assert keys({"evaluation_runtime": "server"}) == {"rt-server", "rt-all"}
     assert keys({"evaluation_runtime": "all"}) == {"rt-server", "rt-client",
                                                    "rt-all"}
+
+
+def test_flushall_keeps_last_snapshot_until_republished(stack):
+    """Redis wiped (FLUSHALL) while the ingest-worker is stopped: the
+    missing version key is not an empty publish, /flags keeps answering
+    from the last snapshot; once the worker refills Redis, a flag changed
+    in Postgres meanwhile is served."""
+    tid, token = stack.worker.team_create("flushall")
+    on = {"groups": [{"properties": [], "rollout_percentage": 100}]}
+    put_flags(stack, token, [{"key": "kept", "filters": on},
+                             {"key": "changed", "filters": on}])
+    wait_flag(stack, token, "changed")
+    mark = len(stack.nginx.log_text())
+    stack.worker.stop()
+    try:
+        redis_client(stack).flushall()
+        # nginx saw the empty Redis (it logs the missing version once)
+        wait_for(lambda: "has no snapshot version"
+                 in stack.nginx.log_text()[mark:], timeout=10,
+                 what="nginx refresh after FLUSHALL")
+        for _ in range(3):
+            doc = flags_v2(stack, token).json()
+            assert doc["flags"]["kept"]["enabled"] is True
+            assert doc["flags"]["changed"]["enabled"] is True
+        # the change lands in Postgres only; nobody publishes it yet
+        put_flags(stack, token, {"key": "changed", "filters": {
+            "groups": [{"properties": [], "rollout_percentage": 0}]}})
+        assert flags_v2(stack, token).json()["flags"]["changed"][
+            "enabled"] is True
+    finally:
+        stack.worker.start()
+    wait_flag(stack, token, "changed", timeout=40,
+              pred=lambda f: f["enabled"] is False)
+    assert flags_v2(stack, token).json()["flags"]["kept"]["enabled"] is True
