@@ -571,6 +571,14 @@ decide_fields_get(json_t *body, decide_fields_t *f)
 
     f->flag_keys = json_is_array(v) ? v : NULL;
 
+    /* evaluation_contexts is the newer name of the same list */
+    v = json_object_get(body, "evaluation_environments");
+    if (!json_is_array(v)) {
+        v = json_object_get(body, "evaluation_contexts");
+    }
+
+    f->environments = json_is_array(v) ? v : NULL;
+
     /* an explicit runtime wins over detection (spec 1.4, 5.2) */
     s = json_string_value(json_object_get(body, "evaluation_runtime"));
 

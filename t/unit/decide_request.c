@@ -185,6 +185,17 @@ main(void)
     ok(!f.runtime_set, "unknown evaluation_runtime: detection decides");
     json_decref(v);
 
+    v = json_loads("{\"evaluation_contexts\":[\"web\"]}", 0, NULL);
+    decide_fields_get(v, &f);
+    ok(f.environments && json_array_size(f.environments) == 1,
+       "evaluation_contexts is an alias of evaluation_environments");
+    json_decref(v);
+
+    v = json_loads("{\"evaluation_environments\":\"web\"}", 0, NULL);
+    decide_fields_get(v, &f);
+    ok(f.environments == NULL, "evaluation_environments must be an array");
+    json_decref(v);
+
     v = json_pack("{s:s}", "distinct_id",
                   "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
                   "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
