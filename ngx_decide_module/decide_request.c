@@ -16,6 +16,7 @@
 #include <zlib.h>
 
 #include "decide_request.h"
+#include "decide_json_fast.h"
 
 
 static int decide_is_gzip(const unsigned char *p, size_t len);
@@ -312,6 +313,12 @@ decide_json_parse(const unsigned char *p, size_t len)
     size_t          n;
     json_t         *v;
     unsigned char  *fixed;
+
+    /* the common SDK shape without jansson's lexer (decide_json_fast.c) */
+    v = decide_json_fast(p, len);
+    if (v != NULL) {
+        return v;
+    }
 
     v = json_loadb((const char *) p, len, JSON_DECODE_ANY, NULL);
     if (v != NULL) {
