@@ -13,9 +13,10 @@
  *
  * Redis losing its data (FLUSHALL, a restart without persistence) is
  * not a publish: a missing version key keeps the snapshot as it is, and
- * a version that went backwards means the publisher is refilling an
- * empty Redis team by team, so teams it has not written yet keep their
- * last good snapshot instead of vanishing.  That "keep absent teams"
+ * a version that went backwards (or any version after one we saw
+ * missing) means the publisher is refilling an empty Redis team by
+ * team, so teams it has not written yet keep their last good snapshot
+ * instead of vanishing.  That "keep absent teams"
  * mode lasts NGX_HTTP_DECIDE_RESET_GRACE after the reset was seen, long
  * enough for the publisher's refill pass; afterwards the teams hash is
  * authoritative again (a deleted team disappears at the next publish).
@@ -43,6 +44,7 @@ typedef struct {
     char                        **known_etags;
     size_t                        nknown;
     unsigned                      keep_absent:1;
+    unsigned                      after_wipe:1;
 
     /* out */
     char                          errstr[160];
@@ -261,6 +263,7 @@ ngx_http_decide_refresh_timer(ngx_event_t *ev)
     rf->keep_absent = mcf->reset_at != 0
                       && ngx_current_msec - mcf->reset_at
                          < NGX_HTTP_DECIDE_RESET_GRACE;
+    rf->after_wipe = mcf->no_version;
     s = mcf->snapshot;
 
     if (s && s->nteams) {
@@ -360,15 +363,22 @@ ngx_http_decide_refresh_thread(void *data, ngx_log_t *log)
 
     freeReplyObject(reply);
 
-    if (rf->no_version || rf->version == rf->known_version) {
+    if (rf->no_version) {
         rf->unchanged = 1;
         return;
     }
 
-    /* INCR restarted from an empty Redis: a refill is under way */
-    if (rf->version < rf->known_version) {
+    /*
+     * INCR restarted from an empty Redis: a refill is under way.  After
+     * a wipe we saw, even the number we had is a new publish.
+     */
+    if (rf->version < rf->known_version || rf->after_wipe) {
         rf->went_back = 1;
         rf->keep_absent = 1;
+
+    } else if (rf->version == rf->known_version) {
+        rf->unchanged = 1;
+        return;
     }
 
     reply = redisCommand(c, "HGETALL %s", EH_SNAPSHOT_TEAMS_KEY);
@@ -547,9 +557,10 @@ ngx_http_decide_refresh_done(ngx_event_t *ev)
 
     if (rf->went_back) {
         ngx_log_error(NGX_LOG_WARN, ev->log, 0,
-                      "decide: snapshot version went back from %L to %L "
-                      "(redis lost its data); teams not republished yet "
-                      "keep their last snapshot", mcf->version, rf->version);
+                      "decide: snapshot republished after redis lost its "
+                      "data (version %L, had %L); teams not republished "
+                      "yet keep their last snapshot", rf->version,
+                      mcf->version);
         mcf->reset_at = ngx_current_msec;
         if (mcf->reset_at == 0) {
             mcf->reset_at = 1;
@@ -655,6 +666,7 @@ ngx_http_decide_refresh_reset(ngx_http_decide_refresh_t *rf)
     rf->nquota = 0;
     rf->rejected = 0;
     rf->keep_absent = 0;
+    rf->after_wipe = 0;
     rf->error = 0;
     rf->unchanged = 0;
     rf->no_version = 0;
