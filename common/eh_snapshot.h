@@ -22,7 +22,8 @@
  *      "flags": [posthog_featureflag rows of the project, active and not
  *                deleted: id, team_id, key, name, filters, active,
  *                deleted, version, ensure_experience_continuity,
- *                evaluation_runtime, bucketing_identifier],
+ *                evaluation_runtime, bucketing_identifier,
+ *                evaluation_tags: [tag names] or null],
  *      "cohorts": [posthog_cohort rows of the project, not deleted: id,
  *                  name, filters, groups, is_static, version, and
  *                  "people": [posthog_person ids] for static ones],

@@ -21,6 +21,8 @@
 
 
 static void decide_eval_flag(decide_ctx_t *ctx, size_t i, int depth);
+static int decide_eval_tags_match(const decide_flag_t *f,
+    const json_t *environments);
 static void decide_eval_match(decide_ctx_t *ctx, decide_flag_t *f,
     decide_result_t *r);
 static int decide_eval_super(decide_ctx_t *ctx, decide_flag_t *f,
@@ -95,7 +97,8 @@ decide_eval_flag(decide_ctx_t *ctx, size_t i, int depth)
     if (!f->evaluable
         || (f->runtime != DECIDE_RUNTIME_ANY
             && ctx->req->runtime != DECIDE_RUNTIME_ANY
-            && (int) f->runtime != (int) ctx->req->runtime))
+            && (int) f->runtime != (int) ctx->req->runtime)
+        || !decide_eval_tags_match(f, ctx->req->environments))
     {
         r->status = DECIDE_STATUS_OMITTED;
         return;
@@ -169,6 +172,37 @@ decide_eval_flag(decide_ctx_t *ctx, size_t i, int depth)
 
 
 /* spec 3.3 get_match */
+/* spec 1.4: without environments, or without tags, a flag is kept */
+static int
+decide_eval_tags_match(const decide_flag_t *f, const json_t *environments)
+{
+    size_t       t, e, n;
+    const char  *s;
+
+    n = json_array_size(environments);
+
+    if (n == 0 || f->ntags == 0) {
+        return 1;
+    }
+
+    for (e = 0; e < n; e++) {
+        s = json_string_value(json_array_get(environments, e));
+
+        if (s == NULL) {
+            continue;
+        }
+
+        for (t = 0; t < f->ntags; t++) {
+            if (strcmp(f->tags[t], s) == 0) {
+                return 1;
+            }
+        }
+    }
+
+    return 0;
+}
+
+
 static void
 decide_eval_match(decide_ctx_t *ctx, decide_flag_t *f, decide_result_t *r)
 {

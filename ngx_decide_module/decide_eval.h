@@ -103,6 +103,13 @@ typedef struct {
     decide_runtime_e   runtime;
 
     /*
+     * evaluation_environments: array of strings or NULL.  When it has
+     * entries, a flag with evaluation tags is kept only if one of them
+     * is listed; flags without tags are always kept (spec 1.4).
+     */
+    json_t            *environments;
+
+    /*
      * Set once stored data was merged in: an absent key then really is
      * absent.  While clear, a filter on an absent key asks for a lookup.
      */

@@ -184,6 +184,9 @@ typedef struct {
     decide_payload_t       holdout_payload;
     char                   holdout_variant[DECIDE_HOLDOUT_VARIANT];
 
+    const char           **tags;            /* evaluation tags */
+    size_t                 ntags;
+
     unsigned               evaluable:1;
     unsigned               ec:1;
     unsigned               device:1;

@@ -16,6 +16,7 @@
 #include <zlib.h>
 
 #include "decide_request.h"
+#include "decide_json_fast.h"
 
 
 static int decide_is_gzip(const unsigned char *p, size_t len);
@@ -313,6 +314,12 @@ decide_json_parse(const unsigned char *p, size_t len)
     json_t         *v;
     unsigned char  *fixed;
 
+    /* the common SDK shape without jansson's lexer (decide_json_fast.c) */
+    v = decide_json_fast(p, len);
+    if (v != NULL) {
+        return v;
+    }
+
     v = json_loadb((const char *) p, len, JSON_DECODE_ANY, NULL);
     if (v != NULL) {
         return v;
@@ -570,6 +577,14 @@ decide_fields_get(json_t *body, decide_fields_t *f)
     }
 
     f->flag_keys = json_is_array(v) ? v : NULL;
+
+    /* evaluation_contexts is the newer name of the same list */
+    v = json_object_get(body, "evaluation_environments");
+    if (!json_is_array(v)) {
+        v = json_object_get(body, "evaluation_contexts");
+    }
+
+    f->environments = json_is_array(v) ? v : NULL;
 
     /* an explicit runtime wins over detection (spec 1.4, 5.2) */
     s = json_string_value(json_object_get(body, "evaluation_runtime"));

@@ -56,6 +56,7 @@ typedef struct {
     json_t      *groups;
     json_t      *group_properties;
     json_t      *flag_keys;               /* array of strings or NULL */
+    json_t      *environments;            /* array of strings or NULL */
     decide_runtime_e  runtime;            /* evaluation_runtime, if set */
     unsigned     runtime_set:1;
     unsigned     disable_flags:1;

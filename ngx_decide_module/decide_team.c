@@ -227,8 +227,8 @@ decide_team_strdup(decide_team_t *team, const char *s, size_t len)
 static int
 decide_team_flag_init(decide_team_t *team, size_t i)
 {
-    size_t          g, p, len;
-    json_t         *fj, *groups, *cond, *filter, *v, *variants;
+    size_t          g, p, len, t, ntags;
+    json_t         *fj, *groups, *cond, *filter, *v, *variants, *tags;
     const char     *s;
     decide_flag_t  *f;
 
@@ -271,6 +271,27 @@ decide_team_flag_init(decide_team_t *team, size_t i)
 
     } else {
         f->runtime = DECIDE_RUNTIME_ANY;
+    }
+
+    /*
+     * evaluation tags: names of posthog_featureflagevaluationtag rows;
+     * the strings stay in the flag document the team keeps
+     */
+    tags = json_object_get(fj, "evaluation_tags");
+    ntags = json_array_size(tags);
+
+    if (ntags) {
+        f->tags = decide_team_alloc(team, ntags * sizeof(const char *));
+        if (f->tags == NULL) {
+            return -1;
+        }
+
+        for (t = 0; t < ntags; t++) {
+            s = json_string_value(json_array_get(tags, t));
+            if (s != NULL) {
+                f->tags[f->ntags++] = s;
+            }
+        }
     }
 
     /* the hash salt prefix "<flag key>." */

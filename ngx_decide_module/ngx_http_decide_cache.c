@@ -10,6 +10,16 @@
  * the snapshot on the loop.  The request path only reads memory.  While
  * Redis is down the last snapshot keeps serving.  Key layout:
  * common/eh_snapshot.h.
+ *
+ * Redis losing its data (FLUSHALL, a restart without persistence) is
+ * not a publish: a missing version key keeps the snapshot as it is, and
+ * a version that went backwards (or any version after one we saw
+ * missing) means the publisher is refilling an empty Redis team by
+ * team, so teams it has not written yet keep their last good snapshot
+ * instead of vanishing.  That "keep absent teams"
+ * mode lasts NGX_HTTP_DECIDE_RESET_GRACE after the reset was seen, long
+ * enough for the publisher's refill pass; afterwards the teams hash is
+ * authoritative again (a deleted team disappears at the next publish).
  */
 
 
@@ -22,6 +32,7 @@
 
 
 #define NGX_HTTP_DECIDE_QUOTA_KEY  "@posthog/quota-limits/feature_flag_requests"
+#define NGX_HTTP_DECIDE_RESET_GRACE  60000
 
 
 typedef struct {
@@ -32,6 +43,8 @@ typedef struct {
     char                        **known_tokens;
     char                        **known_etags;
     size_t                        nknown;
+    unsigned                      keep_absent:1;
+    unsigned                      after_wipe:1;
 
     /* out */
     char                          errstr[160];
@@ -44,6 +57,8 @@ typedef struct {
     ngx_uint_t                    rejected;
     unsigned                      error:1;
     unsigned                      unchanged:1;
+    unsigned                      no_version:1;
+    unsigned                      went_back:1;
 } ngx_http_decide_refresh_t;
 
 
@@ -245,6 +260,10 @@ ngx_http_decide_refresh_timer(ngx_event_t *ev)
     ngx_http_decide_refresh_reset(rf);
 
     rf->known_version = mcf->version;
+    rf->keep_absent = mcf->reset_at != 0
+                      && ngx_current_msec - mcf->reset_at
+                         < NGX_HTTP_DECIDE_RESET_GRACE;
+    rf->after_wipe = mcf->no_version;
     s = mcf->snapshot;
 
     if (s && s->nteams) {
@@ -315,8 +334,10 @@ ngx_http_decide_refresh_thread(void *data, ngx_log_t *log)
         return;
     }
 
-    rf->version = reply->type == REDIS_REPLY_STRING
-                  ? strtoll(reply->str, NULL, 10) : 0;
+    /* no version key: nothing published since Redis lost its data */
+    rf->no_version = reply->type != REDIS_REPLY_STRING;
+    rf->version = rf->no_version ? rf->known_version
+                                 : strtoll(reply->str, NULL, 10);
     freeReplyObject(reply);
 
     /* quota limits: tokens whose limit ends in the future */
@@ -342,7 +363,20 @@ ngx_http_decide_refresh_thread(void *data, ngx_log_t *log)
 
     freeReplyObject(reply);
 
-    if (rf->version == rf->known_version) {
+    if (rf->no_version) {
+        rf->unchanged = 1;
+        return;
+    }
+
+    /*
+     * INCR restarted from an empty Redis: a refill is under way.  After
+     * a wipe we saw, even the number we had is a new publish.
+     */
+    if (rf->version < rf->known_version || rf->after_wipe) {
+        rf->went_back = 1;
+        rf->keep_absent = 1;
+
+    } else if (rf->version == rf->known_version) {
         rf->unchanged = 1;
         return;
     }
@@ -365,8 +399,8 @@ ngx_http_decide_refresh_thread(void *data, ngx_log_t *log)
     }
 
     n = reply->elements / 2;
-    rf->tokens = calloc(n + 1, sizeof(char *));
-    rf->built = calloc(n + 1, sizeof(ngx_http_decide_team_t *));
+    rf->tokens = calloc(n + rf->nknown + 1, sizeof(char *));
+    rf->built = calloc(n + rf->nknown + 1, sizeof(ngx_http_decide_team_t *));
 
     if (rf->tokens == NULL || rf->built == NULL) {
         freeReplyObject(reply);
@@ -435,6 +469,25 @@ ngx_http_decide_refresh_thread(void *data, ngx_log_t *log)
         }
     }
 
+    /* during a refill, teams not written yet keep their old snapshot */
+    for (j = 0; rf->keep_absent && !rf->error && j < rf->nknown; j++) {
+        for (i = 0; i < n; i++) {
+            if (reply->element[2 * i]->str
+                && strcmp(reply->element[2 * i]->str, rf->known_tokens[j])
+                   == 0)
+            {
+                break;
+            }
+        }
+
+        if (i == n) {
+            rf->tokens[rf->n] = strdup(rf->known_tokens[j]);
+            if (rf->tokens[rf->n]) {
+                rf->n++;
+            }
+        }
+    }
+
     freeReplyObject(reply);
 }
 
@@ -491,6 +544,27 @@ ngx_http_decide_refresh_done(ngx_event_t *ev)
         rf->nquota = 0;
         ngx_http_decide_quota_free(mcf->quota);
         mcf->quota = q;
+    }
+
+    if (rf->no_version && mcf->snapshot && !mcf->no_version) {
+        ngx_log_error(NGX_LOG_WARN, ev->log, 0,
+                      "decide: redis %V has no snapshot version; serving "
+                      "the last snapshot (version %L) until one is "
+                      "published", &mcf->redis_address, mcf->version);
+    }
+
+    mcf->no_version = rf->no_version;
+
+    if (rf->went_back) {
+        ngx_log_error(NGX_LOG_WARN, ev->log, 0,
+                      "decide: snapshot republished after redis lost its "
+                      "data (version %L, had %L); teams not republished "
+                      "yet keep their last snapshot", rf->version,
+                      mcf->version);
+        mcf->reset_at = ngx_current_msec;
+        if (mcf->reset_at == 0) {
+            mcf->reset_at = 1;
+        }
     }
 
     if (rf->unchanged || mcf->exiting) {
@@ -591,8 +665,12 @@ ngx_http_decide_refresh_reset(ngx_http_decide_refresh_t *rf)
     rf->quota = NULL;
     rf->nquota = 0;
     rf->rejected = 0;
+    rf->keep_absent = 0;
+    rf->after_wipe = 0;
     rf->error = 0;
     rf->unchanged = 0;
+    rf->no_version = 0;
+    rf->went_back = 0;
     rf->errstr[0] = '\0';
 }
 

@@ -93,8 +93,10 @@ typedef struct {
     ngx_event_t                 refresh_ev;
     ngx_thread_task_t          *refresh_task;
     ngx_msec_t                  last_ok;
+    ngx_msec_t                  reset_at;       /* 0: no reset seen */
     unsigned                    refresh_busy:1;
     unsigned                    redis_down:1;
+    unsigned                    no_version:1;
     unsigned                    exiting:1;
 } ngx_http_decide_main_conf_t;
 

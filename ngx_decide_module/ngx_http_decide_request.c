@@ -440,6 +440,7 @@ ngx_http_decide_evaluate(ngx_http_request_t *r, ngx_http_decide_ctx_t *ctx)
     req->person_properties = ctx->fields.person_properties;
     req->groups = ctx->fields.groups;
     req->group_properties = ctx->fields.group_properties;
+    req->environments = ctx->fields.environments;
 
     tp = ngx_timeofday();
     req->now = (double) tp->sec + tp->msec / 1000.0;

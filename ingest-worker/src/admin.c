@@ -21,6 +21,9 @@
 static int worker_admin_team(PGconn *conn, const char *team, char *id,
     size_t size);
 static int worker_flag_put(PGconn *conn, const char *team, json_t *flag);
+static int worker_flag_tags(PGconn *conn, const char *team, const char *id,
+    json_t *tags);
+static int worker_admin_exec(PGconn *conn, const char *sql);
 static int worker_flag_list(PGconn *conn, const char *team);
 static int worker_flag_delete(PGconn *conn, const char *team,
     const char *key);
@@ -167,7 +170,9 @@ worker_admin_team(PGconn *conn, const char *team, char *id, size_t size)
 static int
 worker_flag_put(PGconn *conn, const char *team, json_t *flag)
 {
-    char        *text;
+    int          rc;
+    char        *text, *id;
+    json_t      *tags;
     PGresult    *res;
     const char  *params[2];
 
@@ -188,7 +193,36 @@ worker_flag_put(PGconn *conn, const char *team, json_t *flag)
         return 2;
     }
 
+    /* PostHog's flag JSON names them; null or absent: no tags */
+    tags = json_object_get(flag, "evaluation_tags");
+
+    if (tags != NULL && !json_is_null(tags)) {
+        size_t  i;
+
+        for (i = 0; json_is_array(tags) && i < json_array_size(tags); i++) {
+            if (json_string_length(json_array_get(tags, i)) == 0) {
+                break;
+            }
+        }
+
+        if (!json_is_array(tags) || i < json_array_size(tags)) {
+            fprintf(stderr, "ingest-worker: flag put: \"evaluation_tags\" "
+                    "must be an array of non-empty strings\n");
+            return 2;
+        }
+    }
+
     text = json_dumps(flag, JSON_COMPACT);
+    if (text == NULL) {
+        return 1;
+    }
+
+    /* the flag and its tags change together: one snapshot publish */
+    if (worker_admin_exec(conn, "BEGIN") != 0) {
+        free(text);
+        return 1;
+    }
+
     params[0] = team;
     params[1] = text;
 
@@ -230,11 +264,99 @@ worker_flag_put(PGconn *conn, const char *team, json_t *flag)
         fprintf(stderr, "ingest-worker: flag put failed: %s",
                 PQresultErrorMessage(res));
         PQclear(res);
+        (void) worker_admin_exec(conn, "ROLLBACK");
         return 1;
     }
 
-    printf("id=%s key=%s version=%s\n", PQgetvalue(res, 0, 0),
-           PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2));
+    id = PQgetvalue(res, 0, 0);
+    rc = worker_flag_tags(conn, team, id, json_is_array(tags) ? tags : NULL);
+
+    if (rc != 0 || worker_admin_exec(conn, "COMMIT") != 0) {
+        PQclear(res);
+        (void) worker_admin_exec(conn, "ROLLBACK");
+        return 1;
+    }
+
+    printf("id=%s key=%s version=%s\n", id, PQgetvalue(res, 0, 1),
+           PQgetvalue(res, 0, 2));
+    PQclear(res);
+
+    return 0;
+}
+
+
+/* the flag's evaluation tags become exactly these names (NULL: none) */
+static int
+worker_flag_tags(PGconn *conn, const char *team, const char *id,
+    json_t *tags)
+{
+    int          i;
+    char        *text;
+    PGresult    *res;
+    const char  *params[3];
+
+    /* int4, int4, jsonb: the first statement leaves $1 unused */
+    static const Oid    types[] = { 23, 23, 3802 };
+
+    static const char  *sql[] = {
+        "INSERT INTO posthog_tag (name, team_id)"
+        " SELECT DISTINCT n, $2::int FROM jsonb_array_elements_text($3::jsonb)"
+        " n ON CONFLICT (name, team_id) DO NOTHING",
+
+        "DELETE FROM posthog_featureflagevaluationtag"
+        " WHERE feature_flag_id = $1::int AND tag_id NOT IN"
+        "  (SELECT id FROM posthog_tag WHERE team_id = $2::int AND name IN"
+        "   (SELECT jsonb_array_elements_text($3::jsonb)))",
+
+        "INSERT INTO posthog_featureflagevaluationtag (feature_flag_id, tag_id)"
+        " SELECT $1::int, id FROM posthog_tag WHERE team_id = $2::int"
+        "  AND name IN (SELECT jsonb_array_elements_text($3::jsonb))"
+        " ON CONFLICT (feature_flag_id, tag_id) DO NOTHING"
+    };
+
+    text = tags ? json_dumps(tags, JSON_COMPACT) : strdup("[]");
+    if (text == NULL) {
+        return 1;
+    }
+
+    params[0] = id;
+    params[1] = team;
+    params[2] = text;
+
+    for (i = 0; i < 3; i++) {
+        res = PQexecParams(conn, sql[i], 3, types, params, NULL, NULL, 0);
+
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            fprintf(stderr, "ingest-worker: flag put: evaluation tags: %s",
+                    PQresultErrorMessage(res));
+            PQclear(res);
+            free(text);
+            return 1;
+        }
+
+        PQclear(res);
+    }
+
+    free(text);
+
+    return 0;
+}
+
+
+static int
+worker_admin_exec(PGconn *conn, const char *sql)
+{
+    PGresult  *res;
+
+    res = PQexec(conn, sql);
+
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        fprintf(stderr, "ingest-worker: %s failed: %s", sql,
+                PQresultErrorMessage(res));
+        PQclear(res);
+        return 1;
+    }
+
     PQclear(res);
 
     return 0;
@@ -252,8 +374,12 @@ worker_flag_list(PGconn *conn, const char *team)
         " 'deleted', deleted, 'version', version,"
         " 'ensure_experience_continuity', ensure_experience_continuity,"
         " 'evaluation_runtime', evaluation_runtime,"
-        " 'bucketing_identifier', bucketing_identifier) ORDER BY id),"
-        " '[]'::json) FROM posthog_featureflag"
+        " 'bucketing_identifier', bucketing_identifier,"
+        " 'evaluation_tags', (SELECT json_agg(g.name ORDER BY g.name)"
+        "   FROM posthog_featureflagevaluationtag e"
+        "   JOIN posthog_tag g ON g.id = e.tag_id"
+        "   WHERE e.feature_flag_id = f.id)) ORDER BY id),"
+        " '[]'::json) FROM posthog_featureflag f"
         " WHERE team_id = $1::int AND NOT deleted",
         1, NULL, &team, NULL, NULL, 0);
 

@@ -838,3 +838,87 @@ def test_explicit_evaluation_runtime_overrides_detection(stack):
     assert keys({"evaluation_runtime": "server"}) == {"rt-server", "rt-all"}
     assert keys({"evaluation_runtime": "all"}) == {"rt-server", "rt-client",
                                                    "rt-all"}
+
+
+def test_flushall_keeps_last_snapshot_until_republished(stack):
+    """Redis wiped (FLUSHALL) while the ingest-worker is stopped: the
+    missing version key is not an empty publish, /flags keeps answering
+    from the last snapshot; once the worker refills Redis, a flag changed
+    in Postgres meanwhile is served."""
+    tid, token = stack.worker.team_create("flushall")
+    on = {"groups": [{"properties": [], "rollout_percentage": 100}]}
+    put_flags(stack, token, [{"key": "kept", "filters": on},
+                             {"key": "changed", "filters": on}])
+    wait_flag(stack, token, "changed")
+    mark = len(stack.nginx.log_text())
+    stack.worker.stop()
+    try:
+        redis_client(stack).flushall()
+        # nginx saw the empty Redis (it logs the missing version once)
+        wait_for(lambda: "has no snapshot version"
+                 in stack.nginx.log_text()[mark:], timeout=10,
+                 what="nginx refresh after FLUSHALL")
+        for _ in range(3):
+            doc = flags_v2(stack, token).json()
+            assert doc["flags"]["kept"]["enabled"] is True
+            assert doc["flags"]["changed"]["enabled"] is True
+        # the change lands in Postgres only; nobody publishes it yet
+        put_flags(stack, token, {"key": "changed", "filters": {
+            "groups": [{"properties": [], "rollout_percentage": 0}]}})
+        assert flags_v2(stack, token).json()["flags"]["changed"][
+            "enabled"] is True
+    finally:
+        stack.worker.start()
+    wait_flag(stack, token, "changed", timeout=40,
+              pred=lambda f: f["enabled"] is False)
+    assert flags_v2(stack, token).json()["flags"]["kept"]["enabled"] is True
+
+
+def test_evaluation_tags_filter_by_environment(stack):
+    """spec 1.4/5.1: evaluation tags stored through `flag put` in
+    posthog_tag/posthog_featureflagevaluationtag, carried in the snapshot;
+    a request naming evaluation_environments (or evaluation_contexts) gets
+    untagged flags and flags with a matching tag only."""
+    tid, token = stack.worker.team_create("evaluation tags")
+    on = {"groups": [{"properties": [], "rollout_percentage": 100}]}
+    put_flags(stack, token, [
+        {"key": "tag-web", "evaluation_tags": ["web", "app"], "filters": on},
+        {"key": "tag-server", "evaluation_tags": ["server"], "filters": on},
+        {"key": "untagged", "filters": on}])
+    rows = psql(stack, "SELECT f.key || ':' || g.name FROM "
+                "posthog_featureflagevaluationtag e JOIN posthog_tag g "
+                "ON g.id = e.tag_id JOIN posthog_featureflag f ON "
+                f"f.id = e.feature_flag_id WHERE f.team_id = {tid} "
+                "ORDER BY 1")
+    assert rows.split() == ["tag-server:server", "tag-web:app",
+                            "tag-web:web"]
+    listed = {f["key"]: f["evaluation_tags"] for f in json.loads(
+        stack.worker.run_cmd("flag", "list", "--team", token).stdout)}
+    assert listed == {"tag-web": ["app", "web"], "tag-server": ["server"],
+                      "untagged": None}
+    wait_flag(stack, token, "untagged")
+
+    def keys(body):
+        r = flags_v2(stack, token, body)
+        assert r.status_code == 200, r.text
+        return set(r.json()["flags"])
+
+    assert keys({}) == {"tag-web", "tag-server", "untagged"}
+    assert keys({"evaluation_environments": ["web"]}) == {"tag-web",
+                                                          "untagged"}
+    assert keys({"evaluation_contexts": ["server", "x"]}) == {
+        "tag-server", "untagged"}
+    assert keys({"evaluation_environments": ["nowhere"]}) == {"untagged"}
+
+    # a put without the field clears the tags, and nginx follows
+    put_flags(stack, token, {"key": "tag-server", "filters": on})
+    assert wait_for(lambda: keys({"evaluation_environments": ["web"]}) == {
+        "tag-web", "tag-server", "untagged"}, timeout=10,
+        what="tags cleared", interval=0.05)
+
+    # tags must be a list of names; nothing is written otherwise
+    with pytest.raises(Exception, match="evaluation_tags"):
+        put_flags(stack, token, {"key": "bad-tags", "filters": on,
+                                 "evaluation_tags": "web"})
+    assert "bad-tags" not in stack.worker.run_cmd(
+        "flag", "list", "--team", token).stdout

@@ -31,6 +31,7 @@ static void decide_t_super(void);
 static void decide_t_continuity(void);
 static void decide_t_description(void);
 static void decide_t_implicit_distinct_id(void);
+static void decide_t_evaluation_tags(void);
 static decide_team_t *decide_t_team(const char *flags, const char *mapping,
     const char *cohorts);
 static const decide_result_t *decide_t_find(const decide_team_t *team,
@@ -50,6 +51,7 @@ main(void)
     decide_t_continuity();
     decide_t_description();
     decide_t_implicit_distinct_id();
+    decide_t_evaluation_tags();
 
     return done_testing();
 }
@@ -251,6 +253,66 @@ decide_t_consistency(void)
 
     decide_team_free(team);
     json_decref(root);
+}
+
+
+/* spec 1.4: evaluation_environments keep untagged flags and matches */
+static void
+decide_t_evaluation_tags(void)
+{
+    json_t            *env;
+    decide_team_t     *team;
+    decide_result_t    out[3];
+    decide_request_t   req;
+
+    team = decide_t_team(
+        "[{\"id\":1,\"key\":\"web\",\"active\":true,"
+        "\"evaluation_tags\":[\"app\",\"web\"],\"filters\":{\"groups\":"
+        "[{\"properties\":[],\"rollout_percentage\":100}]}},"
+        "{\"id\":2,\"key\":\"plain\",\"active\":true,"
+        "\"evaluation_tags\":null,\"filters\":{\"groups\":"
+        "[{\"properties\":[],\"rollout_percentage\":100}]}},"
+        "{\"id\":3,\"key\":\"dep\",\"active\":true,\"filters\":{\"groups\":"
+        "[{\"properties\":[{\"key\":\"1\",\"type\":\"flag\","
+        "\"operator\":\"flag_evaluates_to\",\"value\":true}],"
+        "\"rollout_percentage\":100}]}}]", NULL, NULL);
+
+    memset(&req, 0, sizeof(req));
+    req.distinct_id = "u1";
+    req.runtime = DECIDE_RUNTIME_ANY;
+    req.person_loaded = 1;
+    req.overrides_loaded = 1;
+
+    decide_eval_flags(team, &req, out);
+    ok(out[0].status == DECIDE_STATUS_OK && out[0].enabled,
+       "tags: no environments keeps a tagged flag");
+
+    env = json_pack("[s,s]", "mobile", "web");
+    req.environments = env;
+    decide_eval_flags(team, &req, out);
+    ok(out[0].status == DECIDE_STATUS_OK && out[0].enabled,
+       "tags: a matching environment keeps it");
+    ok(out[1].status == DECIDE_STATUS_OK, "tags: untagged flag kept");
+
+    json_decref(env);
+    env = json_pack("[s]", "server");
+    req.environments = env;
+    decide_eval_flags(team, &req, out);
+    is_int(out[0].status, DECIDE_STATUS_OMITTED,
+           "tags: no matching environment omits it");
+    ok(out[1].status == DECIDE_STATUS_OK && out[1].enabled,
+       "tags: untagged flag still evaluated");
+    ok(out[2].status == DECIDE_STATUS_OK && !out[2].enabled,
+       "tags: a dependency filtered out counts as false");
+
+    json_decref(env);
+    env = json_array();
+    req.environments = env;
+    decide_eval_flags(team, &req, out);
+    ok(out[0].status == DECIDE_STATUS_OK, "tags: empty list filters nothing");
+
+    json_decref(env);
+    decide_team_free(team);
 }
 
 

@@ -9,11 +9,13 @@
 
 #include "tap.h"
 #include "decide_request.h"
+#include "decide_json_fast.h"
 
 
 static json_t *decode(const char *ct, decide_compression_e comp, int ce,
     const unsigned char *p, size_t len, decide_decode_e *rc);
 static size_t gz(const char *s, unsigned char *out, size_t size);
+static void decide_t_json_fast(void);
 
 
 static const char  body[] = "{\"token\":\"phc_test\",\"distinct_id\":\"u1\","
@@ -60,6 +62,44 @@ gz(const char *s, unsigned char *out, size_t size)
     deflateEnd(&zs);
 
     return size - zs.avail_out;
+}
+
+
+/* the fast path answers for the SDK shape and leaves the rest alone */
+static void
+decide_t_json_fast(void)
+{
+    char         *a;
+    json_t       *v;
+    size_t        i;
+    const char   *sdk;
+
+    static const char  *bail[] = {
+        "{\"a\":\"\\u00e9\"}", "{\"a\":1.5}", "{\"a\":\"\xc3\xa9\"}",
+        "{\"a\":NaN}", "[1]", "{\"a\":1} x", "{\"a\":01}",
+        "{\"a\":1234567890123456789}", "{\"a\":1,}", ""
+    };
+
+    sdk = "{\"token\":\"phc_x\",\"distinct_id\":\"u1\",\"groups\":"
+          "{\"company\":\"acme\"},\"person_properties\":{\"n\":-42,"
+          "\"ok\":true,\"no\":false,\"z\":null,\"l\":[1,[]]},"
+          "\"d\":1,\"d\":2}";
+
+    v = decide_json_fast((const unsigned char *) sdk, strlen(sdk));
+    a = v ? json_dumps(v, JSON_COMPACT) : NULL;
+    is_str(a, "{\"token\":\"phc_x\",\"distinct_id\":\"u1\",\"groups\":"
+           "{\"company\":\"acme\"},\"person_properties\":{\"n\":-42,"
+           "\"ok\":true,\"no\":false,\"z\":null,\"l\":[1,[]]},\"d\":2}",
+           "json fast path: SDK shape, last duplicate wins in place");
+    free(a);
+    json_decref(v);
+
+    for (i = 0; i < sizeof(bail) / sizeof(bail[0]); i++) {
+        v = decide_json_fast((const unsigned char *) bail[i],
+                             strlen(bail[i]));
+        ok(v == NULL, "json fast path leaves %s to jansson", bail[i]);
+        json_decref(v);
+    }
 }
 
 
@@ -183,6 +223,19 @@ main(void)
     v = json_loads("{\"evaluation_runtime\":\"mars\"}", 0, NULL);
     decide_fields_get(v, &f);
     ok(!f.runtime_set, "unknown evaluation_runtime: detection decides");
+    json_decref(v);
+
+    decide_t_json_fast();
+
+    v = json_loads("{\"evaluation_contexts\":[\"web\"]}", 0, NULL);
+    decide_fields_get(v, &f);
+    ok(f.environments && json_array_size(f.environments) == 1,
+       "evaluation_contexts is an alias of evaluation_environments");
+    json_decref(v);
+
+    v = json_loads("{\"evaluation_environments\":\"web\"}", 0, NULL);
+    decide_fields_get(v, &f);
+    ok(f.environments == NULL, "evaluation_environments must be an array");
     json_decref(v);
 
     v = json_pack("{s:s}", "distinct_id",
