@@ -19,7 +19,8 @@ LIBS       := -lrdkafka -lpq -lhiredis -ljansson -lcurl -lmsgpackc \
 
 COMMON_SRCS := $(wildcard common/*.c)
 # pure cores: no nginx headers, so tests and fuzzers link them directly
-CORE_SRCS   := $(wildcard ngx_capture_module/capture_*.c) \
+CAPTURE_CORE_SRCS := $(wildcard ngx_capture_module/capture_*.c)
+CORE_SRCS   := $(CAPTURE_CORE_SRCS) \
                $(wildcard ngx_decide_module/decide_*.c) \
                $(wildcard ingest-worker/src/ingest_*.c) \
                $(COMMON_SRCS)
@@ -36,8 +37,8 @@ SAN         := -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
                -fno-sanitize-recover=undefined
 
 .PHONY: all modules worker deps unit unit-build fuzz fuzz-build test integration run \
-        stop bench bench-json bench-capture bench-decide bench-decide-engine \
-        bench-worker clean lint
+        stop bench bench-json bench-capture bench-capture-build bench-decide \
+        bench-decide-engine bench-worker clean lint
 
 all: modules worker
 
@@ -139,6 +140,14 @@ bench-json:
 
 bench-capture: all
 	@$(PYTHON) bench/capture.py
+
+# the event builder alone (no nginx, no Kafka) with bench-capture's payloads
+bench-capture-build:
+	@mkdir -p $(BUILD)/bench
+	@$(CC) -O2 -g $(WARN) -Icommon -Ingx_capture_module \
+	    -o $(BUILD)/bench/capture_build bench/capture_build.c \
+	    $(CAPTURE_CORE_SRCS) $(COMMON_SRCS) $(LIBS)
+	@$(BUILD)/bench/capture_build $(BENCH_N)
 
 bench-decide: all
 	@$(PYTHON) bench/decide.py

@@ -43,6 +43,12 @@ COMPARE_LABEL = os.environ.get("BENCH_COMPARE_LABEL", "old")
 COMPARE_KAFKA = "".join(
     f"    capture_kafka_option {kv.split('=', 1)[0]} {kv.split('=', 1)[1]};\n"
     for kv in os.environ.get("BENCH_COMPARE_KAFKA", "").split())
+# ... and these server-level directives (';'-separated), e.g.
+# BENCH_COMPARE_SERVER="client_header_buffer_size 1k" for the old default
+COMPARE_SERVER = "".join(
+    f"        {d.strip()};\n"
+    for d in os.environ.get("BENCH_COMPARE_SERVER", "").split(";")
+    if d.strip())
 # rounds of every case, interleaved; the median is reported
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "1"))
 # BENCH_KAFKA="linger.ms=5 compression.codec=none" tries producer options
@@ -66,8 +72,12 @@ http {
 @KAFKA_OPTIONS@
     client_max_body_size     20m;
     client_body_buffer_size  1m;
+    # a ~1 KB event with its headers is larger than the 1k default: the
+    # request would then take a second recv() and an ioctl(FIONREAD)
+    client_header_buffer_size  4k;
     server {
         listen 127.0.0.1:@PORT@ backlog=4096;
+@SERVER@
         location = / { return 204; }
         location = /noop { return 204; }
         location ~ ^/(e|batch|i/v0/e)/?$ { capture on; }
@@ -104,12 +114,32 @@ def lua_string(b):
 
 def cpu_ticks(pid):
     """utime + stime of a process and all its threads, in clock ticks."""
+    return stat_ticks(f"/proc/{pid}/stat")
+
+
+def stat_ticks(path):
     try:
-        with open(f"/proc/{pid}/stat") as f:
+        with open(path) as f:
             fields = f.read().rsplit(")", 1)[1].split()
         return int(fields[11]) + int(fields[12])
     except OSError:
         return 0
+
+
+def loop_stats(pid):
+    """the event loop thread alone (the worker's main thread, not
+    librdkafka's): CPU ticks and involuntary context switches, i.e. how
+    often another runnable thread preempted it; and the worker's minor
+    page faults (all threads)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/status") as f:
+            invol = int(re.search(r"nonvoluntary_ctxt_switches:\s+(\d+)",
+                                  f.read()).group(1))
+        with open(f"/proc/{pid}/stat") as f:
+            faults = int(f.read().rsplit(")", 1)[1].split()[7])
+    except (OSError, AttributeError):
+        invol = faults = 0
+    return stat_ticks(f"/proc/{pid}/task/{pid}/stat"), invol, faults
 
 
 def wrk(url, script=None, conns=CONNS, perf=None, pids=()):
@@ -126,8 +156,10 @@ def wrk(url, script=None, conns=CONNS, perf=None, pids=()):
                                stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     before = [cpu_ticks(pid) for pid in pids]
+    loop0 = loop_stats(pids[0])
     out = subprocess.run(cmd + [url], capture_output=True, text=True).stdout
     used = [cpu_ticks(pid) - t for pid, t in zip(pids, before)]
+    loop = [b - a for a, b in zip(loop0, loop_stats(pids[0]))]
     if rec:
         rec.send_signal(2)
         rec.wait()
@@ -136,22 +168,27 @@ def wrk(url, script=None, conns=CONNS, perf=None, pids=()):
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     total = int(re.search(r"(\d+) requests in", out).group(1))
     tick = 1e6 / os.sysconf("SC_CLK_TCK")
+    # per request: nginx (all threads), Kafka, the event loop thread,
+    # the loop's involuntary context switches, the worker's page faults
     return (rps, lat.get("50"), lat.get("99"),
             int(non2xx.group(1)) if non2xx else 0,
-            [u * tick / max(total, 1) for u in used])
+            [u * tick / max(total, 1) for u in used + loop[:1]]
+            + [x / max(total, 1) for x in loop[1:]])
 
 
 def main():
     tmp = tempfile.mkdtemp(prefix="edgehog-bench-")
     kafka = S.Kafka(tmp)
-    builds = [("", None, "")] \
-        + ([(COMPARE_LABEL, COMPARE, COMPARE_KAFKA)] if COMPARE else [])
+    builds = [("", None, "", "")] \
+        + ([(COMPARE_LABEL, COMPARE, COMPARE_KAFKA, COMPARE_SERVER)]
+           if COMPARE else [])
     nginxes = []
     try:
         kafka.start()
         kafka.create_topics(["events_plugin_ingestion"], partitions=4)
-        for label, modules, extra in builds:
-            conf = CONF.replace("@KAFKA_OPTIONS@\n", KAFKA_OPTIONS + extra)
+        for label, modules, extra, server in builds:
+            conf = CONF.replace("@KAFKA_OPTIONS@\n", KAFKA_OPTIONS + extra) \
+                .replace("@SERVER@\n", server)
             nginx = ST.Nginx(os.path.join(tmp, label or "new"),
                              kafka=kafka.bootstrap,
                              conf=conf.replace("@MODULES@", modules)
@@ -187,7 +224,8 @@ def main():
               f"1 nginx worker; Kafka 3.9 local, acks=all "
               f"{os.environ.get('BENCH_KAFKA', '')}; median of {ROUNDS}"
               + (f"; compared with [{COMPARE_LABEL}]: {COMPARE} "
-                 f"{os.environ.get('BENCH_COMPARE_KAFKA', '')}"
+                 f"{os.environ.get('BENCH_COMPARE_KAFKA', '')} "
+                 f"{os.environ.get('BENCH_COMPARE_SERVER', '')}"
                  if COMPARE else ""))
         runs = {}
         for _ in range(ROUNDS):
@@ -213,7 +251,7 @@ def main():
                 rps, p50, p99, bad, _ = got[len(got) // 2]
                 # CPU per request: the median of each process's rounds
                 cpu = [sorted(r[4][i] for r in got)[len(got) // 2]
-                       for i in range(2)]
+                       for i in range(5)]
                 res[key + label] = rps
                 cpus[key + label] = cpu
                 name = f"{key}{'/' + label if label else ''}"
@@ -221,7 +259,9 @@ def main():
                 print(f"({name:5s}) {title:29s} -c{conns:>4s} {rps:9.0f} "
                       f"req/s {rps * per:9.0f} events/s  p50 {p50:>8s}  "
                       f"p99 {p99:>8s}  non-2xx {bad}  cpu/req nginx "
-                      f"{cpu[0]:6.1f} us kafka {cpu[1]:6.1f} us"
+                      f"{cpu[0]:6.1f} us (loop {cpu[2]:6.1f} us, "
+                      f"{cpu[3]:.2f} preemptions, {cpu[4]:.2f} faults) "
+                      f"kafka {cpu[1]:6.1f} us"
                       + (f"  (rounds: {every})" if ROUNDS > 1 else ""))
         for label, _, _ in nginxes:
             tag = f" [{label}]" if label else ""
@@ -240,13 +280,13 @@ def main():
             # themselves: from CPU per request, not from req/s
             for x, y in (("b", "a2"), ("c", "a")):
                 if x + label in cpus and y + label in cpus:
-                    print(f"cpu ratio ({x})/({y}) = "
-                          f"{sum(cpus[y + label]) / sum(cpus[x + label]):.2f}"
+                    cy, cx = sum(cpus[y + label][:2]), sum(cpus[x + label][:2])
+                    print(f"cpu ratio ({x})/({y}) = {cy / cx:.2f}"
                           f"  (nginx+kafka CPU per request of ({y}) over "
                           f"({x})){tag}")
             if "d" + label in cpus:
                 print(f"(d) events per core-second = "
-                      f"{50e6 / sum(cpus['d' + label]):.0f}  "
+                      f"{50e6 / sum(cpus['d' + label][:2]):.0f}  "
                       f"(nginx+kafka CPU){tag}")
             if "e" + label in res:
                 print(f"(e) events/s   = {res['e' + label] * 10:.0f}{tag}")

@@ -3,6 +3,7 @@
  */
 
 
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <jansson.h>
@@ -225,6 +226,20 @@ main(void)
        "session id through the DOM");
     is_str(m[0].session_id, "sA", "escaped session id");
     ok(!m[0].product_tour, "null product tour");
+    capture_msgs_free(m, n);
+
+    /*
+     * the block is given back down to what it holds: reserved for the
+     * worst case of escaping, it would be about twice the value
+     */
+    memcpy(big, "{\"api_key\":\"t\",\"event\":\"x\",\"distinct_id\":\"u\","
+                "\"properties\":{\"p\":\"", 64);
+    memset(big + 64, 'a', 1000);
+    memcpy(big + 64 + 1000, "\"}}", 4);
+    ok(build(big, 0, &m, &n, &err) == 0 && m[0].value_len > 1000,
+       "1 KB event");
+    ok(malloc_usable_size(m[0].value) < m[0].value_len + 512,
+       "block not larger than its contents");
     capture_msgs_free(m, n);
 
     /* the timestamp header in milliseconds, rounded down before 1970 */
