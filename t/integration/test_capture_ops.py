@@ -14,6 +14,15 @@ from conftest import ST, wait_for
 TOKEN = "phc_test"
 
 
+def nginx_workers(master):
+    """pids of the master's children: a reload replaces them all"""
+    try:
+        with open(f"/proc/{master}/task/{master}/children") as f:
+            return {int(p) for p in f.read().split()}
+    except OSError:
+        return set()
+
+
 def ev(distinct_id="u1", token=TOKEN, event="e"):
     return {"api_key": token, "event": event, "distinct_id": distinct_id}
 
@@ -290,8 +299,11 @@ def test_routes_methods_and_reload(stack, tmp_path):
         for method in ("PUT", "DELETE", "PATCH"):
             r = requests.request(method, c.url + "/e/", data=b"{}")
             assert r.status_code == 405 and r.json()["status"] == 405
+        old = nginx_workers(c.nginx.pid)
         c.nginx.signal(signal.SIGHUP)
-        time.sleep(2)
+        wait_for(lambda: nginx_workers(c.nginx.pid) and not (
+                 nginx_workers(c.nginx.pid) & old), timeout=30,
+                 what="workers replaced by the reload")
         r, msgs = c.send("POST", "/i/v0/e/", body)
         assert r.status_code == 200 and len(msgs) == 1
         text = requests.get(c.url + "/metrics").text

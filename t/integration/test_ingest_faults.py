@@ -108,7 +108,7 @@ def test_ac23_postgres_down_20s_under_load(stack, ing):
         while time.monotonic() < deadline:
             # nothing of the batch is produced while persons are unknown
             assert emitted(ing, evs) == set()
-            time.sleep(0.5)
+            time.sleep(0.5)  # poll interval through the 20 s outage
     finally:
         stack.postgres.start()
     t0 = time.monotonic()
