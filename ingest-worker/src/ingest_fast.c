@@ -737,6 +737,23 @@ fast_object(ingest_fast_scan_t *s, ingest_str_t *out, int depth)
 }
 
 
+/* true, false or null, copied as they are */
+
+static int
+fast_literal(ingest_fast_scan_t *s, ingest_str_t *out, const char *lit,
+    size_t len)
+{
+    if ((size_t) (s->end - s->p) < len || memcmp(s->p, lit, len) != 0) {
+        return FAST_NO;
+    }
+
+    s->p += len;
+    ingest_str_add(out, lit, len);
+
+    return out->failed ? FAST_ERROR : FAST_OK;
+}
+
+
 static int
 fast_value(ingest_fast_scan_t *s, ingest_str_t *out, int depth)
 {
@@ -812,31 +829,13 @@ fast_value(ingest_fast_scan_t *s, ingest_str_t *out, int depth)
         return out->failed ? FAST_ERROR : FAST_OK;
 
     case 't':
-        if (s->end - s->p >= 4 && memcmp(s->p, "true", 4) == 0) {
-            s->p += 4;
-            ingest_str_lit(out, "true");
-            return out->failed ? FAST_ERROR : FAST_OK;
-        }
-
-        return FAST_NO;
+        return fast_literal(s, out, "true", 4);
 
     case 'f':
-        if (s->end - s->p >= 5 && memcmp(s->p, "false", 5) == 0) {
-            s->p += 5;
-            ingest_str_lit(out, "false");
-            return out->failed ? FAST_ERROR : FAST_OK;
-        }
-
-        return FAST_NO;
+        return fast_literal(s, out, "false", 5);
 
     case 'n':
-        if (s->end - s->p >= 4 && memcmp(s->p, "null", 4) == 0) {
-            s->p += 4;
-            ingest_str_lit(out, "null");
-            return out->failed ? FAST_ERROR : FAST_OK;
-        }
-
-        return FAST_NO;
+        return fast_literal(s, out, "null", 4);
 
     default:
         return fast_number(s, out);
