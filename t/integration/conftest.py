@@ -37,7 +37,7 @@ def wait_for(cond, timeout=60.0, what="condition", interval=0.2):
             return value
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
+        time.sleep(interval)  # poll interval of this condition wait
 
 
 @pytest.fixture(scope="session")
