@@ -9,13 +9,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <librdkafka/rdkafka.h>
+
 #include "worker.h"
 
 
 typedef enum {
     WORKER_CONF_STR = 0,
     WORKER_CONF_INT,
-    WORKER_CONF_LEVEL
+    WORKER_CONF_LEVEL,
+    WORKER_CONF_KAFKA           /* repeatable "name value" */
 } worker_conf_type_e;
 
 
@@ -32,6 +35,8 @@ typedef struct {
 static int worker_config_set(worker_config_t *cf, const worker_conf_key_t *k,
     const char *value, const char *path, int line);
 static char *worker_config_trim(char *s);
+static int worker_config_kafka(worker_kafka_opts_t *o, const char *value,
+    const char *path, int line);
 
 
 #define WORKER_STR(name, dflt)                                                \
@@ -74,6 +79,11 @@ static const worker_conf_key_t  worker_conf_keys[] = {
     WORKER_INT(metrics_port, "0", 0, 65535),
     { "log_level", WORKER_CONF_LEVEL, offsetof(worker_config_t, log_level),
       "info", 0, 0 },
+    /* librdkafka settings past the worker's own, e.g. message.max.bytes */
+    { "kafka_producer_option", WORKER_CONF_KAFKA,
+      offsetof(worker_config_t, producer_opts), NULL, 0, 0 },
+    { "kafka_consumer_option", WORKER_CONF_KAFKA,
+      offsetof(worker_config_t, consumer_opts), NULL, 0, 0 },
     { NULL, 0, 0, NULL, 0, 0 }
 };
 
@@ -94,7 +104,8 @@ worker_config_load(worker_config_t *cf, const char *path)
     memset(cf, 0, sizeof(worker_config_t));
 
     for (k = worker_conf_keys; k->name; k++) {
-        if (worker_config_set(cf, k, k->dflt, "(default)", 0) != 0) {
+        if (k->dflt && worker_config_set(cf, k, k->dflt, "(default)", 0) != 0)
+        {
             return -1;
         }
     }
@@ -208,9 +219,73 @@ worker_config_set(worker_config_t *cf, const worker_conf_key_t *k,
                 "\"%s\" (error, warn, info or debug)\n",
                 path, line, value, k->name);
         return -1;
+
+    case WORKER_CONF_KAFKA:
+        return worker_config_kafka((worker_kafka_opts_t *)
+                                       ((char *) cf + k->offset),
+                                   value, path, line);
     }
 
     return -1;
+}
+
+
+/* checked by librdkafka now, so a typo stops the worker at startup */
+
+static int
+worker_config_kafka(worker_kafka_opts_t *o, const char *value,
+    const char *path, int line)
+{
+    char              errstr[256], *name, *v, **kv;
+    size_t            len;
+    rd_kafka_conf_t  *conf;
+
+    len = strcspn(value, " \t");
+    v = (char *) value + len;
+    v += strspn(v, " \t");
+
+    if (len == 0 || *v == '\0') {
+        fprintf(stderr, "ingest-worker: %s:%d: expected \"name value\" for "
+                "a kafka option, got \"%s\"\n", path, line, value);
+        return -1;
+    }
+
+    name = strndup(value, len);
+    conf = rd_kafka_conf_new();
+
+    if (name == NULL || conf == NULL
+        || rd_kafka_conf_set(conf, name, v, errstr, sizeof(errstr))
+           != RD_KAFKA_CONF_OK)
+    {
+        fprintf(stderr, "ingest-worker: %s:%d: invalid kafka option \"%s\": "
+                "%s\n", path, line, value, name ? errstr : "no memory");
+        free(name);
+        if (conf) {
+            rd_kafka_conf_destroy(conf);
+        }
+        return -1;
+    }
+
+    rd_kafka_conf_destroy(conf);
+
+    kv = realloc(o->kv, (o->n + 1) * 2 * sizeof(char *));
+    if (kv == NULL) {
+        free(name);
+        return -1;
+    }
+
+    o->kv = kv;
+    kv[o->n * 2] = name;
+    kv[o->n * 2 + 1] = strdup(v);
+
+    if (kv[o->n * 2 + 1] == NULL) {
+        free(name);
+        return -1;
+    }
+
+    o->n++;
+
+    return 0;
 }
 
 
@@ -236,11 +311,22 @@ worker_config_trim(char *s)
 void
 worker_config_free(worker_config_t *cf)
 {
+    int                       i;
+    worker_kafka_opts_t      *o;
     const worker_conf_key_t  *k;
 
     for (k = worker_conf_keys; k->name; k++) {
         if (k->type == WORKER_CONF_STR) {
             free(*(char **) ((char *) cf + k->offset));
+
+        } else if (k->type == WORKER_CONF_KAFKA) {
+            o = (worker_kafka_opts_t *) ((char *) cf + k->offset);
+
+            for (i = 0; i < o->n * 2; i++) {
+                free(o->kv[i]);
+            }
+
+            free(o->kv);
         }
     }
 }

@@ -51,6 +51,7 @@ typedef struct {
     int                         n;
     long                        in_flight;
     long                        failed;
+    long                        too_large;   /* refused by the broker */
     int64_t                     start;
 } worker_batch_t;
 
@@ -85,6 +86,17 @@ typedef struct {
     worker_batch_t              batches[2];
     worker_batch_t             *acct;        /* what produce counts on */
     worker_batch_t             *pend;        /* produced, not committed */
+
+    /*
+     * The broker refused a produce request as too large (a topic whose
+     * max.message.bytes is below the producer's message.max.bytes).
+     * librdkafka fails every message of that request alike, so the
+     * batch is read again and produced one message per request: only
+     * the culprit fails then, and it is dropped like one refused
+     * locally, instead of the batch being retried for ever.
+     */
+    unsigned                    solo:1;
+    rd_kafka_resp_err_t         solo_err;
     unsigned long               events_out;
     unsigned long               dropped;
     unsigned long               dlq;
@@ -274,6 +286,7 @@ worker_run(const worker_config_t *cf)
         cur->n = n;
         cur->in_flight = 0;
         cur->failed = 0;
+        cur->too_large = 0;
         cur->start = worker_now_us();
         ctx.acct = cur;
 
@@ -393,10 +406,11 @@ static rd_kafka_t *
 worker_kafka_new(const worker_config_t *cf, rd_kafka_type_t type,
     worker_ctx_t *ctx)
 {
-    char              errstr[512];
-    size_t            i;
-    rd_kafka_t       *rk;
-    rd_kafka_conf_t  *conf;
+    char                        errstr[512];
+    size_t                      i;
+    rd_kafka_t                 *rk;
+    rd_kafka_conf_t            *conf;
+    const worker_kafka_opts_t  *o;
 
     /*
      * outputs are acked while the next batch is processed: a short
@@ -441,6 +455,19 @@ worker_kafka_new(const worker_config_t *cf, rd_kafka_type_t type,
 
     for (i = 0; opts[i][0]; i++) {
         if (rd_kafka_conf_set(conf, opts[i][0], opts[i][1], errstr,
+                              sizeof(errstr)) != RD_KAFKA_CONF_OK)
+        {
+            worker_log(WORKER_LOG_ERROR, "kafka config: %s", errstr);
+            rd_kafka_conf_destroy(conf);
+            return NULL;
+        }
+    }
+
+    /* the config's own come last, so they win */
+    o = (type == RD_KAFKA_PRODUCER) ? &cf->producer_opts : &cf->consumer_opts;
+
+    for (i = 0; i < (size_t) o->n; i++) {
+        if (rd_kafka_conf_set(conf, o->kv[i * 2], o->kv[i * 2 + 1], errstr,
                               sizeof(errstr)) != RD_KAFKA_CONF_OK)
         {
             worker_log(WORKER_LOG_ERROR, "kafka config: %s", errstr);
@@ -982,6 +1009,21 @@ worker_produce_flags(worker_ctx_t *ctx, const char *topic, const char *key,
 
     ctx->acct->in_flight++;
 
+    if (ctx->solo) {
+        /* everything before it has reported: this report is its own */
+        ctx->solo_err = RD_KAFKA_RESP_ERR_NO_ERROR;
+
+        while (ctx->acct->in_flight > 0) {
+            rd_kafka_poll(ctx->producer, WORKER_DELIVERY_WAIT_MS);
+        }
+
+        if (ctx->solo_err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
+            worker_log(WORKER_LOG_WARN, "a message to \"%s\" of %zu bytes "
+                       "is over the topic's max.message.bytes", topic, len);
+            return -2;
+        }
+    }
+
     return 0;
 }
 
@@ -1014,6 +1056,9 @@ worker_settle(worker_ctx_t *ctx, worker_batch_t *b, worker_batch_t *next,
     rc = worker_wait_deliveries(ctx, b);
 
     if (rc == 0) {
+        /* the batch that needed it went through */
+        ctx->solo = 0;
+
         worker_commit(ctx, b->msgs, b->n, async);
         worker_batch_metrics(ctx, b->msgs, b->n, 1, b->start);
 
@@ -1027,6 +1072,14 @@ worker_settle(worker_ctx_t *ctx, worker_batch_t *b, worker_batch_t *next,
     }
 
     worker_log(WORKER_LOG_WARN, "batch of %d not committed, retrying", b->n);
+
+    if (b->too_large || (next && next->too_large)) {
+        worker_log(WORKER_LOG_ERROR, "the broker refused a produce request "
+                   "as too large: set message.max.bytes no higher than the "
+                   "output topics' max.message.bytes; until then batches "
+                   "are retried one message per request");
+        ctx->solo = 1;
+    }
     worker_batch_metrics(ctx, b->msgs, b->n, 0, b->start);
 
     if (next) {
@@ -1076,10 +1129,23 @@ worker_settle(worker_ctx_t *ctx, worker_batch_t *b, worker_batch_t *next,
 static void
 worker_dr(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 {
+    worker_ctx_t    *ctx = opaque;
     worker_batch_t  *b = msg->_private;
 
     /* the opaque of producev(): the batch the message belongs to */
     b->in_flight--;
+
+    if (ctx->solo && b == ctx->acct) {
+        ctx->solo_err = msg->err;
+
+        /* the producer drops it with a warning */
+        if (msg->err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
+            return;
+        }
+
+    } else if (msg->err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
+        b->too_large++;
+    }
 
     if (msg->err) {
         b->failed++;

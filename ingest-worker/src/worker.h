@@ -25,6 +25,13 @@ typedef enum {
 } worker_log_level_e;
 
 
+/* librdkafka "name value" pairs from the config, applied in order */
+typedef struct {
+    char                      **kv;         /* name, value, name, ... */
+    int                         n;          /* pairs */
+} worker_kafka_opts_t;
+
+
 typedef struct {
     char                       *kafka_brokers;
     char                       *input_topic;
@@ -53,6 +60,8 @@ typedef struct {
     int                         overflow_preserve_locality;
     int                         metrics_port;
     worker_log_level_e          log_level;
+    worker_kafka_opts_t         producer_opts;
+    worker_kafka_opts_t         consumer_opts;
 } worker_config_t;
 
 

@@ -10,7 +10,7 @@ import uuid
 import psycopg2
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from conftest import wait_for
+from conftest import ST, wait_for
 
 PERSON_NS = uuid.UUID("932979b4-65c3-4424-8467-0b66ec27bc22")
 NOW = "2024-01-01T10:00:00.000Z"
@@ -18,6 +18,17 @@ COLLECTED = ["clickhouse_events_json", "clickhouse_person",
              "clickhouse_person_distinct_id", "clickhouse_ingestion_warnings",
              "events_plugin_ingestion_dlq",
              "events_plugin_ingestion_overflow", "clickhouse_groups"]
+
+
+def own_worker(stack, d, name, **values):
+    """A worker of the stack's services with its own consumer group and
+    output topics prefixed with `name`_ (values override config keys)."""
+    return ST.Worker(
+        str(d), kafka=stack.kafka.bootstrap, postgres=stack.postgres.dsn,
+        clickhouse=",".join(f"http://127.0.0.1:{n.http_port}"
+                            for n in stack.ch_nodes),
+        redis=f"127.0.0.1:{stack.redis.port}", group=f"t-{name}",
+        topic_prefix=f"{name}_", name=name, **values)
 
 
 def person_uuid(team_id, distinct_id):

@@ -130,6 +130,10 @@ def test_nginx_t_rejects_bad_kafka_option(tmp_path):
     ("no_such_key = 1\n", 'unknown key "no_such_key"'),
     ("log_level = loud\n", 'invalid value "loud" for "log_level"'),
     ("kafka_brokers\n", 'expected "key = value"'),
+    ("kafka_producer_option = linger.ms banana\n",
+     'invalid kafka option "linger.ms banana"'),
+    ("kafka_consumer_option = no.such.thing 1\n",
+     'invalid kafka option "no.such.thing 1"'),
 ])
 def test_worker_refuses_bad_config(tmp_path, text, message):
     conf = tmp_path / "worker.conf"

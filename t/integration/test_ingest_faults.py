@@ -8,9 +8,10 @@ import time
 import uuid
 
 import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
 
-from conftest import wait_for
-from ingest_helpers import Ingest, person_uuid, props, tag
+from conftest import ST, wait_for
+from ingest_helpers import Ingest, own_worker, person_uuid, props, tag
 
 
 @pytest.fixture(scope="module")
@@ -118,3 +119,101 @@ def test_ac23_postgres_down_20s_under_load(stack, ing):
     check_persons(ing, ids, 5)
     check_clickhouse(ing, evs)
     print("clickhouse after", time.monotonic() - t0)
+
+
+@pytest.mark.parametrize("option", [None, "message.max.bytes 50000"])
+def test_broker_refusing_a_large_row_does_not_stall_the_worker(
+        stack, tmp_path, option):
+    """Reliability scenario 4: an output topic whose max.message.bytes is
+    below the producer's limit makes the broker refuse a produce request;
+    the worker must not retry that batch for ever.  The culprit row is
+    dropped with message_size_too_large (spec §4.1), the rest of its
+    batch is delivered and the input offsets are committed.  With the
+    producer's limit set to the topic's (kafka_producer_option), the row
+    is refused before it is sent."""
+    t = tag()
+    name, topic_in = f"big{t}", f"{t}_in"
+    stack.kafka.create_topics([topic_in], partitions=1)
+    stack.kafka.create_topics([f"{name}_{x}" for x in ST.OUTPUT_TOPICS
+                               if x != "clickhouse_events_json"],
+                              partitions=1)
+    # 60 kB: under librdkafka's 1 MB, so only the broker can refuse
+    stack.kafka.create_topics([f"{name}_clickhouse_events_json"],
+                              partitions=1,
+                              config={"max.message.bytes": "60000"})
+
+    p = Producer({"bootstrap.servers": stack.kafka.bootstrap})
+    small, big = [], None
+    for i in range(7):
+        e = str(uuid.uuid4())
+        d = f"{t}-{i}"
+        # random, so that compression cannot bring it under the limit
+        blob = os.urandom(50000).hex() if i == 3 else ""
+        data = {"event": "e", "distinct_id": d, "uuid": e,
+                "properties": {"$process_person_profile": False,
+                               "blob": blob}}
+        outer = {"uuid": e, "distinct_id": d, "ip": "127.0.0.1",
+                 "data": json.dumps(data), "token": stack.token,
+                 "now": "2024-01-01T10:00:00.000Z",
+                 "timestamp": "2024-01-01T10:00:00.000Z"}
+        p.produce(topic_in, value=json.dumps(outer).encode(),
+                  key=f"{stack.token}:{d}".encode())
+        if i == 3:
+            big = e
+        else:
+            small.append(e)
+    p.flush(30)
+
+    # one batch holds all seven, so the first produce request mixes them
+    extra = {"kafka_producer_option": option} if option else {}
+    w = own_worker(stack, tmp_path / "w", name, input_topic=topic_in,
+                   batch_size=500, batch_wait_ms=2000, **extra)
+    w.start()
+    try:
+        got = {}
+
+        def drained():
+            for v in consume_values(stack, f"{name}_clickhouse_events_json"):
+                got[v["uuid"]] = v
+            return set(small) <= set(got)
+        wait_for(drained, timeout=90, what="the six small rows")
+
+        warn = wait_for(lambda: [
+            v for v in consume_values(stack,
+                                      f"{name}_clickhouse_ingestion_warnings")
+            if v["type"] == "message_size_too_large"],
+            timeout=60, what="message_size_too_large")
+        assert json.loads(warn[0]["details"]) == {
+            "eventUuid": big, "distinctId": f"{t}-3"}
+        assert big not in got
+
+        # the batch was committed, not retried for ever
+        c = Consumer({"bootstrap.servers": stack.kafka.bootstrap,
+                      "group.id": f"t-{name}"})
+        try:
+            wait_for(lambda: c.committed(
+                [TopicPartition(topic_in, 0)], timeout=5)[0].offset == 7,
+                timeout=60, what="input offsets committed")
+        finally:
+            c.close()
+        refused = "the broker refused a produce request as too large"
+        assert (refused in w.log_tail(400)) == (option is None)
+    finally:
+        w.stop()
+
+
+def consume_values(stack, topic):
+    """every JSON value of topic so far"""
+    c = Consumer({"bootstrap.servers": stack.kafka.bootstrap,
+                  "group.id": "t-" + uuid.uuid4().hex,
+                  "auto.offset.reset": "earliest"})
+    out = []
+    try:
+        c.assign([TopicPartition(topic, 0, 0)])
+        while True:
+            msgs = c.consume(500, 2.0)
+            if not msgs:
+                return out
+            out += [json.loads(m.value()) for m in msgs if not m.error()]
+    finally:
+        c.close()

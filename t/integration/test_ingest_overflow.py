@@ -11,7 +11,7 @@ import pytest
 from confluent_kafka import Consumer, Producer
 
 from conftest import ST, S, wait_for
-from ingest_helpers import person_uuid, tag
+from ingest_helpers import own_worker as worker, person_uuid, tag
 
 
 def consume_all(bootstrap, topic, want, timeout=60):
@@ -27,15 +27,6 @@ def consume_all(bootstrap, topic, want, timeout=60):
     finally:
         c.close()
     return out
-
-
-def worker(stack, d, name, **values):
-    return ST.Worker(
-        str(d), kafka=stack.kafka.bootstrap, postgres=stack.postgres.dsn,
-        clickhouse=",".join(f"http://127.0.0.1:{n.http_port}"
-                            for n in stack.ch_nodes),
-        redis=f"127.0.0.1:{stack.redis.port}", group=f"t-{name}",
-        topic_prefix=f"{name}_", name=name, **values)
 
 
 def test_ac22_overflow_routing_and_overflow_consumer(stack, tmp_path):

@@ -467,13 +467,16 @@ class Kafka(Service):
         correlation_id, n_brokers = struct.unpack(">ii", resp[4:12])
         return correlation_id == 1 and n_brokers > 0
 
-    def create_topics(self, names, partitions=None, timeout=30.0):
-        """Create topics (existing ones are fine) and wait until they have leaders."""
+    def create_topics(self, names, partitions=None, timeout=30.0,
+                      config=None):
+        """Create topics (existing ones are fine) and wait until they have
+        leaders; config: topic settings of the new ones."""
         from confluent_kafka.admin import AdminClient, NewTopic
         admin = AdminClient({"bootstrap.servers": self.bootstrap})
         n = partitions or self.partitions
         futures = admin.create_topics(
-            [NewTopic(t, num_partitions=n, replication_factor=1) for t in names])
+            [NewTopic(t, num_partitions=n, replication_factor=1,
+                      config=config or {}) for t in names])
         for topic, fut in futures.items():
             try:
                 fut.result(timeout)
