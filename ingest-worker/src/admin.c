@@ -167,6 +167,25 @@ worker_admin_team(PGconn *conn, const char *team, char *id, size_t size)
 }
 
 
+/* characters as VARCHAR(n) counts them: UTF-8 lead bytes */
+
+static size_t
+worker_admin_chars(json_t *s)
+{
+    size_t                i, n, len;
+    const unsigned char  *p;
+
+    p = (const unsigned char *) json_string_value(s);
+    len = json_string_length(s);
+
+    for (i = 0, n = 0; i < len; i++) {
+        n += (p[i] & 0xc0) != 0x80;
+    }
+
+    return n;
+}
+
+
 static int
 worker_flag_put(PGconn *conn, const char *team, json_t *flag)
 {
@@ -178,10 +197,11 @@ worker_flag_put(PGconn *conn, const char *team, json_t *flag)
 
     if (!json_is_object(flag)
         || !json_is_string(json_object_get(flag, "key"))
-        || json_string_length(json_object_get(flag, "key")) == 0)
+        || json_string_length(json_object_get(flag, "key")) == 0
+        || worker_admin_chars(json_object_get(flag, "key")) > 400)
     {
         fprintf(stderr, "ingest-worker: flag put: a flag needs a "
-                "non-empty \"key\"\n");
+                "non-empty \"key\" of at most 400 characters\n");
         return 2;
     }
 
@@ -200,14 +220,17 @@ worker_flag_put(PGconn *conn, const char *team, json_t *flag)
         size_t  i;
 
         for (i = 0; json_is_array(tags) && i < json_array_size(tags); i++) {
-            if (json_string_length(json_array_get(tags, i)) == 0) {
+            if (json_string_length(json_array_get(tags, i)) == 0
+                || worker_admin_chars(json_array_get(tags, i)) > 255)
+            {
                 break;
             }
         }
 
         if (!json_is_array(tags) || i < json_array_size(tags)) {
             fprintf(stderr, "ingest-worker: flag put: \"evaluation_tags\" "
-                    "must be an array of non-empty strings\n");
+                    "must be an array of non-empty strings of at most 255 "
+                    "characters\n");
             return 2;
         }
     }

@@ -922,5 +922,15 @@ def test_evaluation_tags_filter_by_environment(stack):
     with pytest.raises(Exception, match="evaluation_tags"):
         put_flags(stack, token, {"key": "bad-tags", "filters": on,
                                  "evaluation_tags": "web"})
-    assert "bad-tags" not in stack.worker.run_cmd(
-        "flag", "list", "--team", token).stdout
+    # Postgres' column widths, in characters: a clear error, not SQL's
+    with pytest.raises(Exception, match="at most 255 characters"):
+        put_flags(stack, token, {"key": "bad-tags", "filters": on,
+                                 "evaluation_tags": ["é" * 256]})
+    with pytest.raises(Exception, match="at most 400 characters"):
+        put_flags(stack, token, {"key": "ü" * 401, "filters": on})
+    put_flags(stack, token, {"key": "long-tag", "filters": on,
+                             "evaluation_tags": ["é" * 255]})
+    listed = {f["key"]: f["evaluation_tags"] for f in json.loads(
+        stack.worker.run_cmd("flag", "list", "--team", token).stdout)}
+    assert listed == {"tag-web": ["app", "web"], "tag-server": None,
+                      "untagged": None, "long-tag": ["é" * 255]}
