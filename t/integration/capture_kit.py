@@ -18,6 +18,15 @@ KINDS = ["main", "historical", "exceptions", "heatmaps", "client_warnings",
 _seq = itertools.count()
 
 
+def nginx_workers(master):
+    """pids of the master's children: a reload replaces them all"""
+    try:
+        with open(f"/proc/{master}/task/{master}/children") as f:
+            return {int(p) for p in f.read().split()}
+    except OSError:
+        return set()
+
+
 class Capture:
     """One nginx with capture on every v0 route and its own topics."""
 

@@ -8,19 +8,10 @@ import time
 import requests
 
 import services as S
-from capture_kit import Capture
+from capture_kit import Capture, nginx_workers
 from conftest import ST, wait_for
 
 TOKEN = "phc_test"
-
-
-def nginx_workers(master):
-    """pids of the master's children: a reload replaces them all"""
-    try:
-        with open(f"/proc/{master}/task/{master}/children") as f:
-            return {int(p) for p in f.read().split()}
-    except OSError:
-        return set()
 
 
 def ev(distinct_id="u1", token=TOKEN, event="e"):
