@@ -1,9 +1,10 @@
-"""Reliability scenario 9 (spec/reliability.md §3): a storm of reloads and
-a graceful quit under steady load lose no acknowledged event.  The
-conservation invariant: every uuid that got a 200 is in Kafka (at least
+"""Reliability scenarios 5 and 9 (spec/reliability.md §3): a worker killed
+under load, a storm of reloads and a graceful quit lose no acknowledged
+event.  The conservation invariant: every uuid that got a 200 is in Kafka (at least
 once: librdkafka may retry a request whose ack it did not see)."""
 
 import json
+import os
 import signal
 import threading
 import uuid
@@ -98,6 +99,38 @@ def test_reload_storm_and_quit_under_load_lose_nothing(stack, tmp_path, ack):
         missing = acked - set(stored)
         assert not missing, f"{len(missing)} acked events lost"
         assert not c.bad_log_lines()
+    finally:
+        if load:
+            load.finish()
+        c.close()
+
+
+def test_worker_kill9_under_load_loses_no_acked_event(stack, tmp_path):
+    """Scenario 5: a worker killed with SIGKILL loses only what it had not
+    answered yet (capture_ack delivery); the master's new worker goes on."""
+    c = Capture(stack, tmp_path)
+    load = None
+    try:
+        load = Load(c.url)
+        for i in range(3):
+            n = len(load.ok)
+            wait_for(lambda: len(load.ok) > n + 20, timeout=30,
+                     what=f"events acked before kill {i + 1}")
+            old = nginx_workers(c.nginx.pid)
+            for pid in old:
+                os.kill(pid, signal.SIGKILL)
+            wait_for(lambda: nginx_workers(c.nginx.pid) and not (
+                     nginx_workers(c.nginx.pid) & old), timeout=30,
+                     what=f"kill {i + 1}: worker respawned")
+        n = len(load.ok)
+        wait_for(lambda: len(load.ok) > n + 20, timeout=30,
+                 what="events acked after the last kill")
+        load.finish()
+
+        missing = set(load.ok) - set(all_uuids(c))
+        assert not missing, f"{len(missing)} acked events lost"
+        # the kills are the only alerts
+        assert all("exited on signal 9" in l for l in c.bad_log_lines())
     finally:
         if load:
             load.finish()
