@@ -444,9 +444,8 @@ ngx_http_capture_too_large(ngx_http_request_t *r)
 void
 ngx_http_capture_done(ngx_http_request_t *r, ngx_int_t status)
 {
-    ngx_int_t         rc;
-    ngx_str_t         body, type;
-    ngx_table_elt_t  *h;
+    ngx_int_t  rc;
+    ngx_str_t  body, type;
 
     if (status == NGX_HTTP_OK) {
         if (ngx_http_arg(r, (u_char *) "beacon", 6, &body) == NGX_OK
@@ -468,14 +467,6 @@ ngx_http_capture_done(ngx_http_request_t *r, ngx_int_t status)
                                          "send");
 
     } else {
-        /* SDKs retry 503; Retry-After tells them when */
-        h = ngx_list_push(&r->headers_out.headers);
-        if (h) {
-            h->hash = 1;
-            ngx_str_set(&h->key, "Retry-After");
-            ngx_str_set(&h->value, "1");
-        }
-
         rc = ngx_http_edgehog_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
                                          "transient",
                                          "transient error, please retry");

@@ -134,12 +134,25 @@ ngx_int_t
 ngx_http_edgehog_send(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *type, ngx_str_t *body)
 {
-    ngx_int_t    rc;
-    ngx_buf_t   *b;
-    ngx_chain_t  out;
+    ngx_int_t         rc;
+    ngx_buf_t        *b;
+    ngx_chain_t       out;
+    ngx_table_elt_t  *h;
 
     if (ngx_http_edgehog_cors(r, 0) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (status == NGX_HTTP_SERVICE_UNAVAILABLE) {
+        /* SDKs retry 503; Retry-After tells them when */
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Retry-After");
+        ngx_str_set(&h->value, "1");
     }
 
     r->headers_out.status = status;

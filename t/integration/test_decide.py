@@ -13,7 +13,7 @@ import urllib.parse
 import pytest
 import requests
 
-from conftest import FIXTURES, wait_for
+from conftest import FIXTURES, S, ST, wait_for
 
 DECIDE = os.path.join(FIXTURES, "decide")
 
@@ -612,6 +612,30 @@ def test_snapshot_serves_while_redis_is_down(stack, person_team):
     put_flags(stack, token, {"key": "after-restart", "filters": {
         "groups": [{"properties": [], "rollout_percentage": 100}]}})
     wait_flag(stack, token, "after-restart", timeout=10)
+
+
+def test_no_snapshot_yet_is_503_with_retry_after(stack, tmp_path):
+    """Redis unreachable since startup: nothing to answer from, so every
+    route says 503 (SDKs retry it, Retry-After says when), as JSON with
+    CORS, rather than a 401 for a token it cannot check."""
+    nginx = ST.Nginx(str(tmp_path), kafka=stack.kafka.bootstrap,
+                     redis=f"127.0.0.1:{S.free_port()}")
+    nginx.start()
+    try:
+        for method, path, body in [
+                ("POST", "/flags?v=2", {"token": "phc_x", "distinct_id": "a"}),
+                ("POST", "/decide?v=3", {"token": "phc_x",
+                                         "distinct_id": "a"}),
+                ("GET", "/array/phc_x/config", None)]:
+            r = requests.request(method, nginx.url + path, json=body,
+                                 headers={"Origin": "https://app.example"},
+                                 timeout=10)
+            assert r.status_code == 503, (path, r.text)
+            assert r.headers["Retry-After"] == "1"
+            assert r.headers["Access-Control-Allow-Origin"]
+            assert r.json()["code"] == "service_unavailable"
+    finally:
+        nginx.stop()
 
 
 # --- remote config (posthog-js 1.449 loads it before /flags) -----------------
