@@ -175,54 +175,15 @@ ngx_http_capture_limits_match(ngx_array_t *list, capture_msg_t *m)
 }
 
 
-/* GCRA-like token bucket: rate per second, burst capacity */
+/* a token bucket per event key: rate per second, burst capacity */
 
 static ngx_int_t
 ngx_http_capture_limits_take(ngx_http_capture_shm_t *shm,
     ngx_http_capture_loc_conf_t *lcf, const char *key)
 {
-    size_t                      len;
-    int64_t                     cap, tokens;
-    uint64_t                    hash;
-    ngx_int_t                   rc;
-    ngx_msec_t                  now;
-    ngx_http_capture_bucket_t  *b;
-
-    len = ngx_strlen(key);
-    hash = ((uint64_t) ngx_murmur_hash2((u_char *) key, len) << 32)
-           | ngx_crc32_long((u_char *) key, len);
-
-    b = &shm->buckets[hash % NGX_HTTP_CAPTURE_OVERFLOW_SLOTS];
-    cap = (int64_t) lcf->overflow_burst * 1000;
-    now = ngx_current_msec;
-
-    ngx_shmtx_lock(&shm->mutex);
-
-    if (b->hash != hash) {
-        /* a new key (or a colliding one) starts with a full bucket */
-        b->hash = hash;
-        b->tokens = cap;
-        b->last = now;
-    }
-
-    tokens = b->tokens + (int64_t) (now - b->last) * lcf->overflow_rate;
-    b->last = now;
-
-    if (tokens > cap) {
-        tokens = cap;
-    }
-
-    if (tokens >= 1000) {
-        tokens -= 1000;
-        rc = NGX_OK;
-
-    } else {
-        rc = NGX_DECLINED;
-    }
-
-    b->tokens = tokens;
-
-    ngx_shmtx_unlock(&shm->mutex);
-
-    return rc;
+    return ngx_http_edgehog_bucket_take(&shm->mutex, shm->buckets,
+                                        NGX_HTTP_CAPTURE_OVERFLOW_SLOTS,
+                                        (u_char *) key, ngx_strlen(key),
+                                        lcf->overflow_rate,
+                                        lcf->overflow_burst);
 }

@@ -10,6 +10,7 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
+#include "ngx_http_edgehog_bucket.h"
 
 
 #define NGX_HTTP_CAPTURE_ROUTES     7
@@ -30,14 +31,6 @@
 #define NGX_HTTP_CAPTURE_OVERFLOW_SLOTS  65536
 
 
-typedef struct {
-    uint64_t                    hash;
-    /* tokens in thousandths, refilled lazily */
-    int64_t                     tokens;
-    ngx_msec_t                  last;
-} ngx_http_capture_bucket_t;
-
-
 /* one per nginx instance, in shared memory: workers add atomically */
 typedef struct {
     ngx_atomic_t                requests[NGX_HTTP_CAPTURE_ROUTES]
@@ -55,7 +48,7 @@ typedef struct {
     ngx_atomic_t                quota_tokens;
     ngx_shmtx_sh_t              lock;
     ngx_shmtx_t                 mutex;
-    ngx_http_capture_bucket_t   buckets[NGX_HTTP_CAPTURE_OVERFLOW_SLOTS];
+    ngx_http_edgehog_bucket_t   buckets[NGX_HTTP_CAPTURE_OVERFLOW_SLOTS];
 } ngx_http_capture_shm_t;
 
 

@@ -88,6 +88,13 @@ static ngx_command_t  ngx_http_decide_commands[] = {
       offsetof(ngx_http_decide_main_conf_t, stale_max),
       NULL },
 
+    { ngx_string("decide_rate_limit"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE3|NGX_CONF_TAKE4,
+      ngx_http_decide_rate_limit,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("decide_thread_pool"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,

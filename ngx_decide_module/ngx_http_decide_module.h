@@ -73,6 +73,17 @@ typedef struct {
 } ngx_http_decide_quota_t;
 
 
+/* decide_rate_limit: rate 0 = off */
+#define NGX_HTTP_DECIDE_LIMIT_IP     0
+#define NGX_HTTP_DECIDE_LIMIT_TOKEN  1
+
+typedef struct {
+    ngx_uint_t                  rate;           /* per second */
+    ngx_uint_t                  burst;
+    ngx_uint_t                  log_only;
+} ngx_http_decide_limit_t;
+
+
 typedef struct {
     ngx_str_t                   redis_address;
     char                        redis_host[256];
@@ -85,6 +96,8 @@ typedef struct {
     ngx_str_t                   thread_pool_name;
     ngx_thread_pool_t          *thread_pool;
     ngx_flag_t                  enabled;        /* some location uses it */
+    ngx_http_decide_limit_t     limits[2];      /* by NGX_HTTP_DECIDE_LIMIT_* */
+    ngx_shm_zone_t             *limits_zone;
 
     /* per worker, from init_process on */
     ngx_http_decide_snapshot_t *snapshot;
@@ -158,6 +171,13 @@ void ngx_http_decide_team_unref(ngx_http_decide_team_t *t);
 /* ngx_http_decide_redis.c: blocking, pool threads only */
 redisContext *ngx_http_decide_redis_get(ngx_http_decide_main_conf_t *mcf);
 void ngx_http_decide_redis_drop(void);
+
+/* ngx_http_decide_limits.c */
+char *ngx_http_decide_rate_limit(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_decide_limits_check(ngx_http_request_t *r,
+    ngx_uint_t which, u_char *key, size_t len);
+ngx_int_t ngx_http_decide_send_rate_limited(ngx_http_request_t *r);
 
 /* ngx_http_decide_request.c */
 ngx_int_t ngx_http_decide_handler(ngx_http_request_t *r);

@@ -131,6 +131,20 @@ ngx_http_decide_handler(ngx_http_request_t *r)
                                               "Method not allowed");
     }
 
+    /* §1.5 step 1: the address's bucket, before the body is read */
+    if (ngx_http_decide_limits_check(r, NGX_HTTP_DECIDE_LIMIT_IP,
+                                     r->connection->addr_text.data,
+                                     r->connection->addr_text.len)
+        != NGX_OK)
+    {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        return ngx_http_decide_send_rate_limited(r);
+    }
+
     ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_decide_ctx_t));
     if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -360,6 +374,14 @@ ngx_http_decide_process(ngx_http_request_t *r, ngx_http_decide_ctx_t *ctx)
                    "authentication_error", "not_authenticated",
                    "No API token provided. Please include a valid API token "
                    "in your request.");
+    }
+
+    if (ngx_http_decide_limits_check(r, NGX_HTTP_DECIDE_LIMIT_TOKEN,
+                                     (u_char *) ctx->fields.token,
+                                     ngx_strlen(ctx->fields.token))
+        != NGX_OK)
+    {
+        return ngx_http_decide_send_rate_limited(r);
     }
 
     if (mcf->snapshot == NULL) {

@@ -638,6 +638,63 @@ def test_no_snapshot_yet_is_503_with_retry_after(stack, tmp_path):
         nginx.stop()
 
 
+def test_rate_limits_token_429_and_ip_log_only(stack, tmp_path):
+    """§1.5 step 1 and §7: a token over its bucket gets 429 with the JSON
+    error; another token has its own bucket; an address limit in log_only
+    mode only logs."""
+    conf = open(os.path.join(ST.REPO, "conf", "nginx.conf.in")).read() \
+        .replace("decide_redis_address   @REDIS@;",
+                 "decide_redis_address   @REDIS@;\n"
+                 "    decide_rate_limit token 1 3;\n"
+                 "    decide_rate_limit ip 1 2 log_only;")
+    nginx = ST.Nginx(str(tmp_path), kafka=stack.kafka.bootstrap,
+                     redis=f"127.0.0.1:{stack.redis.port}", conf=conf)
+    nginx.start()
+    try:
+        url = nginx.url + "/flags?v=2"
+        body = {"token": stack.token, "distinct_id": "rl"}
+        wait_for(lambda: requests.post(url, json=body, timeout=10)
+                 .status_code == 200, timeout=10, what="snapshot loaded")
+        start = time.monotonic()
+        rs = [requests.post(url, json=body, timeout=10,
+                            headers={"Origin": "https://app.example"})
+              for _ in range(10)]
+        elapsed = time.monotonic() - start
+        codes = [r.status_code for r in rs]
+        # a full bucket of 3 (one went to the wait), then 1 per second
+        assert set(codes) == {200, 429}
+        assert codes.count(200) <= 3 + int(elapsed) + 1
+        r = rs[codes.index(429)]
+        assert r.json() == {"type": "validation_error",
+                            "code": "rate_limit_exceeded",
+                            "detail": "Rate limit exceeded", "attr": None}
+        assert r.headers["Access-Control-Allow-Origin"]
+        # another token: its own bucket (unknown, so 401, never 429)
+        r = requests.post(url, json={"token": "phc_other",
+                                     "distinct_id": "rl"}, timeout=10)
+        assert r.status_code == 401
+        # the address is over its limit too, but only logged
+        assert "ip rate limit exceeded" in nginx.log_text()
+        assert "(log only)" in nginx.log_text()
+    finally:
+        nginx.stop()
+
+
+def test_nginx_t_rejects_bad_rate_limit(tmp_path):
+    for args, msg in [("user 1 1", 'invalid decide_rate_limit key "user"'),
+                      ("ip 0 1", 'invalid decide_rate_limit rate "0"'),
+                      ("ip 1 1 always",
+                       'invalid decide_rate_limit parameter "always"')]:
+        nginx = ST.Nginx(str(tmp_path / args.replace(" ", "_")),
+                         extra="")
+        nginx.conf = open(os.path.join(ST.REPO, "conf", "nginx.conf.in")) \
+            .read().replace("decide_redis_address",
+                            f"decide_rate_limit {args};\n"
+                            "    decide_redis_address")
+        rc, out = nginx.test_config()
+        assert rc != 0 and msg in out, out
+
+
 # --- remote config (posthog-js 1.449 loads it before /flags) -----------------
 
 def test_remote_config_json_and_js(stack, checkout):
