@@ -36,38 +36,15 @@ static const ngx_msec_t  ngx_http_capture_le[] = {
 };
 
 
+/* counters and overflow buckets survive reloads */
+
 ngx_int_t
 ngx_http_capture_metrics_init_zone(ngx_shm_zone_t *zone, void *data)
 {
-    ngx_slab_pool_t         *shpool;
-    ngx_http_capture_shm_t  *shm;
-
-    if (data) {
-        /* reload: counters survive */
-        zone->data = data;
-        return NGX_OK;
-    }
-
-    shpool = (ngx_slab_pool_t *) zone->shm.addr;
-
-    if (zone->shm.exists) {
-        zone->data = shpool->data;
-        return NGX_OK;
-    }
-
-    shm = ngx_slab_calloc(shpool, sizeof(ngx_http_capture_shm_t));
-    if (shm == NULL) {
-        return NGX_ERROR;
-    }
-
-    if (ngx_shmtx_create(&shm->mutex, &shm->lock, NULL) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    shpool->data = shm;
-    zone->data = shm;
-
-    return NGX_OK;
+    return ngx_http_edgehog_shm_init(zone, data,
+                                     sizeof(ngx_http_capture_shm_t),
+                                     offsetof(ngx_http_capture_shm_t, mutex),
+                                     offsetof(ngx_http_capture_shm_t, lock));
 }
 
 

@@ -107,35 +107,10 @@ ngx_http_decide_rate_limit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static ngx_int_t
 ngx_http_decide_limits_init_zone(ngx_shm_zone_t *zone, void *data)
 {
-    ngx_slab_pool_t               *shpool;
-    ngx_http_decide_limits_shm_t  *shm;
-
-    if (data) {
-        /* reload: the buckets carry on */
-        zone->data = data;
-        return NGX_OK;
-    }
-
-    shpool = (ngx_slab_pool_t *) zone->shm.addr;
-
-    if (zone->shm.exists) {
-        zone->data = shpool->data;
-        return NGX_OK;
-    }
-
-    shm = ngx_slab_calloc(shpool, sizeof(ngx_http_decide_limits_shm_t));
-    if (shm == NULL) {
-        return NGX_ERROR;
-    }
-
-    if (ngx_shmtx_create(&shm->mutex, &shm->lock, NULL) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    shpool->data = shm;
-    zone->data = shm;
-
-    return NGX_OK;
+    return ngx_http_edgehog_shm_init(zone, data,
+                              sizeof(ngx_http_decide_limits_shm_t),
+                              offsetof(ngx_http_decide_limits_shm_t, mutex),
+                              offsetof(ngx_http_decide_limits_shm_t, lock));
 }
 
 

@@ -57,3 +57,42 @@ ngx_http_edgehog_bucket_take(ngx_shmtx_t *mutex,
 
     return rc;
 }
+
+
+ngx_int_t
+ngx_http_edgehog_shm_init(ngx_shm_zone_t *zone, void *data, size_t size,
+    size_t mutex_off, size_t lock_off)
+{
+    u_char           *shm;
+    ngx_slab_pool_t  *shpool;
+
+    if (data) {
+        /* reload: what the zone holds carries on */
+        zone->data = data;
+        return NGX_OK;
+    }
+
+    shpool = (ngx_slab_pool_t *) zone->shm.addr;
+
+    if (zone->shm.exists) {
+        zone->data = shpool->data;
+        return NGX_OK;
+    }
+
+    shm = ngx_slab_calloc(shpool, size);
+    if (shm == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_shmtx_create((ngx_shmtx_t *) (shm + mutex_off),
+                         (ngx_shmtx_sh_t *) (shm + lock_off), NULL)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    shpool->data = shm;
+    zone->data = shm;
+
+    return NGX_OK;
+}
