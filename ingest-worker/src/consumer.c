@@ -192,7 +192,17 @@ worker_run(const worker_config_t *cf)
     batch = ctx.batches[0].msgs;
     cur = &ctx.batches[0];
 
-    ctx.pg = worker_pg_connect(cf->postgres_dsn);
+    /*
+     * Postgres may come up after the worker (or be restarting): wait for
+     * it rather than exit, as an outage later is waited out too
+     */
+    while ((ctx.pg = worker_pg_connect(cf->postgres_dsn)) == NULL
+           && !worker_stop)
+    {
+        worker_log(WORKER_LOG_WARN, "waiting for postgres");
+        worker_backoff(WORKER_RETRY_BACKOFF_MS);
+    }
+
     ctx.producer = worker_kafka_new(cf, RD_KAFKA_PRODUCER, &ctx);
     ctx.consumer = worker_kafka_new(cf, RD_KAFKA_CONSUMER, &ctx);
     ctx.persons = worker_persons_open(cf, worker_emit, worker_warn, &ctx);

@@ -1,16 +1,19 @@
 """Fault tests of the ingest-worker: kill -9 in the middle of a batch,
-and Postgres down for 20 s under load (spec/ingestion.md §6, AC-23)."""
+Postgres down for 20 s under load (spec/ingestion.md §6, AC-23), and
+from spec/reliability.md §3: a broker refusing a row as too large
+(scenario 4) and Postgres down at startup (scenario 15)."""
 
 import json
 import os
 import signal
+import threading
 import time
 import uuid
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from conftest import ST, wait_for
+from conftest import S, ST, wait_for
 from ingest_helpers import Ingest, own_worker, person_uuid, props, tag
 
 
@@ -217,3 +220,46 @@ def consume_values(stack, topic):
             out += [json.loads(m.value()) for m in msgs if not m.error()]
     finally:
         c.close()
+
+
+def test_worker_started_before_postgres_waits_for_it(stack, tmp_path):
+    """Scenario 15: Postgres down when the worker starts.  The worker
+    waits for it instead of exiting, then consumes as usual."""
+    t = tag()
+    name, topic_in = f"late{t}", f"{t}_in"
+    stack.kafka.create_topics([topic_in] + [f"{name}_{x}"
+                                            for x in ST.OUTPUT_TOPICS],
+                              partitions=1)
+    pg = S.Postgres(str(tmp_path / "pg"), name="pg-late")
+    w = own_worker(stack, tmp_path / "w", name, input_topic=topic_in,
+                   postgres_dsn=pg.dsn)
+    w.start_timeout = 180.0
+    starter = threading.Thread(target=w.start, daemon=True)
+    starter.start()
+    try:
+        wait_for(lambda: "waiting for postgres" in w.log_tail(50),
+                 timeout=60, what="the worker waiting for Postgres")
+        assert w.running()
+        pg.start()
+        w.run_cmd("migrate", "postgres")
+        _, token = w.team_create("late " + t)
+        wait_for(lambda: "consuming" in w.log_tail(200), timeout=60,
+                 what="the worker consuming")
+
+        e = str(uuid.uuid4())
+        data = {"event": "late", "distinct_id": "d", "uuid": e,
+                "properties": {}}
+        p = Producer({"bootstrap.servers": stack.kafka.bootstrap})
+        p.produce(topic_in, key=f"{token}:d".encode(), value=json.dumps({
+            "uuid": e, "distinct_id": "d", "ip": "127.0.0.1",
+            "data": json.dumps(data), "token": token,
+            "now": "2024-01-01T10:00:00.000Z"}).encode())
+        p.flush(30)
+        wait_for(lambda: [v for v in consume_values(
+                     stack, f"{name}_clickhouse_events_json")
+                     if v["uuid"] == e], timeout=60,
+                 what="the event processed")
+    finally:
+        w.stop()
+        starter.join(10)
+        pg.stop()
