@@ -654,7 +654,7 @@ decide_fields_get(json_t *body, decide_fields_t *f)
     f->groups = decide_field_object(slot[DECIDE_F_GROUPS],
                                     slot[DECIDE_F_GROUPS_ALIAS]);
     f->group_properties = decide_field_object(slot[DECIDE_F_GROUP_PROPS],
-                                              slot[DECIDE_F_GROUP_PROPS_ALIAS]);
+                                        slot[DECIDE_F_GROUP_PROPS_ALIAS]);
 
     v = slot[DECIDE_F_FLAG_KEYS];
     if (!json_is_array(v)) {

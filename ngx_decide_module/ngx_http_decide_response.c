@@ -42,6 +42,8 @@ static void ngx_http_decide_out_strn(ngx_http_decide_out_t *o, const char *s,
 static void ngx_http_decide_out_json(ngx_http_decide_out_t *o,
     const json_t *v);
 static u_char *ngx_http_decide_out_uint(u_char *p, ngx_uint_t n);
+static u_char *ngx_http_decide_out_hex(u_char *p, uint32_t n,
+    ngx_uint_t digits);
 static void ngx_http_decide_out_key(ngx_http_decide_out_t *o,
     ngx_http_decide_ctx_t *ctx, size_t i, const decide_result_t *res);
 static void ngx_http_decide_out_payload(ngx_http_decide_out_t *o,
@@ -442,6 +444,21 @@ ngx_http_decide_out_uint(u_char *p, ngx_uint_t n)
 }
 
 
+/* the lowest digits hex digits of n, lowercase, zero-padded */
+static u_char *
+ngx_http_decide_out_hex(u_char *p, uint32_t n, ngx_uint_t digits)
+{
+    static u_char  hex[] = "0123456789abcdef";
+
+    while (digits) {
+        digits--;
+        *p++ = hex[(n >> (digits * 4)) & 0xf];
+    }
+
+    return p;
+}
+
+
 /*
  * "key":{"key":..,"enabled":..,"variant":..,"reason":{..},"metadata":{..}}
  * in one reservation from the snapshot's fragments: reason codes and
@@ -451,7 +468,7 @@ static void
 ngx_http_decide_out_detail(ngx_http_decide_out_t *o,
     ngx_http_decide_ctx_t *ctx, size_t i, const decide_result_t *res)
 {
-    size_t       vlen, esc, size;
+    size_t       vlen, esc, size, code_len, text_len;
     u_char      *p;
     ngx_str_t   *key, *meta;
     const char  *code, *text;
@@ -474,10 +491,10 @@ ngx_http_decide_out_detail(ngx_http_decide_out_t *o,
     vlen = res->variant ? ngx_strlen(res->variant) : 0;
     esc = res->variant ? ngx_escape_json(NULL, (u_char *) res->variant, vlen)
                        : 0;
-    code = decide_reason_code(res);
-    text = decide_reason_text(res);
+    code = decide_reason_code_n(res, &code_len);
+    text = decide_reason_text_n(res, &text_len);
 
-    size = vlen + esc + ngx_strlen(code) + ngx_strlen(text) + meta->len
+    size = vlen + esc + code_len + text_len + meta->len
            + NGX_INT64_LEN * 4 + 256;
 
     p = ngx_http_decide_out_reserve(o, size);
@@ -508,7 +525,7 @@ ngx_http_decide_out_detail(ngx_http_decide_out_t *o,
 
     p = ngx_cpymem(p, ",\"reason\":{\"code\":\"",
                    sizeof(",\"reason\":{\"code\":\"") - 1);
-    p = ngx_cpymem(p, code, ngx_strlen(code));
+    p = ngx_cpymem(p, code, code_len);
     p = ngx_cpymem(p, "\",\"condition_index\":",
                    sizeof("\",\"condition_index\":") - 1);
 
@@ -520,7 +537,7 @@ ngx_http_decide_out_detail(ngx_http_decide_out_t *o,
 
     p = ngx_cpymem(p, ",\"description\":\"",
                    sizeof(",\"description\":\"") - 1);
-    p = ngx_cpymem(p, text, ngx_strlen(text));
+    p = ngx_cpymem(p, text, text_len);
 
     if (res->reason == DECIDE_REASON_CONDITION_MATCH) {
         p = ngx_http_decide_out_uint(p, res->condition_index + 1);
@@ -569,11 +586,23 @@ ngx_http_decide_out_common(ngx_http_decide_out_t *o)
         return;
     }
 
-    o->pos = ngx_sprintf(p, ",\"requestId\":\"%08xD-%04xD-%04xD-%04xD-"
-                         "%04xD%08xD\",\"evaluatedAt\":%L",
-                         w[0], w[1] >> 16, w[1] & 0xffff, w[2] >> 16,
-                         w[2] & 0xffff, w[3],
-                         (int64_t) tp->sec * 1000 + tp->msec);
+    /* "%08xD-%04xD-%04xD-%04xD-%04xD%08xD" without ngx_sprintf() */
+    p = ngx_cpymem(p, ",\"requestId\":\"",
+                   sizeof(",\"requestId\":\"") - 1);
+    p = ngx_http_decide_out_hex(p, w[0], 8);
+    *p++ = '-';
+    p = ngx_http_decide_out_hex(p, w[1] >> 16, 4);
+    *p++ = '-';
+    p = ngx_http_decide_out_hex(p, w[1] & 0xffff, 4);
+    *p++ = '-';
+    p = ngx_http_decide_out_hex(p, w[2] >> 16, 4);
+    *p++ = '-';
+    p = ngx_http_decide_out_hex(p, w[2] & 0xffff, 4);
+    p = ngx_http_decide_out_hex(p, w[3], 8);
+    p = ngx_cpymem(p, "\",\"evaluatedAt\":",
+                   sizeof("\",\"evaluatedAt\":") - 1);
+    o->pos = ngx_http_decide_out_uint(p, (ngx_uint_t) tp->sec * 1000
+                                         + tp->msec);
 }
 
 

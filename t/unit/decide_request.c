@@ -169,7 +169,7 @@ decide_t_fields(void)
             case 11: v = json_string("server"); break;
             case 12: v = json_string("all"); break;
             case 13: v = json_object(); break;
-            case 14: v = json_pack("{s:s}", "$anon_distinct_id", "anon"); break;
+            case 14: v = json_pack("{s:s}", "$anon_distinct_id", "a"); break;
             case 15: v = json_pack("{s:s}", "$anon_distinct_id", ""); break;
             default: v = json_pack("[s]", "production"); break;
             }
