@@ -11,7 +11,9 @@ than req/s.  Then /flags?v=2 runs open-loop at half the rate wrk reached
 next to `return 204` open-loop at the same rate: on this 2-core machine
 the tail of both comes from the scheduler (the worker waits, runnable,
 while other processes hold both cores), so only the gap between the two
-lines is the module's.
+lines is the module's.  (s) serves the bytes of a (b) response as a
+static file: what carrying a response that size costs without building
+it, an upper bound for (b)/(a) on this machine (it adds one pread()).
 
 BENCH_COMPARE=dir runs every case also against the decide module built
 in dir (e.g. a copy of build/nginx from an older commit), interleaved,
@@ -24,6 +26,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "t", "lib"))
@@ -58,6 +61,11 @@ http {
     server {
         listen 127.0.0.1:@PORT@ backlog=4096;
         location = /noop { return 204; }
+        location = /static {
+            alias @PREFIX@/response.json;
+            default_type application/json;
+            open_file_cache max=4;
+        }
         location ~ ^/(decide|flags)/?$ { decide on; }
     }
 }
@@ -175,6 +183,17 @@ def main():
         print(f"wrk -t1 -c{CONNS} -d{DURATION}; 1 nginx worker; "
               f"Redis local; {len(body)} byte request; median of {ROUNDS}"
               + (f"; compared with [old]: {COMPARE}" if COMPARE else ""))
+        # (s): the bytes of a (b) response as a static file, so the cost
+        # of carrying a response this size shows apart from building it
+        for label, nginx, _ in nginxes:
+            req = urllib.request.Request(nginx.url + "/flags?v=2", data=body,
+                                         headers=js)
+            with urllib.request.urlopen(req) as r, \
+                    open(os.path.join(nginx.workdir, "response.json"),
+                         "wb") as f:
+                f.write(r.read())
+        cases.insert(1, ("s", "static file, (b)'s response bytes",
+                         "/static", None))
         runs = {}
         for _ in range(ROUNDS):
             for key, title, path, script in cases:
@@ -208,7 +227,7 @@ def main():
                          if ROUNDS > 1 else ""))
         for label, _, _ in nginxes:
             tag = f" [{label}]" if label else ""
-            for x in ("b", "c"):
+            for x in ("s", "b", "c"):
                 if "a" + label in res and x + label in res:
                     a, b = res["a" + label], res[x + label]
                     print(f"ratio ({x})/(a) = {b[0] / a[0]:.2f}  "
