@@ -57,10 +57,10 @@ struct ngx_http_decide_detail_s {
 
 
 /*
- * One team, immutable once built (in a pool thread), but for the detail
- * cache the event loop fills.  Reference counted
- * on the event loop only: the snapshot holds one reference, a request
- * waiting for a person lookup another.
+ * One team, immutable once built (in a pool thread) but for the detail
+ * cache, which the event loop fills.  Reference counted on the event
+ * loop only: the snapshot holds one reference, a request waiting for a
+ * person lookup another.
  */
 typedef struct {
     ngx_uint_t                  refs;
