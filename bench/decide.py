@@ -7,13 +7,26 @@ never asserted.
 Each wrk line also shows the nginx worker's CPU time per request (user +
 system from /proc), which other load on the machine disturbs much less
 than req/s.  Then /flags?v=2 runs open-loop at half the rate wrk reached
-(bench/openloop.c, see there for why not wrk) and prints its latency."""
+(bench/openloop.c, see there for why not wrk) and prints its latency,
+next to `return 204` open-loop at the same rate: on this 2-core machine
+the tail of both comes from the scheduler (the worker waits, runnable,
+while other processes hold both cores), so only the gap between the two
+lines is the module's.  (s) serves the bytes of a (b) response as a
+static file: what carrying a response that size costs without building
+it, an upper bound for (b)/(a) on this machine (it adds one pread()).
+
+BENCH_COMPARE=dir runs every case also against the decide module built
+in dir (e.g. a copy of build/nginx from an older commit), interleaved,
+so both see the same load; BENCH_ROUNDS=n repeats every case n times and
+prints the median; BENCH_CASES=a,b runs a subset; BENCH_PERF=dir records
+perf profiles of the worker for each case."""
 
 import json
 import os
 import subprocess
 import sys
 import tempfile
+import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "t", "lib"))
@@ -26,6 +39,10 @@ from capture import lua, wrk, CONNS, DURATION  # noqa: E402
 ROOT = os.path.join(HERE, "..")
 OPENLOOP = os.path.join(ROOT, "build", "bench", "openloop")
 OPENLOOP_CONNS = os.environ.get("BENCH_OPENLOOP_CONNECTIONS", "64")
+COMPARE = os.environ.get("BENCH_COMPARE", "")
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "1"))
+CASES = os.environ.get("BENCH_CASES", "")
+PERF = os.environ.get("BENCH_PERF", "")
 
 CONF = """
 load_module @MODULES@/ngx_http_decide_module.so;
@@ -44,6 +61,11 @@ http {
     server {
         listen 127.0.0.1:@PORT@ backlog=4096;
         location = /noop { return 204; }
+        location = /static {
+            alias @PREFIX@/response.json;
+            default_type application/json;
+            open_file_cache max=4;
+        }
         location ~ ^/(decide|flags)/?$ { decide on; }
     }
 }
@@ -105,7 +127,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="edgehog-bench-decide-")
     pg = S.Postgres(tmp)
     redis = S.Redis(tmp)
-    nginx = None
+    nginxes = []
     started = []
     build_openloop()
     try:
@@ -136,8 +158,13 @@ def main():
                           json.dumps({"id": 1, "uuid": "", "version": 1,
                                       "properties": {"stored_only": "yes"}})],
                          check=True, capture_output=True)
-        nginx = ST.Nginx(tmp, redis=f"127.0.0.1:{redis.port}", conf=CONF)
-        nginx.start()
+        builds = [("", None)] + ([("old", COMPARE)] if COMPARE else [])
+        for label, modules in builds:
+            conf = CONF.replace("@MODULES@", modules) if modules else CONF
+            nginx = ST.Nginx(os.path.join(tmp, label or "new"),
+                             redis=f"127.0.0.1:{redis.port}", conf=conf)
+            nginx.start()
+            nginxes.append((label, nginx, worker_pid(nginx.pid)))
         js = {"Content-Type": "application/json"}
         person = {"plan": "pro", "email": "a@example.com",
                   "app_version": "1.4.0"}
@@ -146,43 +173,93 @@ def main():
         body2 = json.dumps({"token": token2, "distinct_id": "bench-user",
                             "person_properties": person}).encode()
         cases = [
-            ("a", "nginx return 204", nginx.url + "/noop",
+            ("a", "nginx return 204", "/noop",
              lua(f"{tmp}/a.lua", b"", {})),
             ("b", "/flags?v=2, 20 flags, no lookup",
-             nginx.url + "/flags?v=2", lua(f"{tmp}/b.lua", body, js)),
+             "/flags?v=2", lua(f"{tmp}/b.lua", body, js)),
             ("c", "/flags?v=2, person lookup in Redis",
-             nginx.url + "/flags?v=2", lua(f"{tmp}/c.lua", body2, js)),
+             "/flags?v=2", lua(f"{tmp}/c.lua", body2, js)),
         ]
         print(f"wrk -t1 -c{CONNS} -d{DURATION}; 1 nginx worker; "
-              f"Redis local; response {len(body)} byte request")
+              f"Redis local; {len(body)} byte request; median of {ROUNDS}"
+              + (f"; compared with [old]: {COMPARE}" if COMPARE else ""))
+        # (s): the bytes of a (b) response as a static file, so the cost
+        # of carrying a response this size shows apart from building it
+        for label, nginx, _ in nginxes:
+            req = urllib.request.Request(nginx.url + "/flags?v=2", data=body,
+                                         headers=js)
+            with urllib.request.urlopen(req) as r, \
+                    open(os.path.join(nginx.workdir, "response.json"),
+                         "wb") as f:
+                f.write(r.read())
+        cases.insert(1, ("s", "static file, (b)'s response bytes",
+                         "/static", None))
+        runs = {}
+        for _ in range(ROUNDS):
+            for key, title, path, script in cases:
+                if CASES and key not in CASES.split(","):
+                    continue
+                for label, nginx, wpid in nginxes:
+                    perf = (wpid, os.path.join(PERF,
+                                               f"perf-{key}{label}.data")) \
+                        if PERF else None
+                    # wrk() divides the worker's CPU by the requests it
+                    # counted
+                    runs.setdefault((key, label), []).append(
+                        wrk(nginx.url + path, script, perf=perf,
+                            pids=(wpid,)))
         res = {}
-        wpid = worker_pid(nginx.pid)
-        for key, title, url, script in cases:
-            # wrk() divides the worker's CPU by the requests it counted
-            rps, p50, p99, bad, cpu = wrk(url, script, pids=(wpid,))
-            res[key] = rps
-            print(f"({key}) {title:36s} {rps:10.0f} req/s  p50 {p50:>8s}  "
-                  f"p99 {p99:>8s}  non-2xx {bad}  "
-                  f"worker CPU {cpu[0]:6.1f} us/req")
-        print(f"ratio (b)/(a) = {res['b'] / res['a']:.2f}  (target >= 0.6)")
-        print(f"ratio (c)/(a) = {res['c'] / res['a']:.2f}")
-        rate = int(res["b"] / 2)
-        out, err = openloop(nginx.port, rate, "/flags?v=2", body, js,
-                            f"{tmp}/b.http")
-        if out is None:
-            print(f"(b) open loop at {rate} req/s failed: {err}")
-        else:
-            print(f"(b) open loop at {rate} req/s (half of wrk's), "
-                  f"{OPENLOOP_CONNS} connections: p50 {out['p50_us']}us  "
-                  f"p99 {out['p99_us']}us  p99.9 {out['p999_us']}us  "
-                  f"max {out['max_us']}us  done {out['done']}/"
-                  f"{out['sent']}  non-2xx {out['non2xx']}  errors "
-                  f"{out['errors']}  (target p99 < 1000us)")
-        bad = nginx.bad_log_lines()
-        if bad:
-            print("nginx error log:\n" + "\n".join(bad))
+        for key, title, path, script in cases:
+            for label, _, _ in nginxes:
+                if (key, label) not in runs:
+                    continue
+                got = sorted(runs[(key, label)])
+                rps, p50, p99, bad, _ = got[len(got) // 2]
+                cpu = sorted(r[4][0] for r in got)[len(got) // 2]
+                res[key + label] = (rps, cpu)
+                name = f"{key}{'/' + label if label else ''}"
+                every = " ".join(f"{r[0]:.0f}/{r[4][0]:.1f}"
+                                 for r in runs[(key, label)])
+                print(f"({name:5s}) {title:36s} {rps:10.0f} req/s  "
+                      f"p50 {p50:>8s}  p99 {p99:>8s}  non-2xx {bad}  "
+                      f"worker CPU {cpu:6.1f} us/req"
+                      + (f"  (rounds req/s/us: {every})"
+                         if ROUNDS > 1 else ""))
+        for label, _, _ in nginxes:
+            tag = f" [{label}]" if label else ""
+            for x in ("s", "b", "c"):
+                if "a" + label in res and x + label in res:
+                    a, b = res["a" + label], res[x + label]
+                    print(f"ratio ({x})/(a) = {b[0] / a[0]:.2f}  "
+                          f"CPU ratio {a[1] / b[1]:.2f}"
+                          + ("  (target >= 0.6)" if x == "b" else "")
+                          + tag)
+        for label, nginx, _ in nginxes:
+            if "b" + label not in res:
+                continue
+            # the same rate for the module and for `return 204`
+            rate = int(res["b" + label][0] / 2)
+            for key, path, b, hs in (("b", "/flags?v=2", body, js),
+                                     ("a", "/noop", b"", {})):
+                out, err = openloop(nginx.port, rate, path, b, hs,
+                                    f"{tmp}/{key}{label}.http")
+                name = f"{key}{'/' + label if label else ''}"
+                if out is None:
+                    print(f"({name}) open loop at {rate} req/s failed: {err}")
+                    continue
+                print(f"({name:5s}) open loop at {rate} req/s (half of "
+                      f"(b)'s), {OPENLOOP_CONNS} connections: p50 "
+                      f"{out['p50_us']}us  p99 {out['p99_us']}us  p99.9 "
+                      f"{out['p999_us']}us  max {out['max_us']}us  done "
+                      f"{out['done']}/{out['sent']}  non-2xx "
+                      f"{out['non2xx']}  errors {out['errors']}"
+                      + ("  (target p99 < 1000us)" if key == "b" else ""))
+        for label, nginx, _ in nginxes:
+            bad = nginx.bad_log_lines()
+            if bad:
+                print(f"nginx {label} error log:\n" + "\n".join(bad))
     finally:
-        if nginx:
+        for _, nginx, _ in nginxes:
             nginx.stop()
         for svc in reversed(started):
             svc.stop()

@@ -166,12 +166,15 @@ unsigned decide_eval_flags(const decide_team_t *team,
 
 /* "condition_match" etc.; the error code for DECIDE_REASON_ERROR */
 const char *decide_reason_code(const decide_result_t *r);
+/* the same, its length in *len unless len is NULL */
+const char *decide_reason_code_n(const decide_result_t *r, size_t *len);
 
 /*
  * The description as a constant; for condition_match it is the text
  * before the 1-based condition number ("Matched condition set ").
  */
 const char *decide_reason_text(const decide_result_t *r);
+const char *decide_reason_text_n(const decide_result_t *r, size_t *len);
 
 /* the fixed description text ("Matched condition set 2") */
 size_t decide_reason_description(const decide_result_t *r, char *buf,

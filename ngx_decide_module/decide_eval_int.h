@@ -221,6 +221,8 @@ typedef struct {
     decide_result_t        *out;
     decide_props_ctx_t      pctx;
     json_t                 *distinct_id; /* made on first use */
+    const char             *id;          /* req->distinct_id or "" */
+    size_t                  id_len;      /* cut for hashing (3.2) */
 } decide_ctx_t;
 
 

@@ -29,11 +29,9 @@ static unsigned char *decide_json_denan(const unsigned char *p, size_t len,
 static json_t *decide_base64_json(const unsigned char *p, size_t len);
 static size_t decide_percent_decode(unsigned char *dst,
     const unsigned char *src, size_t len);
-static const char *decide_field_string(json_t *body, const char *a,
-    const char *b, const char *c);
-static json_t *decide_field_object(json_t *body, const char *a,
-    const char *b);
-static int decide_field_true(json_t *body, const char *name);
+static const char *decide_field_string(json_t *a, json_t *b, json_t *c);
+static json_t *decide_field_object(json_t *a, json_t *b);
+static int decide_field_true(json_t *v);
 static void decide_format_number(json_t *v, char *buf, size_t size);
 static size_t decide_utf8_prefix(const char *s, size_t len, size_t max);
 
@@ -521,12 +519,79 @@ decide_percent_decode(unsigned char *dst, const unsigned char *src,
 }
 
 
+/*
+ * The body keys decide_fields_get() reads, aliases after the name they
+ * stand in for.  One pass over the body fills a slot per name: with ~25
+ * names to look up, hashing each of them (json_object_get) cost more
+ * than walking the few keys a body has.
+ */
+typedef enum {
+    DECIDE_F_TOKEN = 0,
+    DECIDE_F_TOKEN_ALIAS,
+    DECIDE_F_API_KEY,
+    DECIDE_F_DISTINCT_ID,
+    DECIDE_F_DISTINCT_ID_ALIAS,
+    DECIDE_F_ANON_ID,
+    DECIDE_F_ANON_ID_ALIAS,
+    DECIDE_F_DEVICE_ID,
+    DECIDE_F_DEVICE_ID_ALIAS,
+    DECIDE_F_PERSON_PROPS,
+    DECIDE_F_PERSON_PROPS_ALIAS,
+    DECIDE_F_GROUPS,
+    DECIDE_F_GROUPS_ALIAS,
+    DECIDE_F_GROUP_PROPS,
+    DECIDE_F_GROUP_PROPS_ALIAS,
+    DECIDE_F_FLAG_KEYS,
+    DECIDE_F_FLAG_KEYS_ALIAS,
+    DECIDE_F_ENVIRONMENTS,
+    DECIDE_F_ENVIRONMENTS_ALIAS,
+    DECIDE_F_RUNTIME,
+    DECIDE_F_DISABLE_FLAGS,
+    DECIDE_F_GEOIP_DISABLE,
+    DECIDE_F_N
+} decide_field_e;
+
+
+typedef struct {
+    const char  *name;
+    size_t       len;
+} decide_field_name_t;
+
+
+#define decide_field_name(s)  { s, sizeof(s) - 1 }
+
+static const decide_field_name_t  decide_field_names[DECIDE_F_N] = {
+    decide_field_name("token"),
+    decide_field_name("$token"),
+    decide_field_name("api_key"),
+    decide_field_name("distinct_id"),
+    decide_field_name("$distinct_id"),
+    decide_field_name("$anon_distinct_id"),
+    decide_field_name("anon_distinct_id"),
+    decide_field_name("$device_id"),
+    decide_field_name("device_id"),
+    decide_field_name("person_properties"),
+    decide_field_name("$properties"),
+    decide_field_name("groups"),
+    decide_field_name("$groups"),
+    decide_field_name("group_properties"),
+    decide_field_name("$group_properties"),
+    decide_field_name("flag_keys"),
+    decide_field_name("flag_keys_to_evaluate"),
+    decide_field_name("evaluation_environments"),
+    decide_field_name("evaluation_contexts"),
+    decide_field_name("evaluation_runtime"),
+    decide_field_name("disable_flags"),
+    decide_field_name("geoip_disable")
+};
+
+
 void
 decide_fields_get(json_t *body, decide_fields_t *f)
 {
-    size_t       n;
-    json_t      *v;
-    const char  *s;
+    size_t       n, klen;
+    json_t      *v, *slot[DECIDE_F_N];
+    const char  *s, *key;
 
     memset(f, 0, offsetof(decide_fields_t, id_buf));
     f->id_buf[0] = '\0';
@@ -535,11 +600,27 @@ decide_fields_get(json_t *body, decide_fields_t *f)
         return;
     }
 
-    f->token = decide_field_string(body, "token", "$token", "api_key");
+    memset(slot, 0, sizeof(slot));
 
-    v = json_object_get(body, "distinct_id");
+    /* keys are unique in a jansson object and may hold NUL bytes */
+    json_object_keylen_foreach(body, key, klen, v) {
+        for (n = 0; n < DECIDE_F_N; n++) {
+            if (decide_field_names[n].len == klen
+                && memcmp(decide_field_names[n].name, key, klen) == 0)
+            {
+                slot[n] = v;
+                break;
+            }
+        }
+    }
+
+    f->token = decide_field_string(slot[DECIDE_F_TOKEN],
+                                   slot[DECIDE_F_TOKEN_ALIAS],
+                                   slot[DECIDE_F_API_KEY]);
+
+    v = slot[DECIDE_F_DISTINCT_ID];
     if (v == NULL || json_is_null(v)) {
-        v = json_object_get(body, "$distinct_id");
+        v = slot[DECIDE_F_DISTINCT_ID_ALIAS];
     }
 
     if (json_is_string(v)) {
@@ -555,39 +636,43 @@ decide_fields_get(json_t *body, decide_fields_t *f)
         f->distinct_id = f->id_buf;
     }
 
-    f->anon_distinct_id = decide_field_string(body, "$anon_distinct_id",
-                                              "anon_distinct_id", NULL);
+    f->anon_distinct_id = decide_field_string(slot[DECIDE_F_ANON_ID],
+                                              slot[DECIDE_F_ANON_ID_ALIAS],
+                                              NULL);
+
+    f->person_properties = decide_field_object(slot[DECIDE_F_PERSON_PROPS],
+                                         slot[DECIDE_F_PERSON_PROPS_ALIAS]);
 
     if (f->anon_distinct_id == NULL) {
-        v = decide_field_object(body, "person_properties", "$properties");
-        s = json_string_value(json_object_get(v, "$anon_distinct_id"));
+        s = json_string_value(json_object_get(f->person_properties,
+                                              "$anon_distinct_id"));
         f->anon_distinct_id = (s && *s) ? s : NULL;
     }
 
-    f->device_id = decide_field_string(body, "$device_id", "device_id", NULL);
-    f->person_properties = decide_field_object(body, "person_properties",
-                                               "$properties");
-    f->groups = decide_field_object(body, "groups", "$groups");
-    f->group_properties = decide_field_object(body, "group_properties",
-                                              "$group_properties");
+    f->device_id = decide_field_string(slot[DECIDE_F_DEVICE_ID],
+                                       slot[DECIDE_F_DEVICE_ID_ALIAS], NULL);
+    f->groups = decide_field_object(slot[DECIDE_F_GROUPS],
+                                    slot[DECIDE_F_GROUPS_ALIAS]);
+    f->group_properties = decide_field_object(slot[DECIDE_F_GROUP_PROPS],
+                                        slot[DECIDE_F_GROUP_PROPS_ALIAS]);
 
-    v = json_object_get(body, "flag_keys");
+    v = slot[DECIDE_F_FLAG_KEYS];
     if (!json_is_array(v)) {
-        v = json_object_get(body, "flag_keys_to_evaluate");
+        v = slot[DECIDE_F_FLAG_KEYS_ALIAS];
     }
 
     f->flag_keys = json_is_array(v) ? v : NULL;
 
     /* evaluation_contexts is the newer name of the same list */
-    v = json_object_get(body, "evaluation_environments");
+    v = slot[DECIDE_F_ENVIRONMENTS];
     if (!json_is_array(v)) {
-        v = json_object_get(body, "evaluation_contexts");
+        v = slot[DECIDE_F_ENVIRONMENTS_ALIAS];
     }
 
     f->environments = json_is_array(v) ? v : NULL;
 
     /* an explicit runtime wins over detection (spec 1.4, 5.2) */
-    s = json_string_value(json_object_get(body, "evaluation_runtime"));
+    s = json_string_value(slot[DECIDE_F_RUNTIME]);
 
     if (s && strcmp(s, "client") == 0) {
         f->runtime = DECIDE_RUNTIME_CLIENT;
@@ -602,24 +687,25 @@ decide_fields_get(json_t *body, decide_fields_t *f)
         f->runtime_set = 1;
     }
 
-    f->disable_flags = decide_field_true(body, "disable_flags");
-    f->geoip_disable = decide_field_true(body, "geoip_disable");
+    f->disable_flags = decide_field_true(slot[DECIDE_F_DISABLE_FLAGS]);
+    f->geoip_disable = decide_field_true(slot[DECIDE_F_GEOIP_DISABLE]);
 }
 
 
+/* the first non-empty string of a, b, c (each may be NULL) */
 static const char *
-decide_field_string(json_t *body, const char *a, const char *b,
-    const char *c)
+decide_field_string(json_t *a, json_t *b, json_t *c)
 {
-    const char  *names[3], *s;
+    json_t      *v[3];
+    const char  *s;
     int          i;
 
-    names[0] = a;
-    names[1] = b;
-    names[2] = c;
+    v[0] = a;
+    v[1] = b;
+    v[2] = c;
 
-    for (i = 0; i < 3 && names[i]; i++) {
-        s = json_string_value(json_object_get(body, names[i]));
+    for (i = 0; i < 3; i++) {
+        s = json_string_value(v[i]);
         if (s != NULL && *s != '\0') {
             return s;
         }
@@ -630,28 +716,20 @@ decide_field_string(json_t *body, const char *a, const char *b,
 
 
 static json_t *
-decide_field_object(json_t *body, const char *a, const char *b)
+decide_field_object(json_t *a, json_t *b)
 {
-    json_t  *v;
-
-    v = json_object_get(body, a);
-    if (json_is_object(v)) {
-        return v;
+    if (json_is_object(a)) {
+        return a;
     }
 
-    v = json_object_get(body, b);
-
-    return json_is_object(v) ? v : NULL;
+    return json_is_object(b) ? b : NULL;
 }
 
 
 static int
-decide_field_true(json_t *body, const char *name)
+decide_field_true(json_t *v)
 {
-    json_t      *v;
     const char  *s;
-
-    v = json_object_get(body, name);
 
     if (json_is_true(v)) {
         return 1;

@@ -841,6 +841,8 @@ ngx_http_decide_team_free(ngx_http_decide_team_t *t)
     size_t  i;
 
     if (t->team) {
+        /* it needs the flag count */
+        ngx_http_decide_detail_free(t);
         decide_team_free(t->team);
     }
 

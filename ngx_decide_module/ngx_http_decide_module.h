@@ -37,9 +37,30 @@ typedef struct {
 
 
 /*
- * One team, immutable once built (in a pool thread).  Reference counted
- * on the event loop only: the snapshot holds one reference, a request
- * waiting for a person lookup another.
+ * A flags-v2 detail ("key":{...}}) as the writer rendered it, kept for
+ * the next request with the same outcome of the same flag.
+ */
+typedef struct ngx_http_decide_detail_s  ngx_http_decide_detail_t;
+
+struct ngx_http_decide_detail_s {
+    ngx_http_decide_detail_t   *next;
+    const char                 *payload_json;   /* team's, or NULL */
+    size_t                      variant_len;    /* variant: after data */
+    size_t                      len;
+    int                         condition_index;
+    unsigned                    reason:8;
+    unsigned                    enabled:1;
+    unsigned                    has_variant:1;
+    unsigned                    groups_skipped:1;
+    u_char                      data[1];
+};
+
+
+/*
+ * One team, immutable once built (in a pool thread) but for the detail
+ * cache, which the event loop fills.  Reference counted on the event
+ * loop only: the snapshot holds one reference, a request waiting for a
+ * person lookup another.
  */
 typedef struct {
     ngx_uint_t                  refs;
@@ -58,6 +79,10 @@ typedef struct {
     ngx_str_t                  *flag_key;       /* "key", JSON-escaped */
     ngx_str_t                  *flag_meta;      /* },"metadata":{.."payload": */
     u_char                     *frag;           /* their bytes */
+
+    /* per flag, rendered details by outcome; event loop only */
+    ngx_http_decide_detail_t  **detail;         /* NULL: none yet */
+    u_char                     *ndetail;        /* entries per flag */
 } ngx_http_decide_team_t;
 
 
@@ -191,6 +216,7 @@ ngx_int_t ngx_http_decide_send_api_error(ngx_http_request_t *r,
     ngx_uint_t status, const char *type, const char *code,
     const char *detail);
 json_t *ngx_http_decide_config_build(json_t *team);
+void ngx_http_decide_detail_free(ngx_http_decide_team_t *t);
 
 
 #endif /* _NGX_HTTP_DECIDE_MODULE_H_INCLUDED_ */

@@ -20,6 +20,9 @@
 #define ngx_http_decide_out_lit(o, s)                                        \
     ngx_http_decide_out_raw(o, s, sizeof(s) - 1)
 
+/* distinct outcomes kept per flag; rarer ones are rendered every time */
+#define NGX_HTTP_DECIDE_DETAILS_MAX  8
+
 
 typedef struct {
     ngx_pool_t                 *pool;
@@ -42,6 +45,8 @@ static void ngx_http_decide_out_strn(ngx_http_decide_out_t *o, const char *s,
 static void ngx_http_decide_out_json(ngx_http_decide_out_t *o,
     const json_t *v);
 static u_char *ngx_http_decide_out_uint(u_char *p, ngx_uint_t n);
+static u_char *ngx_http_decide_out_hex(u_char *p, uint32_t n,
+    ngx_uint_t digits);
 static void ngx_http_decide_out_key(ngx_http_decide_out_t *o,
     ngx_http_decide_ctx_t *ctx, size_t i, const decide_result_t *res);
 static void ngx_http_decide_out_payload(ngx_http_decide_out_t *o,
@@ -50,6 +55,13 @@ static void ngx_http_decide_out_value(ngx_http_decide_out_t *o,
     const decide_result_t *res);
 static void ngx_http_decide_out_detail(ngx_http_decide_out_t *o,
     ngx_http_decide_ctx_t *ctx, size_t i, const decide_result_t *res);
+static void ngx_http_decide_out_detail_render(ngx_http_decide_out_t *o,
+    ngx_http_decide_ctx_t *ctx, size_t i, const decide_result_t *res);
+static ngx_http_decide_detail_t *ngx_http_decide_detail_find(
+    ngx_http_decide_team_t *t, size_t i, const decide_result_t *res,
+    size_t vlen);
+static void ngx_http_decide_detail_add(ngx_http_decide_team_t *t, size_t i,
+    const decide_result_t *res, size_t vlen, u_char *data, size_t len);
 static void ngx_http_decide_out_common(ngx_http_decide_out_t *o);
 static ngx_int_t ngx_http_decide_send_json(ngx_http_request_t *r,
     ngx_uint_t status, json_t *doc);
@@ -442,16 +454,179 @@ ngx_http_decide_out_uint(u_char *p, ngx_uint_t n)
 }
 
 
+/* the lowest digits hex digits of n, lowercase, zero-padded */
+static u_char *
+ngx_http_decide_out_hex(u_char *p, uint32_t n, ngx_uint_t digits)
+{
+    static u_char  hex[] = "0123456789abcdef";
+
+    while (digits) {
+        digits--;
+        *p++ = hex[(n >> (digits * 4)) & 0xf];
+    }
+
+    return p;
+}
+
+
+/*
+ * A flag's detail depends on the flag and on its outcome alone, and a
+ * flag has few outcomes (a reason, a condition, a variant): the first
+ * time one is written its bytes are kept with the team, later requests
+ * copy them.  Kept only what the key below fully determines: results
+ * that failed carry an error code, and a payload not rendered with the
+ * snapshot is rendered per request.
+ */
+static void
+ngx_http_decide_out_detail(ngx_http_decide_out_t *o,
+    ngx_http_decide_ctx_t *ctx, size_t i, const decide_result_t *res)
+{
+    size_t                     used, vlen;
+    ngx_http_decide_team_t    *t;
+    ngx_http_decide_detail_t  *d;
+
+    t = ctx->team;
+
+    if (t->flag_key[i].len == 0
+        || res->status != DECIDE_STATUS_OK
+        || res->reason >= DECIDE_REASON_ERROR
+        || (res->payload && res->payload_json == NULL))
+    {
+        ngx_http_decide_out_detail_render(o, ctx, i, res);
+        return;
+    }
+
+    vlen = res->variant ? ngx_strlen(res->variant) : 0;
+
+    d = ngx_http_decide_detail_find(t, i, res, vlen);
+
+    if (d) {
+        ngx_http_decide_out_raw(o, (char *) d->data, d->len);
+        return;
+    }
+
+    used = o->pos - o->start;
+
+    ngx_http_decide_out_detail_render(o, ctx, i, res);
+
+    if (!o->failed) {
+        ngx_http_decide_detail_add(t, i, res, vlen, o->start + used,
+                                   o->pos - o->start - used);
+    }
+}
+
+
+static ngx_http_decide_detail_t *
+ngx_http_decide_detail_find(ngx_http_decide_team_t *t, size_t i,
+    const decide_result_t *res, size_t vlen)
+{
+    ngx_http_decide_detail_t  *d;
+
+    if (t->detail == NULL) {
+        return NULL;
+    }
+
+    for (d = t->detail[i]; d; d = d->next) {
+        if (d->reason == (unsigned) res->reason
+            && d->condition_index == res->condition_index
+            && d->enabled == res->enabled
+            && d->groups_skipped == res->groups_skipped
+            && d->payload_json == res->payload_json
+            && d->has_variant == (res->variant != NULL)
+            && d->variant_len == vlen
+            && (vlen == 0
+                || ngx_memcmp(d->data + d->len, res->variant, vlen) == 0))
+        {
+            return d;
+        }
+    }
+
+    return NULL;
+}
+
+
+/* best effort: without memory the detail is simply rendered next time */
+static void
+ngx_http_decide_detail_add(ngx_http_decide_team_t *t, size_t i,
+    const decide_result_t *res, size_t vlen, u_char *data, size_t len)
+{
+    size_t                     n;
+    ngx_http_decide_detail_t  *d;
+
+    if (t->detail == NULL) {
+        n = decide_team_nflags(t->team);
+
+        t->detail = ngx_calloc(n * (sizeof(ngx_http_decide_detail_t *) + 1),
+                               ngx_cycle->log);
+        if (t->detail == NULL) {
+            return;
+        }
+
+        t->ndetail = (u_char *) (t->detail + n);
+    }
+
+    if (t->ndetail[i] >= NGX_HTTP_DECIDE_DETAILS_MAX) {
+        return;
+    }
+
+    d = ngx_alloc(sizeof(ngx_http_decide_detail_t) + len + vlen,
+                  ngx_cycle->log);
+    if (d == NULL) {
+        return;
+    }
+
+    d->payload_json = res->payload_json;
+    d->variant_len = vlen;
+    d->len = len;
+    d->condition_index = res->condition_index;
+    d->reason = res->reason;
+    d->enabled = res->enabled;
+    d->has_variant = (res->variant != NULL);
+    d->groups_skipped = res->groups_skipped;
+
+    ngx_memcpy(d->data, data, len);
+    ngx_memcpy(d->data + len, res->variant, vlen);
+
+    d->next = t->detail[i];
+    t->detail[i] = d;
+    t->ndetail[i]++;
+}
+
+
+void
+ngx_http_decide_detail_free(ngx_http_decide_team_t *t)
+{
+    size_t                     i, n;
+    ngx_http_decide_detail_t  *d, *next;
+
+    if (t->detail == NULL) {
+        return;
+    }
+
+    n = decide_team_nflags(t->team);
+
+    for (i = 0; i < n; i++) {
+        for (d = t->detail[i]; d; d = next) {
+            next = d->next;
+            ngx_free(d);
+        }
+    }
+
+    ngx_free(t->detail);
+    t->detail = NULL;
+}
+
+
 /*
  * "key":{"key":..,"enabled":..,"variant":..,"reason":{..},"metadata":{..}}
  * in one reservation from the snapshot's fragments: reason codes and
  * descriptions are our own ASCII constants, which need no escaping.
  */
 static void
-ngx_http_decide_out_detail(ngx_http_decide_out_t *o,
+ngx_http_decide_out_detail_render(ngx_http_decide_out_t *o,
     ngx_http_decide_ctx_t *ctx, size_t i, const decide_result_t *res)
 {
-    size_t       vlen, esc, size;
+    size_t       vlen, esc, size, code_len, text_len;
     u_char      *p;
     ngx_str_t   *key, *meta;
     const char  *code, *text;
@@ -474,10 +649,10 @@ ngx_http_decide_out_detail(ngx_http_decide_out_t *o,
     vlen = res->variant ? ngx_strlen(res->variant) : 0;
     esc = res->variant ? ngx_escape_json(NULL, (u_char *) res->variant, vlen)
                        : 0;
-    code = decide_reason_code(res);
-    text = decide_reason_text(res);
+    code = decide_reason_code_n(res, &code_len);
+    text = decide_reason_text_n(res, &text_len);
 
-    size = vlen + esc + ngx_strlen(code) + ngx_strlen(text) + meta->len
+    size = vlen + esc + code_len + text_len + meta->len
            + NGX_INT64_LEN * 4 + 256;
 
     p = ngx_http_decide_out_reserve(o, size);
@@ -508,7 +683,7 @@ ngx_http_decide_out_detail(ngx_http_decide_out_t *o,
 
     p = ngx_cpymem(p, ",\"reason\":{\"code\":\"",
                    sizeof(",\"reason\":{\"code\":\"") - 1);
-    p = ngx_cpymem(p, code, ngx_strlen(code));
+    p = ngx_cpymem(p, code, code_len);
     p = ngx_cpymem(p, "\",\"condition_index\":",
                    sizeof("\",\"condition_index\":") - 1);
 
@@ -520,7 +695,7 @@ ngx_http_decide_out_detail(ngx_http_decide_out_t *o,
 
     p = ngx_cpymem(p, ",\"description\":\"",
                    sizeof(",\"description\":\"") - 1);
-    p = ngx_cpymem(p, text, ngx_strlen(text));
+    p = ngx_cpymem(p, text, text_len);
 
     if (res->reason == DECIDE_REASON_CONDITION_MATCH) {
         p = ngx_http_decide_out_uint(p, res->condition_index + 1);
@@ -569,11 +744,23 @@ ngx_http_decide_out_common(ngx_http_decide_out_t *o)
         return;
     }
 
-    o->pos = ngx_sprintf(p, ",\"requestId\":\"%08xD-%04xD-%04xD-%04xD-"
-                         "%04xD%08xD\",\"evaluatedAt\":%L",
-                         w[0], w[1] >> 16, w[1] & 0xffff, w[2] >> 16,
-                         w[2] & 0xffff, w[3],
-                         (int64_t) tp->sec * 1000 + tp->msec);
+    /* "%08xD-%04xD-%04xD-%04xD-%04xD%08xD" without ngx_sprintf() */
+    p = ngx_cpymem(p, ",\"requestId\":\"",
+                   sizeof(",\"requestId\":\"") - 1);
+    p = ngx_http_decide_out_hex(p, w[0], 8);
+    *p++ = '-';
+    p = ngx_http_decide_out_hex(p, w[1] >> 16, 4);
+    *p++ = '-';
+    p = ngx_http_decide_out_hex(p, w[1] & 0xffff, 4);
+    *p++ = '-';
+    p = ngx_http_decide_out_hex(p, w[2] >> 16, 4);
+    *p++ = '-';
+    p = ngx_http_decide_out_hex(p, w[2] & 0xffff, 4);
+    p = ngx_http_decide_out_hex(p, w[3], 8);
+    p = ngx_cpymem(p, "\",\"evaluatedAt\":",
+                   sizeof("\",\"evaluatedAt\":") - 1);
+    o->pos = ngx_http_decide_out_uint(p, (ngx_uint_t) tp->sec * 1000
+                                         + tp->msec);
 }
 
 

@@ -7,7 +7,9 @@
  * content type, compression and Content-Encoding; the rest is the body.
  * Differential part: whenever the JSON fast path (decide_json_fast.c)
  * answers for the body, jansson must parse the same bytes to the same
- * value with the same key order, else the target aborts.
+ * value with the same key order, else the target aborts; and the
+ * one-pass decide_fields_get() must read what its per-name reference
+ * (t/unit/decide_fields_diff.h) reads.
  */
 
 
@@ -17,6 +19,7 @@
 
 #include "decide_request.h"
 #include "decide_json_fast.h"
+#include "decide_fields_diff.h"
 
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -53,6 +56,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         == DECIDE_DECODE_OK)
     {
         decide_fields_get(v, &f);
+
+        if (decide_fields_diff(v) != 0) {
+            abort();
+        }
+
         json_decref(v);
     }
 

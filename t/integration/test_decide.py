@@ -190,6 +190,116 @@ def test_v1_evaluation_over_flags_v2(stack, v1_teams, case):
         assert key not in doc["flags"]
 
 
+def test_detail_cache_repeats_the_rendered_bytes(stack):
+    """A flags-v2 detail is rendered the first time a flag has an outcome
+    and copied from the team afterwards: on fresh teams (readiness polled
+    in flags-v1, which never fills that cache) the first answer of every
+    v1_evaluation context, rendered, and the second, copied, must be the
+    same bytes but for the request id and time."""
+    import re
+    mask = re.compile(rb'"requestId":"[0-9a-f-]{36}"|"evaluatedAt":\d+')
+    tokens = {}
+    for case in V1:
+        tid, token = stack.worker.team_create("cache " + case["id"][:180])
+        put_flags(stack, token, case["definitions"]["flags"])
+        for idx, name in (case["definitions"].get("group_type_mapping")
+                          or {}).items():
+            psql(stack, "INSERT INTO posthog_grouptypemapping (team_id, "
+                        "project_id, group_type, group_type_index) VALUES "
+                        f"({tid}, {tid}, '{name}', {int(idx)})")
+        tokens[case["id"]] = token
+    for case in V1:
+        keys = list(case["expected"]["flags"])
+        if keys:
+            wait_for(lambda: keys[0] in flags_v2(
+                         stack, tokens[case["id"]], path="/flags?v=1")
+                     .json().get("featureFlags", {}),
+                     timeout=10, what=f"{case['id']} in /flags?v=1",
+                     interval=0.05)
+    details = 0
+    for case in V1:
+        body = dict(case["context"])
+        first = flags_v2(stack, tokens[case["id"]], body)
+        second = flags_v2(stack, tokens[case["id"]], body)
+        assert first.status_code == 200, first.text
+        assert mask.sub(b"", first.content) == mask.sub(b"", second.content)
+        details += len(first.json()["flags"])
+    assert details > 0
+
+
+def test_detail_cache_does_not_mix_outcomes(stack):
+    """Two fresh teams with the same flags, asked the same 240 contexts in
+    opposite orders, fill their detail caches from different first
+    outcomes: every answer must still be the same bytes on both (an
+    outcome key that missed a field would hand one the other's detail);
+    only the flag ids, one sequence for both teams, differ."""
+    import re
+    mask = re.compile(rb'"requestId":"[0-9a-f-]{36}"|"evaluatedAt":\d+'
+                      rb'|"metadata":\{"id":\d+')
+    pay = {"control": json.dumps({"c": 1}), "test": "[1,2]", "b": "\"s\"",
+           "true": json.dumps({"t": True})}
+    flags = [
+        {"key": "multi", "filters": {
+            "groups": [
+                {"properties": [{"key": "plan", "type": "person",
+                                 "operator": "exact", "value": ["pro"]}],
+                 "rollout_percentage": 50},
+                {"properties": [], "rollout_percentage": 30},
+                {"properties": [{"key": "email", "type": "person",
+                                 "operator": "icontains",
+                                 "value": "example"}],
+                 "rollout_percentage": 100, "variant": "b"}],
+            "multivariate": {"variants": [
+                {"key": "control", "rollout_percentage": 40},
+                {"key": "test", "rollout_percentage": 40},
+                {"key": "b", "rollout_percentage": 20}]},
+            "payloads": pay}},
+        {"key": "bool", "filters": {
+            "groups": [
+                {"properties": [{"key": "plan", "type": "person",
+                                 "operator": "exact", "value": ["free"]}],
+                 "rollout_percentage": 100},
+                {"properties": [], "rollout_percentage": 40}],
+            "payloads": {"true": pay["true"]}}},
+        {"key": "never", "filters": {"groups": [
+            {"properties": [{"key": "plan", "type": "person",
+                             "operator": "is_set", "value": "is_set"}],
+             "rollout_percentage": 0}]}},
+    ]
+    tokens = []
+    for name in ("cache order a", "cache order b"):
+        tid, token = stack.worker.team_create(name)
+        put_flags(stack, token, flags)
+        tokens.append(token)
+    for token in tokens:
+        wait_for(lambda: "never" in flags_v2(stack, token, path="/flags?v=1")
+                 .json().get("featureFlags", {}),
+                 timeout=10, what="cache teams in /flags?v=1", interval=0.05)
+    contexts = []
+    for i in range(240):
+        props = {}
+        if i % 3:
+            props["plan"] = ("pro", "free")[i % 3 - 1]
+        if i % 4 == 0:
+            props["email"] = f"u{i}@example.com"
+        contexts.append({"distinct_id": f"user-{i}",
+                         "person_properties": props})
+    answers, raw = [], []
+    for token, order in zip(tokens, (contexts, contexts[::-1])):
+        got = {}
+        for body in order:
+            r = flags_v2(stack, token, body)
+            assert r.status_code == 200, r.text
+            got[body["distinct_id"]] = mask.sub(b"", r.content)
+            raw.append(r.json())
+        answers.append(got)
+    assert answers[0] == answers[1]
+    seen = {(f["reason"]["code"], f["reason"]["condition_index"],
+             f["variant"])
+            for doc in raw for f in doc["flags"].values()}
+    assert len(seen) >= 8, seen
+
+
 # --- legacy_projection.json: one outcome in every response format ------------
 
 PROJ = load("legacy_projection.json")["cases"]

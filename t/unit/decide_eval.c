@@ -30,6 +30,7 @@ static void decide_t_cohorts(void);
 static void decide_t_super(void);
 static void decide_t_continuity(void);
 static void decide_t_description(void);
+static void decide_t_reason_lengths(void);
 static void decide_t_implicit_distinct_id(void);
 static void decide_t_evaluation_tags(void);
 static decide_team_t *decide_t_team(const char *flags, const char *mapping,
@@ -37,6 +38,38 @@ static decide_team_t *decide_t_team(const char *flags, const char *mapping,
 static const decide_result_t *decide_t_find(const decide_team_t *team,
     const decide_result_t *out, const char *key);
 static const char *decide_t_payload(const decide_result_t *r);
+
+
+/* the _n variants give the same text and its strlen() */
+static void
+decide_t_reason_lengths(void)
+{
+    int              reason, skipped, error, bad;
+    size_t           len;
+    const char      *s;
+    decide_result_t  r;
+
+    bad = 0;
+
+    for (reason = 0; reason <= DECIDE_REASON_ERROR; reason++) {
+        for (skipped = 0; skipped < 2; skipped++) {
+            for (error = 0; error < 2; error++) {
+                memset(&r, 0, sizeof(r));
+                r.reason = (decide_reason_e) reason;
+                r.groups_skipped = skipped;
+                r.error = error ? "dependency_not_found_cohort" : NULL;
+
+                s = decide_reason_code_n(&r, &len);
+                bad += s != decide_reason_code(&r) || len != strlen(s);
+
+                s = decide_reason_text_n(&r, &len);
+                bad += s != decide_reason_text(&r) || len != strlen(s);
+            }
+        }
+    }
+
+    ok(bad == 0, "reason code and text lengths match strlen()");
+}
 
 
 int
@@ -50,6 +83,7 @@ main(void)
     decide_t_super();
     decide_t_continuity();
     decide_t_description();
+    decide_t_reason_lengths();
     decide_t_implicit_distinct_id();
     decide_t_evaluation_tags();
 

@@ -10,12 +10,14 @@
 #include "tap.h"
 #include "decide_request.h"
 #include "decide_json_fast.h"
+#include "decide_fields_diff.h"
 
 
 static json_t *decode(const char *ct, decide_compression_e comp, int ce,
     const unsigned char *p, size_t len, decide_decode_e *rc);
 static size_t gz(const char *s, unsigned char *out, size_t size);
 static void decide_t_json_fast(void);
+static void decide_t_fields(void);
 
 
 static const char  body[] = "{\"token\":\"phc_test\",\"distinct_id\":\"u1\","
@@ -100,6 +102,109 @@ decide_t_json_fast(void)
         ok(v == NULL, "json fast path leaves %s to jansson", bail[i]);
         json_decref(v);
     }
+}
+
+
+/* the one-pass decide_fields_get() against the reference, random bodies */
+static void
+decide_t_fields(void)
+{
+    int              i, k, nkeys, bad;
+    json_t          *body, *v;
+    decide_fields_t  f;
+    unsigned         seed;
+    char             longid[1200];
+
+    static const struct {
+        const char  *s;
+        size_t       len;
+    } keys[] = {
+        { "token", 5 }, { "$token", 6 }, { "api_key", 7 },
+        { "distinct_id", 11 }, { "$distinct_id", 12 },
+        { "$anon_distinct_id", 17 }, { "anon_distinct_id", 16 },
+        { "$device_id", 10 }, { "device_id", 9 },
+        { "person_properties", 17 }, { "$properties", 11 },
+        { "groups", 6 }, { "$groups", 7 },
+        { "group_properties", 16 }, { "$group_properties", 17 },
+        { "flag_keys", 9 }, { "flag_keys_to_evaluate", 21 },
+        { "evaluation_environments", 23 }, { "evaluation_contexts", 19 },
+        { "evaluation_runtime", 18 }, { "disable_flags", 13 },
+        { "geoip_disable", 13 },
+        /* near misses: NUL inside, prefixes, case, empty */
+        { "token\0x", 7 }, { "distinct_id\0", 12 }, { "toke", 4 },
+        { "Token", 5 }, { "", 0 }, { "groups_", 7 }
+    };
+
+    /* two-byte characters: truncation to 200 scalars cuts bytes */
+    for (i = 0; i < 600; i++) {
+        longid[2 * i] = (char) 0xc3;
+        longid[2 * i + 1] = (char) 0xa9;
+    }
+
+    longid[1200 - 1] = '\0';
+    longid[1200 - 2] = 'x';
+
+    seed = 12345;
+    bad = 0;
+
+    for (i = 0; i < 20000; i++) {
+        body = json_object();
+        nkeys = (int) ((seed = seed * 1103515245 + 12345) >> 16) % 7;
+
+        for (k = 0; k < nkeys; k++) {
+            seed = seed * 1103515245 + 12345;
+
+            switch ((seed >> 8) % 17) {
+            case 0: v = json_string(""); break;
+            case 1: v = json_string("abc"); break;
+            case 2: v = json_string(longid); break;
+            case 3: v = json_integer(8675309); break;
+            case 4: v = json_real(123.45); break;
+            case 5: v = json_null(); break;
+            case 6: v = json_true(); break;
+            case 7: v = json_false(); break;
+            case 8: v = json_string("TRUE"); break;
+            case 9: v = json_string("1"); break;
+            case 10: v = json_string("client"); break;
+            case 11: v = json_string("server"); break;
+            case 12: v = json_string("all"); break;
+            case 13: v = json_object(); break;
+            case 14: v = json_pack("{s:s}", "$anon_distinct_id", "a"); break;
+            case 15: v = json_pack("{s:s}", "$anon_distinct_id", ""); break;
+            default: v = json_pack("[s]", "production"); break;
+            }
+
+            seed = seed * 1103515245 + 12345;
+            json_object_setn_new(body,
+                                 keys[(seed >> 8) % (sizeof(keys)
+                                                     / sizeof(keys[0]))].s,
+                                 keys[(seed >> 8) % (sizeof(keys)
+                                                     / sizeof(keys[0]))].len,
+                                 v);
+        }
+
+        if (decide_fields_diff(body) != 0) {
+            bad++;
+        }
+
+        json_decref(body);
+    }
+
+    ok(bad == 0, "one-pass fields equal the reference on 20000 bodies");
+
+    body = json_loads("{\"token\":\"\",\"$token\":5,\"api_key\":\"k\","
+                      "\"distinct_id\":null,\"$distinct_id\":12.5,"
+                      "\"$properties\":{\"$anon_distinct_id\":\"a\"},"
+                      "\"disable_flags\":\"True\"}", 0, NULL);
+    decide_fields_get(body, &f);
+    ok(f.token && strcmp(f.token, "k") == 0, "empty token falls to api_key");
+    ok(f.distinct_id && strcmp(f.distinct_id, "12.5") == 0,
+       "null distinct_id falls to $distinct_id");
+    ok(f.anon_distinct_id && strcmp(f.anon_distinct_id, "a") == 0,
+       "anon id from $properties");
+    ok(f.disable_flags, "disable_flags \"True\"");
+    ok(decide_fields_diff(body) == 0, "and the reference agrees");
+    json_decref(body);
 }
 
 
@@ -226,6 +331,7 @@ main(void)
     json_decref(v);
 
     decide_t_json_fast();
+    decide_t_fields();
 
     v = json_loads("{\"evaluation_contexts\":[\"web\"]}", 0, NULL);
     decide_fields_get(v, &f);
