@@ -5,9 +5,8 @@
 /*
  * The Kafka message of one event (spec/capture.md §4.4-§6): value, key,
  * header values and the session id laid out in one allocation.  The
- * value comes first, so the block is the pointer librdkafka frees
- * (RD_KAFKA_MSG_F_FREE); the key and the headers are copied by
- * rd_kafka_producev() before.
+ * value comes first, so the block is the pointer the delivery report
+ * frees; the key and the headers are copied by rd_kafka_producev().
  */
 
 
@@ -25,6 +24,7 @@ static void capture_sbuf_field(capture_sbuf_t *b, const char *name,
     size_t name_len, const char *value, size_t len);
 static size_t capture_sbuf_cstr(capture_sbuf_t *b, const char *s,
     size_t len);
+static void capture_sbuf_free(capture_sbuf_t *b);
 
 
 #define capture_sbuf_lit(b, s)  capture_sbuf_add(b, s, sizeof(s) - 1)
@@ -94,6 +94,7 @@ capture_event_emit(capture_ctx_t *ctx, capture_fields_t *f,
            + EH_UUID_STR_LEN + f->session_id_len;
 
     memset(&b, 0, sizeof(b));
+    b.alloc = req->alloc;
     capture_sbuf_reserve(&b, hint);
 
     capture_sbuf_lit(&b, "{\"uuid\":\"");
@@ -158,7 +159,7 @@ capture_event_emit(capture_ctx_t *ctx, capture_fields_t *f,
     }
 
     if (b.failed) {
-        free(b.data);
+        capture_sbuf_free(&b);
         return capture_error_set(err, 500, "internal",
                                  "internal server error: out of memory");
     }
@@ -168,10 +169,12 @@ capture_event_emit(capture_ctx_t *ctx, capture_fields_t *f,
      * what is used: given back, the blocks of a batch sit together in
      * half the heap (malloc shrinks in place), and a batch no longer
      * grows the heap past the trim threshold and page-faults it back in
-     * on the next one (measured: bench-capture-build)
+     * on the next one (measured: bench-capture-build); an arena shrinks
+     * its newest block in place, so any slack is worth giving back there
      */
-    if (b.cap - b.len >= 512) {
-        nb = realloc(b.data, b.len);
+    if (b.cap - b.len >= (b.alloc ? 1 : 512)) {
+        nb = b.alloc ? b.alloc->resize(b.alloc->ctx, b.data, b.len)
+                     : realloc(b.data, b.len);
         if (nb != NULL) {
             b.data = nb;
             b.cap = b.len;
@@ -189,6 +192,7 @@ capture_event_emit(capture_ctx_t *ctx, capture_fields_t *f,
 
     msg->topic = capture_event_topic(ctx, f->event, f->event_len);
     msg->value = b.data;
+    msg->alloc = b.alloc;
     msg->key = b.data + key;
 
     msg->headers[0].name = "token";
@@ -342,7 +346,8 @@ capture_sbuf_reserve(capture_sbuf_t *b, size_t len)
         }
     }
 
-    n = realloc(b->data, cap);
+    n = b->alloc ? b->alloc->resize(b->alloc->ctx, b->data, cap)
+                 : realloc(b->data, cap);
     if (n == NULL) {
         b->failed = 1;
         return;
@@ -430,4 +435,20 @@ capture_sbuf_cstr(capture_sbuf_t *b, const char *s, size_t len)
     capture_sbuf_add(b, "", 1);
 
     return len + 1;
+}
+
+
+static void
+capture_sbuf_free(capture_sbuf_t *b)
+{
+    if (b->data == NULL) {
+        return;
+    }
+
+    if (b->alloc) {
+        b->alloc->free(b->alloc->ctx, b->data);
+
+    } else {
+        free(b->data);
+    }
 }
