@@ -175,6 +175,8 @@ ngx_http_capture_body_process(ngx_http_request_t *r)
     in.alloc = &alloc;
     in.legacy = capture_decode_path_is_legacy(r->uri.data, r->uri.len);
     in.strict = lcf->strict;
+    /* the body (or the query's copy of data=) outlives the request's use */
+    in.borrow = 1;
 
     if (capture_decode(&in, &text, &len, &err) != 0) {
         goto rejected;
