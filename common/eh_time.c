@@ -822,6 +822,34 @@ eh_time_put_digits(char *buf, uint64_t v, int width)
     int   n, k;
     char  tmp[24];
 
+    /*
+     * the fields of a date fit their width: two digits per table lookup
+     * instead of a division per digit (this runs for every event)
+     */
+    static const char  pairs[] =
+        "000102030405060708091011121314151617181920212223242526272829"
+        "303132333435363738394041424344454647484950515253545556575859"
+        "606162636465666768697071727374757677787980818283848586878889"
+        "90919293949596979899";
+
+    if (width == 2 && v < 100) {
+        memcpy(buf, pairs + 2 * v, 2);
+        return 2;
+    }
+
+    if (width == 4 && v < 10000) {
+        memcpy(buf, pairs + 2 * (v / 100), 2);
+        memcpy(buf + 2, pairs + 2 * (v % 100), 2);
+        return 4;
+    }
+
+    if (width == 6 && v < 1000000) {
+        memcpy(buf, pairs + 2 * (v / 10000), 2);
+        memcpy(buf + 2, pairs + 2 * (v / 100 % 100), 2);
+        memcpy(buf + 4, pairs + 2 * (v % 100), 2);
+        return 6;
+    }
+
     n = 0;
 
     do {

@@ -320,6 +320,13 @@ capture_decode(const capture_decode_in_t *in, u_char **out,
     }
 
     if (owned == NULL) {
+        /* the event builder reads by length: a copy only adds the NUL */
+        if (in->borrow) {
+            *out = (u_char *) p;
+            *out_len = len;
+            return 0;
+        }
+
         owned = capture_decode_copy(in, p, len);
         if (owned == NULL) {
             goto nomem;

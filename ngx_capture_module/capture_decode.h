@@ -38,6 +38,11 @@ typedef struct {
     const capture_alloc_t      *alloc;
     unsigned                    legacy:1;   /* /e, /capture, /track, ... */
     unsigned                    strict:1;   /* capture_compat strict */
+    /*
+     * a payload that needs no decoding may be returned in place: the
+     * text is then the input itself, read-only and not NUL-terminated
+     */
+    unsigned                    borrow:1;
 } capture_decode_in_t;
 
 
@@ -54,8 +59,8 @@ int capture_decode_hint(const u_char *p, size_t len);
 int capture_decode_path_is_legacy(const u_char *p, size_t len);
 
 /*
- * 0 and the decoded text in *out (NUL-terminated, from in->alloc), or -1
- * and *err filled.
+ * 0 and the decoded text in *out (NUL-terminated, from in->alloc, unless
+ * in->borrow returned the input), or -1 and *err filled.
  */
 int capture_decode(const capture_decode_in_t *in, u_char **out,
     size_t *out_len, capture_error_t *err);

@@ -132,7 +132,16 @@ capture_msgs_free(capture_msg_t *msgs, size_t n)
 
     /* the key and the header values live in the value's block */
     for (i = 0; i < n; i++) {
-        free(msgs[i].value);
+        if (msgs[i].value == NULL) {
+            continue;
+        }
+
+        if (msgs[i].alloc) {
+            msgs[i].alloc->free(msgs[i].alloc->ctx, msgs[i].value);
+
+        } else {
+            free(msgs[i].value);
+        }
     }
 
     free(msgs);

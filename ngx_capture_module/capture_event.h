@@ -42,10 +42,19 @@ typedef struct {
 
 
 /*
- * The value, the key and the header values share one malloc() block that
- * starts with the value: whoever takes the value (librdkafka with
- * RD_KAFKA_MSG_F_FREE) sets it to NULL and owns the block from then on.
+ * The value, the key and the header values share one block that starts
+ * with the value: whoever takes the value (librdkafka) sets it to NULL
+ * and frees the block with the message's allocator from then on.
  */
+
+
+/* where message blocks come from; realloc() and free() when NULL */
+typedef struct {
+    /* realloc() semantics */
+    void                     *(*resize)(void *ctx, void *p, size_t size);
+    void                      (*free)(void *ctx, void *p);
+    void                       *ctx;
+} capture_msg_alloc_t;
 typedef struct {
     capture_topic_e             topic;
     /* NULL: no key (random partition) */
@@ -53,6 +62,8 @@ typedef struct {
     size_t                      key_len;
     char                       *value;
     size_t                      value_len;
+    /* the value's block came from here; NULL: malloc() */
+    const capture_msg_alloc_t  *alloc;
     capture_header_t            headers[CAPTURE_MAX_HEADERS];
     size_t                      nheaders;
     /* borrowed from the headers, for the limits */
@@ -96,6 +107,8 @@ typedef struct {
     size_t                      query_token_len;
     /* when set, receives the count of $performance_event dropped */
     size_t                     *filtered;
+    /* the allocator of the message blocks; NULL: malloc() */
+    const capture_msg_alloc_t  *alloc;
     unsigned                    has_sent_at:1;
     unsigned                    engage:1;    /* path starts with /engage */
     unsigned                    strict:1;    /* capture_compat strict */

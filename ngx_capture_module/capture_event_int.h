@@ -27,6 +27,8 @@ typedef struct {
     size_t                      len;
     size_t                      cap;
     int                         failed;
+    /* NULL: realloc() */
+    const capture_msg_alloc_t  *alloc;
 } capture_sbuf_t;
 
 

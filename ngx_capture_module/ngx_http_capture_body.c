@@ -41,25 +41,27 @@ static const char  *ngx_http_capture_ip_headers[] = {
 void
 ngx_http_capture_body_process(ngx_http_request_t *r)
 {
-    int                           valid;
-    size_t                        n, len;
-    u_char                       *text;
-    int64_t                       us;
-    ngx_str_t                     body, data, arg, ip;
-    ngx_int_t                     rc;
-    size_t                        filtered;
-    ngx_uint_t                    i, level;
-    struct timeval                tv;
-    capture_msg_t                *msgs;
-    capture_alloc_t               alloc;
-    capture_error_t               err;
-    ngx_table_elt_t              *h;
-    capture_request_t             req;
-    capture_decode_in_t           in;
-    ngx_http_capture_shm_t       *shm;
-    ngx_http_capture_loc_conf_t  *lcf;
+    int                            valid;
+    size_t                         n, len;
+    u_char                        *text;
+    int64_t                        us;
+    ngx_str_t                      body, data, arg, ip;
+    ngx_int_t                      rc;
+    size_t                         filtered;
+    ngx_uint_t                     i, level;
+    struct timeval                 tv;
+    capture_msg_t                 *msgs;
+    capture_alloc_t                alloc;
+    capture_error_t                err;
+    ngx_table_elt_t               *h;
+    capture_request_t              req;
+    capture_decode_in_t            in;
+    ngx_http_capture_shm_t        *shm;
+    ngx_http_capture_loc_conf_t   *lcf;
+    ngx_http_capture_main_conf_t  *mcf;
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_capture_module);
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_capture_module);
     shm = NULL;
 
     ngx_memzero(&req, sizeof(capture_request_t));
@@ -173,6 +175,8 @@ ngx_http_capture_body_process(ngx_http_request_t *r)
     in.alloc = &alloc;
     in.legacy = capture_decode_path_is_legacy(r->uri.data, r->uri.len);
     in.strict = lcf->strict;
+    /* the body (or the query's copy of data=) outlives the request's use */
+    in.borrow = 1;
 
     if (capture_decode(&in, &text, &len, &err) != 0) {
         goto rejected;
@@ -207,6 +211,7 @@ ngx_http_capture_body_process(ngx_http_request_t *r)
         }
     }
     req.max_message_size = lcf->max_message_size;
+    req.alloc = mcf->blocks ? &mcf->msg_alloc : NULL;
 
     shm = ngx_http_capture_shm(r);
 

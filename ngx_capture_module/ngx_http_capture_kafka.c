@@ -92,6 +92,19 @@ ngx_http_capture_kafka_init_process(ngx_cycle_t *cycle,
 
     mcf->log = cycle->log;
 
+    /*
+     * 64 KB chunks: a /batch/ of 50 events fills about one; 64 empty ones
+     * (4 MB) cover the blocks in flight at some thousand batches a second
+     */
+    mcf->blocks = capture_blocks_create(65536, 64);
+    if (mcf->blocks == NULL) {
+        return NGX_ERROR;
+    }
+
+    mcf->msg_alloc.resize = capture_blocks_resize;
+    mcf->msg_alloc.free = capture_blocks_free;
+    mcf->msg_alloc.ctx = mcf->blocks;
+
     /* a grace period: the first statistics come after the interval */
     mcf->broker_up = ngx_time();
 
@@ -315,6 +328,10 @@ ngx_http_capture_kafka_exit_process(ngx_cycle_t *cycle,
 
     rd_kafka_destroy(mcf->rk);
     mcf->rk = NULL;
+
+    /* blocks of messages never reported stay allocated until exit */
+    capture_blocks_destroy(mcf->blocks);
+    mcf->blocks = NULL;
 }
 
 
@@ -514,6 +531,14 @@ ngx_http_capture_kafka_produce(ngx_http_request_t *r, capture_msg_t *msgs,
             goto failed;
         }
 
+        /* the delivery report frees the block into the worker's arena */
+        if (msgs[i].alloc != &mcf->msg_alloc) {
+            ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                          "capture: message block not from the arena");
+            err = RD_KAFKA_RESP_ERR__INVALID_ARG;
+            goto failed;
+        }
+
         hdrs = rd_kafka_headers_new(msgs[i].nheaders);
 
         for (h = 0; h < msgs[i].nheaders; h++) {
@@ -524,7 +549,7 @@ ngx_http_capture_kafka_produce(ngx_http_request_t *r, capture_msg_t *msgs,
 
         err = rd_kafka_producev(mcf->rk,
                                 RD_KAFKA_V_RKT(rkt),
-                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
+                                RD_KAFKA_V_MSGFLAGS(0),
                                 RD_KAFKA_V_VALUE(msgs[i].value,
                                                  msgs[i].value_len),
                                 RD_KAFKA_V_KEY(msgs[i].key, msgs[i].key_len),
@@ -539,8 +564,9 @@ ngx_http_capture_kafka_produce(ngx_http_request_t *r, capture_msg_t *msgs,
         }
 
         /*
-         * F_FREE: librdkafka owns and free()s the value once produced;
-         * the key and the headers in its block were copied by producev
+         * neither F_FREE nor F_COPY: librdkafka reads the value until the
+         * delivery report, which frees the block; the key and the header
+         * values in it were copied by producev
          */
         msgs[i].value = NULL;
 
@@ -598,6 +624,11 @@ ngx_http_capture_kafka_dr(rd_kafka_t *rk, const rd_kafka_message_t *msg,
     mcf = opaque;
     w = msg->_private;
     shm = mcf->shm_zone ? mcf->shm_zone->data : NULL;
+
+    /* every message was produced from a block of the arena, unowned */
+    if (msg->payload) {
+        capture_blocks_free(mcf->blocks, msg->payload);
+    }
 
     if (shm) {
         (void) ngx_atomic_fetch_add(msg->err ? &shm->delivery_errors

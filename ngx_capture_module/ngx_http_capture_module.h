@@ -11,6 +11,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 #include <librdkafka/rdkafka.h>
+#include "capture_blocks.h"
 #include "capture_event.h"
 #include "ngx_http_capture_quota.h"
 
@@ -47,6 +48,9 @@ typedef struct {
     ngx_log_t                  *log;
     ngx_uint_t                  delivery_errors;
     time_t                      last_error_log;
+    /* message blocks, freed by the delivery reports (capture_blocks.c) */
+    capture_blocks_t           *blocks;
+    capture_msg_alloc_t         msg_alloc;
 
     ngx_shm_zone_t             *shm_zone;
     /* NULL unless capture_quota_redis is set */

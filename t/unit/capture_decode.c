@@ -20,6 +20,7 @@ static void t_free(void *ctx, void *p);
 static const capture_alloc_t  t_a = { t_alloc, t_free, NULL };
 static u_char                *t_out;
 static size_t                 t_len;
+static int                    t_borrow;
 
 
 static void *
@@ -53,6 +54,7 @@ dec(const char *body, size_t len, const char *ctype, const char *hint,
     in.alloc = &t_a;
     in.legacy = legacy;
     in.strict = strict;
+    in.borrow = t_borrow;
 
     /* leaks in tests are fine: LeakSanitizer is off for pool-style use */
     t_out = NULL;
@@ -138,6 +140,27 @@ main(void)
     ok(!capture_decode_path_is_legacy((u_char *) "/batch", 6), "/batch");
     is_int(capture_decode_hint((u_char *) "GZIP-JS", 7), CAPTURE_HINT_GZIP,
            "hint case-insensitive");
+
+    /* borrowed: the input itself when nothing was decoded, else a copy */
+    t_borrow = 1;
+    ok(dec(json, strlen(json), NULL, NULL, 0, 0, &err) == 0
+       && t_out == (u_char *) json && t_len == strlen(json),
+       "plain json borrowed");
+    ok(dec(json, strlen(json) - 1, NULL, NULL, 0, 0, &err) == 0
+       && t_out == (u_char *) json && t_len == strlen(json) - 1,
+       "borrowed by length");
+    ok(dec("eyJldmVudCI6IngifQ==", 20, NULL, NULL, 0, 1, &err) == 0
+       && strcmp((char *) t_out, json) == 0, "base64 decoded when borrowing");
+    free(t_out);
+    ok(dec("data=%7B%22event%22%3A%22x%22%7D", 32,
+           "application/x-www-form-urlencoded", NULL, 0, 0, &err) == 0
+       && strcmp((char *) t_out, json) == 0, "form decoded when borrowing");
+    free(t_out);
+    ok(dec("caf\xc3\xa9", 5, NULL, NULL, 0, 0, &err) == 0 && t_len == 5
+       && memcmp(t_out, "caf\xc3\xa9", 5) == 0, "utf-8 borrowed as it is");
+    ok(dec("\xc3", 1, NULL, NULL, 0, 0, &err) != 0 && err.status == 400,
+       "invalid utf-8 refused when borrowing");
+    t_borrow = 0;
 
     return done_testing();
 }

@@ -10,6 +10,7 @@
 
 #include "tap.h"
 #include "capture_event.h"
+#include "capture_event_int.h"
 
 
 /* 2025-07-01T11:00:00Z, the acceptance cases' fixed clock */
@@ -20,6 +21,7 @@ static int build(const char *json, int engage, capture_msg_t **m,
     size_t *n, capture_error_t *err);
 static const char *field(capture_msg_t *m, const char *name);
 static json_t *data_of(capture_msg_t *m);
+static int esc_as_bytewise(void);
 
 
 static char        t_buf[4096];
@@ -87,6 +89,77 @@ data_of(capture_msg_t *m)
     json_decref(v);
 
     return d;
+}
+
+
+/* capture_sbuf_esc(), eight bytes at a time, against a byte loop */
+
+static int
+esc_as_bytewise(void)
+{
+    int              i, k, len, off;
+    char             src[64], want[512], *w;
+    unsigned int     x;
+    unsigned char    c;
+    capture_sbuf_t   b;
+    static const unsigned char  alpha[] = {
+        'a', 'z', ' ', '~', '"', '\\', '\n', '\t', 0x01, 0x1f, 0x20, 0x7f,
+        0x80, 0xc3, 0xa9, 0xff, '!', '#', '[', ']'
+    };
+
+    x = 12345;
+
+    for (i = 0; i < 100000; i++) {
+        len = i % 41;
+        off = i % 8;
+
+        for (k = 0; k < len; k++) {
+            x = x * 1103515245 + 12345;
+            /* mostly plain, so the fast path runs between specials */
+            c = (x >> 16) % 4 ? 'a' + (x >> 20) % 26
+                              : alpha[(x >> 20) % sizeof(alpha)];
+            src[off + k] = (char) c;
+        }
+
+        w = want;
+
+        for (k = 0; k < len; k++) {
+            c = (unsigned char) src[off + k];
+
+            switch (c) {
+            case '"':  w += sprintf(w, "\\\""); break;
+            case '\\': w += sprintf(w, "\\\\"); break;
+            case '\n': w += sprintf(w, "\\n"); break;
+            case '\r': w += sprintf(w, "\\r"); break;
+            case '\t': w += sprintf(w, "\\t"); break;
+            case '\b': w += sprintf(w, "\\b"); break;
+            case '\f': w += sprintf(w, "\\f"); break;
+            default:
+                if (c < 0x20) {
+                    w += sprintf(w, "\\u%04x", c);
+
+                } else {
+                    *w++ = (char) c;
+                }
+            }
+        }
+
+        /* emit() reserves before it writes: the buffer is never NULL */
+        memset(&b, 0, sizeof(b));
+        capture_sbuf_reserve(&b, 8);
+        capture_sbuf_esc(&b, src + off, len);
+
+        if (b.failed || b.len != (size_t) (w - want)
+            || (b.len && memcmp(b.data, want, b.len) != 0))
+        {
+            free(b.data);
+            return 0;
+        }
+
+        free(b.data);
+    }
+
+    return 1;
 }
 
 
@@ -269,6 +342,8 @@ main(void)
        != 0 && strcmp(err.error, "API key is not valid: personal_api_key")
                == 0, "query token validated");
     t_query_token = NULL;
+
+    ok(esc_as_bytewise(), "escaping eight bytes at a time as byte by byte");
 
     return done_testing();
 }

@@ -23,6 +23,7 @@ static void fixture_resolve(json_t *cases, int ingest, int64_t wall);
 static void fixture_parse(json_t *list, unsigned flags, int want,
     const char *expected, const char *what);
 static unsigned warning_bits(json_t *warning, int ingest);
+static int formats_as_printf(int64_t us);
 
 
 static char  t_buf[EH_TIME_STR_MAX];
@@ -193,6 +194,76 @@ fixture_parse(json_t *list, unsigned flags, int want, const char *expected,
             is_int(us, P(expected), "%s: '%s' value", what, s);
         }
     }
+}
+
+
+/*
+ * the hand-written formatters against snprintf() on the same calendar
+ * fields: years of 0..9999 and beyond, every fraction width
+ */
+
+static int
+formats_as_printf(int64_t us)
+{
+    int64_t   days, rem, y;
+    unsigned  m, d, sub, hh, mm, ss;
+    char      date[32], want[EH_TIME_STR_MAX], got[EH_TIME_STR_MAX];
+
+    days = us / 86400000000LL;
+    rem = us % 86400000000LL;
+
+    if (rem < 0) {
+        rem += 86400000000LL;
+        days--;
+    }
+
+    eh_time_civil_from_days(days, &y, &m, &d);
+
+    sub = (unsigned) (rem % 1000000);
+    rem /= 1000000;
+    hh = (unsigned) (rem / 3600);
+    mm = (unsigned) (rem / 60 % 60);
+    ss = (unsigned) (rem % 60);
+
+    if (y >= 0 && y <= 9999) {
+        snprintf(date, sizeof(date), "%04lld", (long long) y);
+
+    } else {
+        snprintf(date, sizeof(date), "%c%04llu", y < 0 ? '-' : '+',
+                 y < 0 ? 0ULL - (unsigned long long) y
+                       : (unsigned long long) y);
+    }
+
+    snprintf(want, sizeof(want), "%s-%02u-%02u %02u:%02u:%02u.%03u", date,
+             m, d, hh, mm, ss, sub / 1000);
+    eh_time_format_ch_ms(us, got);
+
+    if (strcmp(got, want) != 0) {
+        diag("%s != %s", got, want);
+        return 0;
+    }
+
+    snprintf(want, sizeof(want), "%s-%02u-%02uT%02u:%02u:%02u.%06uZ", date,
+             m, d, hh, mm, ss, sub);
+    eh_time_format_sent_at(us, got);
+
+    /* sent_at trims trailing zeros of the fraction, and a zero fraction */
+    if (strncmp(got, want, strlen(got) - 1) != 0) {
+        diag("%s !~ %s", got, want);
+        return 0;
+    }
+
+    eh_time_format_now(us, got);
+
+    if (strncmp(got, want, strlen(got) - 1) != 0
+        || strlen(got) != strlen(want) - (sub == 0 ? 7
+                                          : sub % 1000 == 0 ? 3 : 0))
+    {
+        diag("%s !~ %s", got, want);
+        return 0;
+    }
+
+    return 1;
 }
 
 
@@ -379,6 +450,30 @@ main(void)
     }
 
     json_decref(root);
+
+    {
+        int       i, good;
+        int64_t   us;
+        uint64_t  x;
+
+        good = 1;
+        x = 88172645463325252ULL;
+
+        for (i = 0; good && i < 200000; i++) {
+            /* xorshift: over +-20000 years, or +-20 around the epoch */
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            us = (int64_t) (x % 1260000000000000000ULL)
+                 - 630000000000000000LL;
+            us = i % 2 ? us / 1000 : us;
+            us = i % 3 == 0 ? us / 1000000 * 1000000
+                 : i % 3 == 1 ? us / 1000 * 1000 : us;
+            good = formats_as_printf(us);
+        }
+
+        ok(good, "formatters agree with snprintf()");
+    }
 
     return done_testing();
 }
