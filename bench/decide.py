@@ -48,6 +48,8 @@ CONF = """
 load_module @MODULES@/ngx_http_decide_module.so;
 @USER@
 worker_processes  1;
+# the decide location is a regex, as in conf/nginx.conf.in: JIT-compiled
+pcre_jit          on;
 daemon            off;
 pid               @PREFIX@/nginx.pid;
 error_log         @PREFIX@/error.log warn;
