@@ -83,6 +83,15 @@ struct worker_persons_s {
     worker_warn_pt              warn;
     void                       *data;
     json_t                     *personless;     /* "team:id" seen */
+    /*
+     * the prefetch query in flight on its own connection (its keys),
+     * NULL when none; early: sent while the batch before it is still
+     * processed on conn
+     */
+    PGconn                     *pf_conn;
+    json_t                     *pf_pairs;
+    unsigned                    pf_stale:1;
+    unsigned                    pf_early:1;
     worker_person_stats_t       stats;
     /* "SELECT pg_notify(...); COMMIT" of the open transaction, or NULL */
     char                       *commit;
@@ -102,6 +111,10 @@ typedef struct {
 
 
 static int ps_connect(worker_persons_t *ps);
+static int ps_prefetch_apply(worker_persons_t *ps, json_t *pairs,
+    PGresult *res);
+static int ps_pf_connect(worker_persons_t *ps);
+static ps_cached_t *ps_cache_find_person(worker_persons_t *ps, int64_t id);
 static int ps_exec(worker_persons_t *ps, const char *name, int n,
     const char **params, PGresult **out);
 static int ps_simple(worker_persons_t *ps, const char *sql);
@@ -303,6 +316,12 @@ worker_persons_close(worker_persons_t *ps)
 {
     if (ps == NULL) {
         return;
+    }
+
+    json_decref(ps->pf_pairs);
+
+    if (ps->pf_conn) {
+        PQfinish(ps->pf_conn);
     }
 
     if (ps->conn) {
@@ -1613,46 +1632,149 @@ int
 worker_persons_prefetch(worker_persons_t *ps, const worker_person_key_t *keys,
     int n)
 {
-    int           i, rows, rc, merges, pl;
+    if (worker_persons_prefetch_send(ps, keys, n, NULL, 0) != 0) {
+        return -1;
+    }
+
+    return worker_persons_prefetch_finish(ps);
+}
+
+
+/*
+ * A set of team:distinct_id for one batch (open addressing on the
+ * cache's hash), cheaper than a JSON object per key; the ids are
+ * borrowed from the caller
+ */
+
+typedef struct {
+    uint32_t                    hash;
+    int64_t                     team_id;
+    const char                 *distinct_id;
+} ps_key_slot_t;
+
+
+typedef struct {
+    ps_key_slot_t              *slots;
+    size_t                      mask;
+} ps_keyset_t;
+
+
+static int
+ps_keyset_init(ps_keyset_t *ks, int n)
+{
+    size_t  size;
+
+    for (size = 16; size < (size_t) n * 2 + 2; size <<= 1) { /* void */ }
+
+    ks->mask = size - 1;
+    ks->slots = calloc(size, sizeof(ps_key_slot_t));
+
+    return ks->slots ? 0 : -1;
+}
+
+
+/* 1 when added, 0 when already there */
+
+static int
+ps_keyset_add(ps_keyset_t *ks, int64_t team_id, const char *distinct_id,
+    int add)
+{
+    size_t          i;
+    uint32_t        h;
+    ps_key_slot_t  *e;
+
+    h = ps_cache_hash(team_id, distinct_id);
+
+    for (i = h & ks->mask; ; i = (i + 1) & ks->mask) {
+        e = &ks->slots[i];
+
+        if (e->distinct_id == NULL) {
+            if (add) {
+                e->hash = h;
+                e->team_id = team_id;
+                e->distinct_id = distinct_id;
+            }
+
+            return 1;
+        }
+
+        if (e->hash == h && e->team_id == team_id
+            && strcmp(e->distinct_id, distinct_id) == 0)
+        {
+            return 0;
+        }
+    }
+}
+
+
+/* the "team:id" key of the personless set, as long as it fits */
+
+static int
+ps_key(char *key, size_t size, int64_t team_id, const char *distinct_id)
+{
+    return (size_t) snprintf(key, size, "%lld:%s", (long long) team_id,
+                             distinct_id)
+           < size;
+}
+
+
+/*
+ * The query is sent without waiting for it, on a connection of its
+ * own: Postgres works on it while the worker processes the batch
+ * before (early) and parses the next one.  early: the keys of the
+ * batch still to process, whose persons that batch may change; they
+ * are left to the per-event path, and the caller sends early only
+ * when that batch merges nobody (a merge moves ids it does not name).
+ */
+
+int
+worker_persons_prefetch_send(worker_persons_t *ps,
+    const worker_person_key_t *keys, int n,
+    const worker_person_key_t *early, int nearly)
+{
+    int           i, merges, pl;
     char          key[512], *text;
-    json_t       *pairs, *seen, *full, *pair, *found;
-    int64_t       team;
-    PGresult     *res;
+    json_t       *pairs;
     ps_cached_t  *c;
-    ps_person_t   p;
-    const char   *params[1], *did;
+    const char   *params[1];
+    ps_keyset_t   seen, full, before;
+
+    if (ps->pf_pairs) {
+        ps->pf_stale = 1;
+        (void) worker_persons_prefetch_finish(ps);
+    }
 
     ps_notifications(ps);
 
     pairs = json_array();
-    seen = json_object();
-    full = json_object();
-    found = json_object();
+    seen.slots = full.slots = before.slots = NULL;
     merges = 0;
-    rc = -1;
 
-    if (pairs == NULL || seen == NULL || full == NULL || found == NULL) {
-        goto done;
+    if (pairs == NULL || ps_keyset_init(&seen, n) != 0
+        || ps_keyset_init(&full, n) != 0
+        || ps_keyset_init(&before, early ? nearly : 0) != 0)
+    {
+        goto failed;
+    }
+
+    for (i = 0; early && i < nearly; i++) {
+        (void) ps_keyset_add(&before, early[i].team_id, early[i].distinct_id,
+                             1);
     }
 
     for (i = 0; i < n; i++) {
         merges |= keys[i].merge;
 
-        if (!keys[i].personless
-            && (size_t) snprintf(key, sizeof(key), "%lld:%s",
-                                 (long long) keys[i].team_id,
-                                 keys[i].distinct_id)
-               < sizeof(key))
-        {
-            json_object_set_new(full, key, json_true());
+        if (!keys[i].personless) {
+            (void) ps_keyset_add(&full, keys[i].team_id,
+                                 keys[i].distinct_id, 1);
         }
     }
 
     for (i = 0; i < n; i++) {
-        if ((size_t) snprintf(key, sizeof(key), "%lld:%s",
-                              (long long) keys[i].team_id,
-                              keys[i].distinct_id)
-            >= sizeof(key))
+        if (!ps_key(key, sizeof(key), keys[i].team_id, keys[i].distinct_id)
+            || (early && !ps_keyset_add(&before, keys[i].team_id,
+                                        keys[i].distinct_id, 0)))
         {
             continue;
         }
@@ -1665,38 +1787,181 @@ worker_persons_prefetch(worker_persons_t *ps, const worker_person_key_t *keys,
          * an id whose person an earlier event of the batch may create
          */
         pl = !merges && keys[i].personless && (c == NULL || !c->p.exists)
-             && json_object_get(full, key) == NULL
+             && ps_keyset_add(&full, keys[i].team_id, keys[i].distinct_id,
+                              0)
              && json_object_get(ps->personless, key) == NULL;
 
-        if ((c && !pl) || json_object_get(seen, key)) {
+        if ((c && !pl)
+            || !ps_keyset_add(&seen, keys[i].team_id, keys[i].distinct_id, 1))
+        {
             continue;
         }
 
-        json_object_set_new(seen, key, json_true());
         json_array_append_new(pairs, json_pack("{sIsssb}", "t",
                                   (json_int_t) keys[i].team_id,
                                   "d", keys[i].distinct_id, "pl", pl));
     }
 
-    rc = 0;
+    free(seen.slots);
+    free(full.slots);
+    free(before.slots);
+    seen.slots = full.slots = before.slots = NULL;
 
     if (json_array_size(pairs) == 0) {
-        goto done;
+        json_decref(pairs);
+        return 0;
     }
 
     text = ps_jsonb(pairs);
-    if (text == NULL) {
-        rc = -1;
-        goto done;
+    if (text == NULL || ps_pf_connect(ps) != 0) {
+        free(text);
+        goto failed;
     }
 
     params[0] = text;
-    i = ps_exec(ps, "ps_prefetch_batch", 1, params, &res);
-    free(text);
 
-    if (i != PS_OK) {
+    if (!PQsendQueryPrepared(ps->pf_conn, "ps_prefetch_batch", 1, params,
+                             NULL, NULL, 0))
+    {
+        worker_log(WORKER_LOG_ERROR, "persons: prefetch: %s",
+                   PQerrorMessage(ps->pf_conn));
+        ps->stats.pg_errors++;
+        free(text);
+        goto failed;
+    }
+
+    free(text);
+    ps->pf_pairs = pairs;
+    ps->pf_stale = 0;
+    ps->pf_early = (early != NULL);
+
+    return 0;
+
+failed:
+
+    json_decref(pairs);
+    free(seen.slots);
+    free(full.slots);
+    free(before.slots);
+
+    return -1;
+}
+
+
+/* the answer of the query sent: into the cache unless it went stale */
+
+int
+worker_persons_prefetch_finish(worker_persons_t *ps)
+{
+    int         rc;
+    json_t     *pairs;
+    PGresult   *res, *more;
+
+    pairs = ps->pf_pairs;
+
+    if (pairs == NULL) {
+        return 0;
+    }
+
+    ps->pf_pairs = NULL;
+
+    res = PQgetResult(ps->pf_conn);
+
+    /* a query's results end with NULL: the connection is free then */
+    while ((more = PQgetResult(ps->pf_conn)) != NULL) {
+        PQclear(more);
+    }
+
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        /* the events pay with round trips of their own, or retry */
+        worker_log(WORKER_LOG_ERROR, "persons: prefetch failed: %s",
+                   res ? PQresultErrorMessage(res)
+                       : PQerrorMessage(ps->pf_conn));
+        ps->stats.pg_errors++;
         rc = -1;
-        goto done;
+
+    } else {
+        rc = ps->pf_stale ? 0 : ps_prefetch_apply(ps, pairs, res);
+    }
+
+    PQclear(res);
+    json_decref(pairs);
+
+    return rc;
+}
+
+
+/* a batch read again: what its query answers is not needed */
+
+void
+worker_persons_prefetch_drop(worker_persons_t *ps)
+{
+    ps->pf_stale = 1;
+    (void) worker_persons_prefetch_finish(ps);
+}
+
+
+static int
+ps_pf_connect(worker_persons_t *ps)
+{
+    PGresult         *res;
+    const ps_stmt_t  *s;
+
+    if (ps->pf_conn && PQstatus(ps->pf_conn) == CONNECTION_OK) {
+        return 0;
+    }
+
+    if (ps->pf_conn == NULL) {
+        ps->pf_conn = PQconnectdb(ps->cf->postgres_dsn);
+
+    } else {
+        PQreset(ps->pf_conn);
+    }
+
+    if (PQstatus(ps->pf_conn) != CONNECTION_OK) {
+        worker_log(WORKER_LOG_ERROR, "persons: prefetch connection "
+                   "failed: %s", PQerrorMessage(ps->pf_conn));
+        ps->stats.pg_errors++;
+        return -1;
+    }
+
+    for (s = ps_stmts; strcmp(s->name, "ps_prefetch_batch") != 0; s++) {
+        /* void */
+    }
+
+    res = PQprepare(ps->pf_conn, s->name, s->sql, 0, NULL);
+
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        worker_log(WORKER_LOG_ERROR, "persons: prepare %s failed: %s",
+                   s->name, PQresultErrorMessage(res));
+        PQclear(res);
+        ps->stats.pg_errors++;
+
+        /* prepared again on a fresh connection next time */
+        PQfinish(ps->pf_conn);
+        ps->pf_conn = NULL;
+        return -1;
+    }
+
+    PQclear(res);
+
+    return 0;
+}
+
+
+static int
+ps_prefetch_apply(worker_persons_t *ps, json_t *pairs, PGresult *res)
+{
+    int           i, rows;
+    char          key[512];
+    json_t       *pair, *found;
+    int64_t       team;
+    ps_person_t   p;
+    const char   *did;
+
+    found = json_object();
+    if (found == NULL) {
+        return -1;
     }
 
     rows = PQntuples(res);
@@ -1717,8 +1982,16 @@ worker_persons_prefetch(worker_persons_t *ps, const worker_person_key_t *keys,
         p.is_identified = PQgetvalue(res, i, 8)[0] == 't';
         p.exists = 1;
 
-        /* unreadable rows are left to the normal fetch and its error */
-        if (json_is_object(p.properties)) {
+        /*
+         * unreadable rows are left to the normal fetch and its error;
+         * sent early, a person the batch before processed since may
+         * have changed after the query read it: fetched when needed
+         */
+        if (json_is_object(p.properties)
+            && !(ps->pf_early
+                 && (ps_cache_find(ps, team, PQgetvalue(res, i, 2))
+                     || ps_cache_find_person(ps, p.id))))
+        {
             ps_cache_put(ps, team, PQgetvalue(res, i, 2), &p);
         }
 
@@ -1763,16 +2036,9 @@ worker_persons_prefetch(worker_persons_t *ps, const worker_person_key_t *keys,
         }
     }
 
-    PQclear(res);
-
-done:
-
-    json_decref(pairs);
-    json_decref(seen);
-    json_decref(full);
     json_decref(found);
 
-    return rc;
+    return 0;
 }
 
 
@@ -1782,6 +2048,9 @@ worker_persons_reset(worker_persons_t *ps)
     /* partitions moved: their distinct ids may have changed elsewhere */
     if (ps) {
         ps_cache_clear(ps);
+
+        /* the answer in flight may predate the move: not cached */
+        ps->pf_stale = 1;
     }
 }
 
@@ -2189,6 +2458,11 @@ ps_cache_forget(worker_persons_t *ps, int64_t team_id,
         return;
     }
 
+    /* the query in flight may have read what made this entry go */
+    if (ps->pf_pairs && ps->pf_early) {
+        ps->pf_stale = 1;
+    }
+
     ps_cache_unlink_person(ps, c);
 
     for (pp = &ps->cache[c->hash % PS_CACHE_BUCKETS]; *pp;
@@ -2202,6 +2476,27 @@ ps_cache_forget(worker_persons_t *ps, int64_t team_id,
 
     ps_cache_free_entry(c);
     ps->ncache--;
+}
+
+
+static ps_cached_t *
+ps_cache_find_person(worker_persons_t *ps, int64_t id)
+{
+    ps_cached_t  *c;
+
+    if (ps->by_person == NULL) {
+        return NULL;
+    }
+
+    for (c = ps->by_person[(uint64_t) id % PS_CACHE_BUCKETS]; c;
+         c = c->pnext)
+    {
+        if (c->p.id == id) {
+            return c;
+        }
+    }
+
+    return NULL;
 }
 
 
@@ -2237,6 +2532,10 @@ ps_cache_clear(worker_persons_t *ps)
 {
     size_t        i;
     ps_cached_t  *c, *next;
+
+    if (ps->pf_pairs && ps->pf_early) {
+        ps->pf_stale = 1;
+    }
 
     if (ps->cache == NULL) {
         return;
