@@ -87,7 +87,11 @@ typedef struct {
     worker_persons_t           *persons;
     worker_groups_t            *groups;
     worker_team_limits_t       *limits;
-    json_t                     *buckets;     /* key -> [tokens, last_ms] */
+    ingest_buckets_t           *buckets;     /* per Kafka key */
+    /* the plan's input: a batch's keys, key lengths, message times */
+    const char                **bkeys;
+    size_t                     *blens;
+    int64_t                    *bts;
     json_t                     *lags;        /* "topic/part" -> lag */
     worker_metrics_t            metrics;
     worker_metrics_server_t    *metrics_server;
@@ -184,7 +188,10 @@ worker_run(const worker_config_t *cf)
     ctx.cf = cf;
     ctx.teams = json_object();
     ctx.warned = json_object();
-    ctx.buckets = json_object();
+    ctx.buckets = ingest_buckets_new(WORKER_STATE_MAX);
+    ctx.bkeys = calloc(cf->batch_size, sizeof(char *));
+    ctx.blens = calloc(cf->batch_size, sizeof(size_t));
+    ctx.bts = calloc(cf->batch_size, sizeof(int64_t));
     ctx.lags = json_object();
     ctx.metrics_server = worker_metrics_start(cf->metrics_port);
 
@@ -218,7 +225,8 @@ worker_run(const worker_config_t *cf)
         || ctx.teams == NULL || ctx.pg == NULL
         || ctx.warned == NULL || ctx.persons == NULL || ctx.groups == NULL
         || ctx.limits == NULL
-        || ctx.buckets == NULL || ctx.lags == NULL
+        || ctx.buckets == NULL || ctx.lags == NULL || ctx.bkeys == NULL
+        || ctx.blens == NULL || ctx.bts == NULL
         || (cf->metrics_port && ctx.metrics_server == NULL)
         || ctx.producer == NULL || ctx.consumer == NULL)
     {
@@ -325,7 +333,10 @@ worker_run(const worker_config_t *cf)
     worker_metrics_stop(ctx.metrics_server);
     json_decref(ctx.teams);
     json_decref(ctx.warned);
-    json_decref(ctx.buckets);
+    ingest_buckets_free(ctx.buckets);
+    free(ctx.bkeys);
+    free(ctx.blens);
+    free(ctx.bts);
     json_decref(ctx.lags);
 
     for (i = 0; i < WORKER_BATCHES; i++) {
@@ -1498,87 +1509,21 @@ worker_backoff(int ms)
  */
 
 static void
-worker_overflow_plan(worker_ctx_t *ctx, worker_batch_t *bt)
+worker_overflow_plan(worker_ctx_t *ctx, worker_batch_t *b)
 {
-    int                   i, n;
-    rd_kafka_message_t  **batch;
-    json_t           *groups, *g, *st;
-    int64_t           ts;
-    const char       *key;
-    ingest_bucket_t   b;
+    int  i;
 
-    batch = bt->msgs;
-    n = bt->n;
-
-    groups = json_object();
-    if (groups == NULL) {
-        return;
+    for (i = 0; i < b->n; i++) {
+        ctx->bkeys[i] = b->msgs[i]->key;
+        ctx->blens[i] = b->msgs[i]->key_len;
+        ctx->bts[i] = rd_kafka_message_timestamp(b->msgs[i], NULL);
     }
 
-    for (i = 0; i < n; i++) {
-        /* null keys were spread by capture already: no bucket */
-        if (batch[i]->key == NULL || batch[i]->key_len == 0) {
-            continue;
-        }
-
-        ts = rd_kafka_message_timestamp(batch[i], NULL);
-        g = json_object_getn(groups, batch[i]->key, batch[i]->key_len);
-
-        if (g == NULL) {
-            g = json_pack("[II]", (json_int_t) 0, (json_int_t) ts);
-            if (g == NULL || json_object_setn_new(groups, batch[i]->key,
-                                                  batch[i]->key_len, g) != 0)
-            {
-                continue;
-            }
-        }
-
-        json_array_set_new(g, 0,
-                           json_integer(json_integer_value(
-                                            json_array_get(g, 0)) + 1));
-        if (ts > json_integer_value(json_array_get(g, 1))) {
-            json_array_set_new(g, 1, json_integer(ts));
-        }
-    }
-
-    if (json_object_size(ctx->buckets) > WORKER_STATE_MAX) {
-        json_object_clear(ctx->buckets);
-    }
-
-    json_object_foreach(groups, key, g) {
-        memset(&b, 0, sizeof(ingest_bucket_t));
-        st = json_object_get(ctx->buckets, key);
-
-        if (st) {
-            b.used = 1;
-            b.tokens = json_real_value(json_array_get(st, 0));
-            b.last_ms = json_integer_value(json_array_get(st, 1));
-        }
-
-        if (!ingest_bucket_consume(&b, ctx->cf->overflow_bucket_capacity,
-                                   ctx->cf->overflow_bucket_replenish_rate,
-                                   json_integer_value(json_array_get(g, 1)),
-                                   json_integer_value(json_array_get(g, 0))))
-        {
-            /* marks the group: count -1 */
-            json_array_set_new(g, 0, json_integer(-1));
-        }
-
-        json_object_set_new(ctx->buckets, key,
-                            json_pack("[fI]", b.tokens,
-                                      (json_int_t) b.last_ms));
-    }
-
-    for (i = 0; i < n; i++) {
-        if (batch[i]->key == NULL || batch[i]->key_len == 0) {
-            continue;
-        }
-
-        g = json_object_getn(groups, batch[i]->key, batch[i]->key_len);
-        bt->overflow[i] = g && json_integer_value(json_array_get(g, 0)) < 0;
-    }
-
-    json_decref(groups);
+    /* out of memory: nothing overflows this time */
+    (void) ingest_buckets_plan(ctx->buckets, ctx->bkeys, ctx->blens, ctx->bts,
+                               b->n, ctx->cf->overflow_bucket_capacity,
+                               ctx->cf->overflow_bucket_replenish_rate,
+                               b->overflow);
 }
 
 
