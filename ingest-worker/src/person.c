@@ -207,8 +207,9 @@ static const ps_stmt_t  ps_stmts[] = {
     /*
      * a batch's misses in one round trip: the persons found (kind 0),
      * and §3.8 for the ids flagged pl that have none: inserted, with
-     * those a merge already claimed coming back as kind 1 (the query's
-     * snapshot precedes its insert)
+     * those a merge already claimed coming back as kind 1 from the
+     * conflict itself (the row is left as it is: merged stays merged),
+     * so no scan of the table looks for them
      */
     { "ps_prefetch_batch",
       "WITH b AS (SELECT x.t, x.d, x.pl FROM jsonb_to_recordset($1::jsonb) "
@@ -223,11 +224,12 @@ static const ps_stmt_t  ps_stmts[] = {
       "(SELECT 1 FROM f WHERE f.team_id = b.t AND f.distinct_id = b.d)), "
       "i AS (INSERT INTO posthog_personlessdistinctid (team_id, distinct_id, "
       "is_merged, created_at) SELECT t, d, false, now() FROM c "
-      "ORDER BY t, d ON CONFLICT (team_id, distinct_id) DO NOTHING) "
+      "ORDER BY t, d ON CONFLICT (team_id, distinct_id) DO UPDATE SET "
+      "is_merged = true WHERE posthog_personlessdistinctid.is_merged "
+      "RETURNING team_id, distinct_id, is_merged) "
       "SELECT 0, f.* FROM f UNION ALL "
-      "SELECT 1, l.team_id, l.distinct_id, NULL, NULL, NULL, NULL, NULL, "
-      "NULL FROM posthog_personlessdistinctid l JOIN c "
-      "ON l.team_id = c.t AND l.distinct_id = c.d WHERE l.is_merged" },
+      "SELECT 1, i.team_id, i.distinct_id, NULL, NULL, NULL, NULL, NULL, "
+      "NULL FROM i WHERE i.is_merged" },
 
     { "ps_add_did",
       "INSERT INTO posthog_persondistinctid (distinct_id, person_id, "
