@@ -16,6 +16,7 @@
 #include "person_trim.h"
 #include "eh_time.h"
 #include "eh_person_entry.h"
+#include "ingest_fast.h"
 #include "ingest_json.h"
 #include "ingest_output.h"
 
@@ -70,6 +71,14 @@ struct ps_cached_s {
 };
 
 
+/* one key of the prefetch in flight */
+typedef struct {
+    int64_t                     team_id;
+    size_t                      id;         /* offset in pf_ids */
+    unsigned                    pl:1;
+} ps_pf_key_t;
+
+
 struct worker_persons_s {
     ps_cached_t               **cache;
     ps_cached_t               **by_person;
@@ -89,7 +98,11 @@ struct worker_persons_s {
      * processed on conn
      */
     PGconn                     *pf_conn;
-    json_t                     *pf_pairs;
+    ps_pf_key_t                *pf_keys;
+    int                         pf_n;       /* > 0: a query in flight */
+    int                         pf_size;
+    ingest_str_t                pf_ids;     /* their distinct ids */
+    ingest_str_t                pf_text;    /* the query's parameter */
     unsigned                    pf_stale:1;
     unsigned                    pf_early:1;
     worker_person_stats_t       stats;
@@ -111,8 +124,7 @@ typedef struct {
 
 
 static int ps_connect(worker_persons_t *ps);
-static int ps_prefetch_apply(worker_persons_t *ps, json_t *pairs,
-    PGresult *res);
+static int ps_prefetch_apply(worker_persons_t *ps, PGresult *res);
 static int ps_pf_connect(worker_persons_t *ps);
 static ps_cached_t *ps_cache_find_person(worker_persons_t *ps, int64_t id);
 static int ps_exec(worker_persons_t *ps, const char *name, int n,
@@ -320,7 +332,9 @@ worker_persons_close(worker_persons_t *ps)
         return;
     }
 
-    json_decref(ps->pf_pairs);
+    free(ps->pf_keys);
+    free(ps->pf_ids.data);
+    free(ps->pf_text.data);
 
     if (ps->pf_conn) {
         PQfinish(ps->pf_conn);
@@ -1734,26 +1748,35 @@ worker_persons_prefetch_send(worker_persons_t *ps,
     const worker_person_key_t *keys, int n,
     const worker_person_key_t *early, int nearly)
 {
-    int           i, merges, pl;
-    char          key[512], *text;
-    json_t       *pairs;
+    int           i, k, merges, pl;
+    char          key[512], num[24];
+    ps_pf_key_t  *pk;
     ps_cached_t  *c;
     const char   *params[1];
     ps_keyset_t   seen, full, before;
 
-    if (ps->pf_pairs) {
+    if (ps->pf_n) {
         ps->pf_stale = 1;
         (void) worker_persons_prefetch_finish(ps);
     }
 
     ps_notifications(ps);
 
-    pairs = json_array();
     seen.slots = full.slots = before.slots = NULL;
     merges = 0;
+    k = 0;
 
-    if (pairs == NULL || ps_keyset_init(&seen, n) != 0
-        || ps_keyset_init(&full, n) != 0
+    if (n > ps->pf_size) {
+        pk = realloc(ps->pf_keys, n * sizeof(ps_pf_key_t));
+        if (pk == NULL) {
+            goto failed;
+        }
+
+        ps->pf_keys = pk;
+        ps->pf_size = n;
+    }
+
+    if (ps_keyset_init(&seen, n) != 0 || ps_keyset_init(&full, n) != 0
         || ps_keyset_init(&before, early ? nearly : 0) != 0)
     {
         goto failed;
@@ -1772,6 +1795,14 @@ worker_persons_prefetch_send(worker_persons_t *ps,
                                  keys[i].distinct_id, 1);
         }
     }
+
+    ps->pf_ids.len = 0;
+    ps->pf_ids.failed = 0;
+    ps->pf_text.len = 0;
+    ps->pf_text.failed = 0;
+
+    /* [{"t": team, "d": id, "pl": bool}, ...] for jsonb_to_recordset */
+    ingest_str_lit(&ps->pf_text, "[");
 
     for (i = 0; i < n; i++) {
         if (!ps_key(key, sizeof(key), keys[i].team_id, keys[i].distinct_id)
@@ -1799,28 +1830,47 @@ worker_persons_prefetch_send(worker_persons_t *ps,
             continue;
         }
 
-        json_array_append_new(pairs, json_pack("{sIsssb}", "t",
-                                  (json_int_t) keys[i].team_id,
-                                  "d", keys[i].distinct_id, "pl", pl));
+        pk = &ps->pf_keys[k];
+        pk->team_id = keys[i].team_id;
+        pk->id = ps->pf_ids.len;
+        pk->pl = pl;
+        ingest_str_add(&ps->pf_ids, keys[i].distinct_id,
+                       strlen(keys[i].distinct_id) + 1);
+
+        ingest_str_add(&ps->pf_text, k ? ",{\"t\":" : "{\"t\":", k ? 6 : 5);
+        ingest_str_add(&ps->pf_text, num,
+                       snprintf(num, sizeof(num), "%lld",
+                                (long long) keys[i].team_id));
+        ingest_str_lit(&ps->pf_text, ",\"d\":");
+        ingest_str_add_json(&ps->pf_text, keys[i].distinct_id,
+                            strlen(keys[i].distinct_id));
+
+        if (pl) {
+            ingest_str_lit(&ps->pf_text, ",\"pl\":true}");
+
+        } else {
+            ingest_str_lit(&ps->pf_text, ",\"pl\":false}");
+        }
+
+        k++;
     }
+
+    ingest_str_lit(&ps->pf_text, "]");
 
     free(seen.slots);
     free(full.slots);
     free(before.slots);
     seen.slots = full.slots = before.slots = NULL;
 
-    if (json_array_size(pairs) == 0) {
-        json_decref(pairs);
+    if (k == 0) {
         return 0;
     }
 
-    text = ps_jsonb(pairs);
-    if (text == NULL || ps_pf_connect(ps) != 0) {
-        free(text);
+    if (ps->pf_text.failed || ps->pf_ids.failed || ps_pf_connect(ps) != 0) {
         goto failed;
     }
 
-    params[0] = text;
+    params[0] = ps->pf_text.data;
 
     if (!PQsendQueryPrepared(ps->pf_conn, "ps_prefetch_batch", 1, params,
                              NULL, NULL, 0))
@@ -1828,12 +1878,10 @@ worker_persons_prefetch_send(worker_persons_t *ps,
         worker_log(WORKER_LOG_ERROR, "persons: prefetch: %s",
                    PQerrorMessage(ps->pf_conn));
         ps->stats.pg_errors++;
-        free(text);
         goto failed;
     }
 
-    free(text);
-    ps->pf_pairs = pairs;
+    ps->pf_n = k;
     ps->pf_stale = 0;
     ps->pf_early = (early != NULL);
 
@@ -1841,7 +1889,6 @@ worker_persons_prefetch_send(worker_persons_t *ps,
 
 failed:
 
-    json_decref(pairs);
     free(seen.slots);
     free(full.slots);
     free(before.slots);
@@ -1856,16 +1903,11 @@ int
 worker_persons_prefetch_finish(worker_persons_t *ps)
 {
     int         rc;
-    json_t     *pairs;
     PGresult   *res, *more;
 
-    pairs = ps->pf_pairs;
-
-    if (pairs == NULL) {
+    if (ps->pf_n == 0) {
         return 0;
     }
-
-    ps->pf_pairs = NULL;
 
     res = PQgetResult(ps->pf_conn);
 
@@ -1883,11 +1925,11 @@ worker_persons_prefetch_finish(worker_persons_t *ps)
         rc = -1;
 
     } else {
-        rc = ps->pf_stale ? 0 : ps_prefetch_apply(ps, pairs, res);
+        rc = ps->pf_stale ? 0 : ps_prefetch_apply(ps, res);
     }
 
     PQclear(res);
-    json_decref(pairs);
+    ps->pf_n = 0;
 
     return rc;
 }
@@ -1952,21 +1994,21 @@ ps_pf_connect(worker_persons_t *ps)
 
 
 static int
-ps_prefetch_apply(worker_persons_t *ps, json_t *pairs, PGresult *res)
+ps_prefetch_apply(worker_persons_t *ps, PGresult *res)
 {
     int           i, rows;
     char          key[512];
-    json_t       *pair, *found;
     int64_t       team;
+    ps_pf_key_t  *pk;
     ps_person_t   p;
     const char   *did;
-
-    found = json_object();
-    if (found == NULL) {
-        return -1;
-    }
+    ps_keyset_t   found;
 
     rows = PQntuples(res);
+
+    if (ps_keyset_init(&found, rows) != 0) {
+        return -1;
+    }
 
     for (i = 0; i < rows; i++) {
         if (PQgetvalue(res, i, 0)[0] != '0') {
@@ -1999,20 +2041,17 @@ ps_prefetch_apply(worker_persons_t *ps, json_t *pairs, PGresult *res)
 
         json_decref(p.properties);
 
-        snprintf(key, sizeof(key), "%lld:%s", (long long) team,
-                 PQgetvalue(res, i, 2));
-        json_object_set_new(found, key, json_true());
+        /* the result lives until PQclear(): its strings are borrowed */
+        (void) ps_keyset_add(&found, team, PQgetvalue(res, i, 2), 1);
     }
 
     /* the ids without a person are known too */
-    for (i = 0; i < (int) json_array_size(pairs); i++) {
-        pair = json_array_get(pairs, i);
-        team = json_integer_value(json_object_get(pair, "t"));
-        did = json_string_value(json_object_get(pair, "d"));
+    for (i = 0; i < ps->pf_n; i++) {
+        pk = &ps->pf_keys[i];
+        team = pk->team_id;
+        did = ps->pf_ids.data + pk->id;
 
-        snprintf(key, sizeof(key), "%lld:%s", (long long) team, did);
-
-        if (json_object_get(found, key)) {
+        if (!ps_keyset_add(&found, team, did, 0)) {
             continue;
         }
 
@@ -2021,7 +2060,7 @@ ps_prefetch_apply(worker_persons_t *ps, json_t *pairs, PGresult *res)
             ps_cache_put(ps, team, did, &p);
         }
 
-        if (json_is_true(json_object_get(pair, "pl"))) {
+        if (pk->pl && ps_key(key, sizeof(key), team, did)) {
             if (json_object_size(ps->personless) >= PS_PERSONLESS_CACHE) {
                 json_object_clear(ps->personless);
             }
@@ -2030,6 +2069,8 @@ ps_prefetch_apply(worker_persons_t *ps, json_t *pairs, PGresult *res)
         }
     }
 
+    free(found.slots);
+
     /* a merge claimed these ids: their person is read again */
     for (i = 0; i < rows; i++) {
         if (PQgetvalue(res, i, 0)[0] == '1') {
@@ -2037,8 +2078,6 @@ ps_prefetch_apply(worker_persons_t *ps, json_t *pairs, PGresult *res)
                             PQgetvalue(res, i, 2));
         }
     }
-
-    json_decref(found);
 
     return 0;
 }
@@ -2461,7 +2500,7 @@ ps_cache_forget(worker_persons_t *ps, int64_t team_id,
     }
 
     /* the query in flight may have read what made this entry go */
-    if (ps->pf_pairs && ps->pf_early) {
+    if (ps->pf_n && ps->pf_early) {
         ps->pf_stale = 1;
     }
 
@@ -2535,7 +2574,7 @@ ps_cache_clear(worker_persons_t *ps)
     size_t        i;
     ps_cached_t  *c, *next;
 
-    if (ps->pf_pairs && ps->pf_early) {
+    if (ps->pf_n && ps->pf_early) {
         ps->pf_stale = 1;
     }
 
