@@ -18,6 +18,8 @@ BENCH_PERF=<dir> records `perf record` of the worker per case there
 Each case also prints the worker's own stage log line (where its time
 went, consumer.c) for the whole run.
 
+BENCH_BATCH overrides the workers' batch_size (the header line says
+500, the worker.conf.in default).
 BENCH_COMPARE=<other ingest-worker binary>: A/B in one run for (a) and
 (b), BENCH_ROUNDS times (default 2) alternating this build (A) and the
 other (B); every (a) run gets a team of its own, so no run finds the
@@ -46,6 +48,7 @@ CASES = os.environ.get("BENCH_CASES", "abcd")
 PERF = os.environ.get("BENCH_PERF")
 PERF_OPTS = os.environ.get("BENCH_PERF_OPTS", "-g").split()
 COMPARE = os.environ.get("BENCH_COMPARE")
+BATCH = os.environ.get("BENCH_BATCH")
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
 PERSONS = int(os.environ.get("BENCH_PERSONS", "10000"))
 MERGES = int(os.environ.get("BENCH_MERGES", str(max(N // 20, 1000))))
@@ -83,6 +86,8 @@ class Bench:
         self.token = None
 
     def worker(self, name, binary=None, **values):
+        if BATCH and name != "admin":
+            values["batch_size"] = BATCH
         w = ST.Worker(self.tmp, name=name, group=f"bench-{name}",
                       **self.common, **values)
         if binary:
@@ -206,13 +211,16 @@ def stages(w):
 
 
 def cpu(pid):
-    """CPU seconds of the process and of its main thread"""
+    """CPU seconds of the process and of its main thread, and the
+    process's minor page faults / 1e6 (run() scales all by 1e6/events)"""
     tick = os.sysconf("SC_CLK_TCK")
-    out = []
+    out, faults = [], 0
     for path in (f"/proc/{pid}/stat", f"/proc/{pid}/task/{pid}/stat"):
         with open(path) as f:
             fields = f.read().rsplit(")", 1)[1].split()
         out.append((int(fields[11]) + int(fields[12])) / tick)
+        faults = faults or int(fields[7])
+    out.append(faults / 1e6)
     return out
 
 
@@ -224,7 +232,8 @@ def summary(m):
     return (f"ingested {get(ev % 'ingested')} overflow {get(ev % 'overflow')}"
             f" persons +{get(ps % 'created')} ~{get(ps % 'updated')}"
             f" merged {get(ps % 'merged')}; worker CPU"
-            f" {m['cpu'][0]:.1f} us/event, main thread {m['cpu'][1]:.1f}")
+            f" {m['cpu'][0]:.1f} us/event, main thread {m['cpu'][1]:.1f},"
+            f" {m['cpu'][2]:.2f} page faults/event")
 
 
 def main():
