@@ -11,11 +11,24 @@ Numbers are printed, never asserted.
   (c) events of the same persons with a changing $set
   (d) $identify merging two existing anonymous persons
 
-BENCH_EVENTS scales the message counts (default 200000 for (a))."""
+BENCH_EVENTS scales the message counts (default 200000 for (a)).
+BENCH_CASES picks cases (default "abcd"; the warm-up runs only for b-d).
+BENCH_PERF=<dir> records `perf record` of the worker per case there
+(BENCH_PERF_OPTS, default "-g", e.g. "--call-graph dwarf -F 999").
+Each case also prints the worker's own stage log line (where its time
+went, consumer.c) for the whole run.
+
+BENCH_BATCH overrides the workers' batch_size (the header line says
+500, the worker.conf.in default).
+BENCH_COMPARE=<other ingest-worker binary>: A/B in one run for (a) and
+(b), BENCH_ROUNDS times (default 2) alternating this build (A) and the
+other (B); every (a) run gets a team of its own, so no run finds the
+personless ids of another already written."""
 
 import json
 import os
 import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -31,6 +44,12 @@ import stack as ST  # noqa: E402
 from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
 
 N = int(os.environ.get("BENCH_EVENTS", "200000"))
+CASES = os.environ.get("BENCH_CASES", "abcd")
+PERF = os.environ.get("BENCH_PERF")
+PERF_OPTS = os.environ.get("BENCH_PERF_OPTS", "-g").split()
+COMPARE = os.environ.get("BENCH_COMPARE")
+BATCH = os.environ.get("BENCH_BATCH")
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
 PERSONS = int(os.environ.get("BENCH_PERSONS", "10000"))
 MERGES = int(os.environ.get("BENCH_MERGES", str(max(N // 20, 1000))))
 PARTITIONS = 4
@@ -66,9 +85,14 @@ class Bench:
                                   "compression.type": "lz4"})
         self.token = None
 
-    def worker(self, name, **values):
-        return ST.Worker(self.tmp, name=name, group=f"bench-{name}",
-                         **self.common, **values)
+    def worker(self, name, binary=None, **values):
+        if BATCH and name != "admin":
+            values["batch_size"] = BATCH
+        w = ST.Worker(self.tmp, name=name, group=f"bench-{name}",
+                      **self.common, **values)
+        if binary:
+            w.argv = lambda: [binary, "-c", w.conf_path, "run"]
+        return w
 
     def produce(self, topic, msgs):
         self.kafka.create_topics([topic], partitions=PARTITIONS)
@@ -81,13 +105,13 @@ class Bench:
                     self.producer.poll(0.1)
         self.producer.flush(120)
 
-    def run(self, name, msgs):
+    def run(self, name, msgs, binary=None, topic=None):
         """produce, then time one worker consuming and committing them"""
-        topic = f"bench_{name}"
-        msgs = list(msgs)
-        self.produce(topic, msgs)
+        if topic is None:
+            topic = f"bench_{name}"
+            self.produce(topic, list(msgs))
         port = S.free_port()
-        w = self.worker(name, input_topic=topic, metrics_port=port)
+        w = self.worker(name, binary, input_topic=topic, metrics_port=port)
         offsets = Consumer({"bootstrap.servers": self.kafka.bootstrap,
                             "group.id": f"bench-{name}"})
         ends = {p: offsets.get_watermark_offsets(
@@ -95,12 +119,20 @@ class Bench:
             for p in range(PARTITIONS)}
         total = sum(ends.values())
         w.start()
+        perf = None
+        if PERF:
+            os.makedirs(PERF, exist_ok=True)
+            perf = subprocess.Popen(
+                ["perf", "record", *PERF_OPTS, "-q", "-p", str(w.pid),
+                 "-o", os.path.join(PERF, f"{name}.data")],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             t0 = in0 = None
             while True:
                 m = metrics(port)
                 if m.get("edgehog_ingest_events_in_total", 0) > 0:
                     t0 = time.monotonic()
+                    cpu0 = cpu(w.pid)
                     in0 = m["edgehog_ingest_events_in_total"]
                     break
                 time.sleep(0.005)
@@ -112,11 +144,17 @@ class Bench:
                     break
                 time.sleep(0.02)
             secs = time.monotonic() - t0
+            cpu1 = cpu(w.pid)
             m = metrics(port)
+            m["cpu"] = [(b - a) / (total - in0) * 1e6
+                        for a, b in zip(cpu0, cpu1)]
         finally:
+            if perf:
+                perf.send_signal(2)
+                perf.wait()
             w.stop()
             offsets.close()
-        return (total - in0) / secs, secs, total, m
+        return (total - in0) / secs, secs, total, m, stages(w)
 
 
 def metrics(port):
@@ -132,6 +170,60 @@ def metrics(port):
     return out
 
 
+def compare(b, admin, token, cases):
+    """(a) and (b) with this build (A) and BENCH_COMPARE (B), alternated"""
+    rates, cpus = {}, {}
+    for rnd in range(ROUNDS):
+        for variant, binary in (("A", None), ("B", COMPARE)):
+            for key, title, msgs in cases:
+                if key not in CASES or key not in "ab":
+                    continue
+                name = f"{key}{variant}{rnd}"
+                if key == "a":
+                    _, tok = admin.team_create(f"bench {name}")
+                    msgs = (message(tok, f"anon-pl-{i % 100000}",
+                                    props={"$process_person_profile":
+                                           False})
+                            for i in range(N))
+                    topic = None
+                else:
+                    topic = f"bench_{key}"
+                    if rnd == 0 and variant == "A":
+                        b.produce(topic, list(msgs))
+                rate, secs, total, m, st = b.run(name, None, binary, topic) \
+                    if topic else b.run(name, msgs, binary)
+                rates.setdefault((key, variant), []).append(rate)
+                cpus.setdefault((key, variant), []).append(m["cpu"][1])
+                print(f"({key}) {variant} round {rnd}: {rate:10.0f} events/s"
+                      f"  ({secs:.1f}s; {summary(m)})\n    worker: {st}",
+                      flush=True)
+    for (key, variant), r in sorted(rates.items()):
+        print(f"({key}) {variant}: " + " ".join(f"{x:.0f}" for x in r)
+              + f"  best {max(r):.0f}; main thread CPU us/event "
+              + " ".join(f"{x:.1f}" for x in cpus[key, variant]))
+
+
+def stages(w):
+    """the worker's last stage log line: the whole run's shares"""
+    lines = [line for line in w.log_tail(50).splitlines()
+             if "events/s, time:" in line]
+    return lines[-1].split("] ", 1)[-1].split(": ", 1)[-1] if lines else ""
+
+
+def cpu(pid):
+    """CPU seconds of the process and of its main thread, and the
+    process's minor page faults / 1e6 (run() scales all by 1e6/events)"""
+    tick = os.sysconf("SC_CLK_TCK")
+    out, faults = [], 0
+    for path in (f"/proc/{pid}/stat", f"/proc/{pid}/task/{pid}/stat"):
+        with open(path) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        out.append((int(fields[11]) + int(fields[12])) / tick)
+        faults = faults or int(fields[7])
+    out.append(faults / 1e6)
+    return out
+
+
 def summary(m):
     def get(label):
         return int(m.get("edgehog_ingest_" + label, 0))
@@ -139,7 +231,9 @@ def summary(m):
     ps = 'persons_total{op="%s"}'
     return (f"ingested {get(ev % 'ingested')} overflow {get(ev % 'overflow')}"
             f" persons +{get(ps % 'created')} ~{get(ps % 'updated')}"
-            f" merged {get(ps % 'merged')}")
+            f" merged {get(ps % 'merged')}; worker CPU"
+            f" {m['cpu'][0]:.1f} us/event, main thread {m['cpu'][1]:.1f},"
+            f" {m['cpu'][2]:.2f} page faults/event")
 
 
 def main():
@@ -166,9 +260,10 @@ def main():
                 for i in range(n_persons)]
         warm += [message(token, f"{side}-{i}") for i in range(MERGES)
                  for side in ("anon", "ident")]
-        rate, secs, total, m = b.run("warmup", warm)
-        print(f"(-) warm-up: create {total} persons  {rate:10.0f} events/s"
-              f"  ({secs:.1f}s; {summary(m)})")
+        if set(CASES) & set("bcd"):
+            rate, secs, total, m, _ = b.run("warmup", warm)
+            print(f"(-) warm-up: create {total} persons  {rate:10.0f}"
+                  f" events/s  ({secs:.1f}s; {summary(m)})")
         # steady state: planner statistics as autovacuum would have them
         # (right after the bulk insert the person statements seq-scan)
         pg.psql("ANALYZE", dbname="edgehog")
@@ -191,10 +286,16 @@ def main():
                       props={"$anon_distinct_id": f"anon-{i}"})
               for i in range(MERGES))),
         ]
+        if COMPARE:
+            compare(b, admin, token, cases)
+            cases = []
         for key, title, msgs in cases:
-            rate, secs, total, m = b.run(key, msgs)
+            if key not in CASES:
+                continue
+            rate, secs, total, m, st = b.run(key, msgs)
             print(f"({key}) {title:42s} {rate:10.0f} events/s  "
-                  f"({secs:.1f}s; {summary(m)})", flush=True)
+                  f"({secs:.1f}s; {summary(m)})\n    worker: {st}",
+                  flush=True)
         print("targets: (a) >= 100000 events/s, (b) >= 20000 events/s")
     finally:
         if b:

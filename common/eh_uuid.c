@@ -9,6 +9,7 @@
 
 #include <strings.h>
 
+#include <pthread.h>
 #include <openssl/evp.h>
 
 #include "eh_uuid.h"
@@ -108,10 +109,27 @@ eh_uuid_v7(uint64_t ms, const unsigned char rnd[10], unsigned char out[16])
 }
 
 
+/*
+ * EVP_sha1() makes OpenSSL 3 look the implementation up on every
+ * EVP_DigestInit_ex(), which cost as much as the hash: fetched once
+ */
+
+static EVP_MD  *eh_uuid_sha1;
+
+
+static void
+eh_uuid_sha1_fetch(void)
+{
+    eh_uuid_sha1 = EVP_MD_fetch(NULL, "SHA1", NULL);
+}
+
+
 void
 eh_uuid_v5(const unsigned char ns[16], const char *name, size_t len,
     unsigned char out[16])
 {
+    static pthread_once_t  once = PTHREAD_ONCE_INIT;
+
     unsigned int    n;
     EVP_MD_CTX     *ctx;
     unsigned char   md[EVP_MAX_MD_SIZE];
@@ -122,10 +140,13 @@ eh_uuid_v5(const unsigned char ns[16], const char *name, size_t len,
      */
     memset(md, 0, sizeof(md));
 
+    (void) pthread_once(&once, eh_uuid_sha1_fetch);
+
     ctx = EVP_MD_CTX_new();
 
     if (ctx != NULL) {
-        if (EVP_DigestInit_ex(ctx, EVP_sha1(), NULL) != 1
+        if (EVP_DigestInit_ex(ctx, eh_uuid_sha1 ? eh_uuid_sha1 : EVP_sha1(),
+                              NULL) != 1
             || EVP_DigestUpdate(ctx, ns, 16) != 1
             || EVP_DigestUpdate(ctx, name, len) != 1
             || EVP_DigestFinal_ex(ctx, md, &n) != 1)

@@ -41,21 +41,6 @@ enum {
 };
 
 
-/*
- * A batch whose outputs are produced: its offsets are committed once
- * its delivery reports (counted here through the message opaque) are
- * all in.  One batch waits for its acks while the next is processed.
- */
-typedef struct {
-    rd_kafka_message_t        **msgs;
-    int                         n;
-    long                        in_flight;
-    long                        failed;
-    long                        too_large;   /* refused by the broker */
-    int64_t                     start;
-} worker_batch_t;
-
-
 /* one message of the batch between the parse and the process passes */
 typedef struct {
     ingest_message_t            m;
@@ -66,9 +51,35 @@ typedef struct {
 } worker_item_t;
 
 
+/*
+ * A batch goes through three slots: collected and parsed (its persons
+ * query sent to Postgres), then processed (its outputs produced), then
+ * pending: its offsets are committed once its delivery reports
+ * (counted here through the message opaque) are all in.  While one
+ * batch waits for Postgres and another for its acks, the next one is
+ * read and parsed.
+ */
+
+typedef struct {
+    rd_kafka_message_t        **msgs;
+    worker_item_t              *items;
+    char                       *overflow;   /* per message */
+    worker_person_key_t        *keys;       /* of its events */
+    int                         nkeys;
+    unsigned                    merges:1;   /* one of them may merge */
+    unsigned                    asked:1;    /* its persons query sent */
+    int                         n;
+    long                        in_flight;
+    long                        failed;
+    long                        too_large;  /* refused by the broker */
+    int64_t                     start;
+} worker_batch_t;
+
+#define WORKER_BATCHES  3
+
+
 typedef struct {
     const worker_config_t      *cf;
-    worker_item_t              *items;
     rd_kafka_t                 *consumer;
     rd_kafka_t                 *producer;
     worker_pg_t                *pg;
@@ -77,14 +88,18 @@ typedef struct {
     worker_persons_t           *persons;
     worker_groups_t            *groups;
     worker_team_limits_t       *limits;
-    json_t                     *buckets;     /* key -> [tokens, last_ms] */
+    ingest_buckets_t           *buckets;     /* per Kafka key */
+    /* the plan's input: a batch's keys, key lengths, message times */
+    const char                **bkeys;
+    size_t                     *blens;
+    int64_t                    *bts;
     json_t                     *lags;        /* "topic/part" -> lag */
-    char                       *overflow;    /* per batch message */
     worker_metrics_t            metrics;
     worker_metrics_server_t    *metrics_server;
     unsigned long               unknown_token;
-    worker_batch_t              batches[2];
+    worker_batch_t              batches[WORKER_BATCHES];
     worker_batch_t             *acct;        /* what produce counts on */
+    worker_batch_t             *work;        /* parsed, persons asked */
     worker_batch_t             *pend;        /* produced, not committed */
 
     /*
@@ -131,9 +146,15 @@ static int worker_produce(worker_ctx_t *ctx, const char *topic,
     const char *key, size_t klen, const char *value, size_t len);
 static int worker_produce_flags(worker_ctx_t *ctx, const char *topic,
     const char *key, size_t klen, char *value, size_t len, int flags);
+static int worker_collect(worker_ctx_t *ctx, worker_batch_t *b);
+static worker_rc_e worker_parse_batch(worker_ctx_t *ctx, worker_batch_t *b);
+static int worker_finish_work(worker_ctx_t *ctx, worker_batch_t *next,
+    int parsed);
+static worker_batch_t *worker_free_batch(worker_ctx_t *ctx);
+static void worker_batch_drop(worker_batch_t *b);
 static int worker_wait_deliveries(worker_ctx_t *ctx, worker_batch_t *b);
 static int worker_settle(worker_ctx_t *ctx, worker_batch_t *b,
-    worker_batch_t *next, int async);
+    worker_batch_t *next, worker_batch_t *next2, int async);
 static void worker_commit(worker_ctx_t *ctx, rd_kafka_message_t **batch,
     int n, int async);
 static void worker_rewind(worker_ctx_t *ctx, rd_kafka_message_t **batch,
@@ -154,11 +175,10 @@ static int64_t worker_timestamp(worker_ctx_t *ctx, rd_kafka_message_t *msg,
     ingest_message_t *m, int64_t team_id);
 static worker_rc_e worker_dlq(worker_ctx_t *ctx, rd_kafka_message_t *msg,
     const char *uuid);
-static void worker_overflow_plan(worker_ctx_t *ctx,
-    rd_kafka_message_t **batch, int n);
+static void worker_overflow_plan(worker_ctx_t *ctx, worker_batch_t *b);
 static worker_rc_e worker_overflow(worker_ctx_t *ctx,
     rd_kafka_message_t *msg);
-static void worker_prefetch(worker_ctx_t *ctx, int n);
+static void worker_prefetch(worker_ctx_t *ctx, worker_batch_t *b);
 static void worker_batch_metrics(worker_ctx_t *ctx,
     rd_kafka_message_t **batch, int n, int committed, int64_t start);
 static void worker_backoff(int ms);
@@ -169,11 +189,10 @@ static void worker_stage_log(worker_ctx_t *ctx, int n);
 int
 worker_run(const worker_config_t *cf)
 {
-    int                          i, n, rc;
-    int64_t                      deadline;
+    int                          i, n;
     worker_ctx_t                 ctx;
+    worker_rc_e                  rc;
     worker_batch_t              *cur;
-    rd_kafka_message_t          *msg, **batch;
     rd_kafka_resp_err_t          err;
     rd_kafka_topic_partition_list_t  *topics;
 
@@ -181,15 +200,30 @@ worker_run(const worker_config_t *cf)
     ctx.cf = cf;
     ctx.teams = json_object();
     ctx.warned = json_object();
-    ctx.buckets = json_object();
+    ctx.buckets = ingest_buckets_new(WORKER_STATE_MAX);
+    ctx.bkeys = calloc(cf->batch_size, sizeof(char *));
+    ctx.blens = calloc(cf->batch_size, sizeof(size_t));
+    ctx.bts = calloc(cf->batch_size, sizeof(int64_t));
     ctx.lags = json_object();
-    ctx.overflow = calloc(cf->batch_size, 1);
     ctx.metrics_server = worker_metrics_start(cf->metrics_port);
 
-    ctx.batches[0].msgs = calloc(cf->batch_size, sizeof(rd_kafka_message_t *));
-    ctx.batches[1].msgs = calloc(cf->batch_size, sizeof(rd_kafka_message_t *));
-    ctx.items = calloc(cf->batch_size, sizeof(worker_item_t));
-    batch = ctx.batches[0].msgs;
+    n = 1;
+
+    for (i = 0; i < WORKER_BATCHES; i++) {
+        ctx.batches[i].msgs = calloc(cf->batch_size,
+                                     sizeof(rd_kafka_message_t *));
+        ctx.batches[i].items = calloc(cf->batch_size, sizeof(worker_item_t));
+        ctx.batches[i].overflow = calloc(cf->batch_size, 1);
+        ctx.batches[i].keys = calloc(cf->batch_size,
+                                     sizeof(worker_person_key_t));
+
+        if (ctx.batches[i].msgs == NULL || ctx.batches[i].items == NULL
+            || ctx.batches[i].overflow == NULL || ctx.batches[i].keys == NULL)
+        {
+            n = 0;
+        }
+    }
+
     cur = &ctx.batches[0];
 
     /*
@@ -209,11 +243,12 @@ worker_run(const worker_config_t *cf)
     ctx.groups = worker_groups_open(cf, worker_emit, &ctx);
     ctx.limits = worker_team_limits_open(cf);
 
-    if (batch == NULL || ctx.batches[1].msgs == NULL || ctx.items == NULL
+    if (n == 0
         || ctx.teams == NULL || ctx.pg == NULL
         || ctx.warned == NULL || ctx.persons == NULL || ctx.groups == NULL
         || ctx.limits == NULL
-        || ctx.buckets == NULL || ctx.lags == NULL || ctx.overflow == NULL
+        || ctx.buckets == NULL || ctx.lags == NULL || ctx.bkeys == NULL
+        || ctx.blens == NULL || ctx.bts == NULL
         || (cf->metrics_port && ctx.metrics_server == NULL)
         || ctx.producer == NULL || ctx.consumer == NULL)
     {
@@ -240,144 +275,63 @@ worker_run(const worker_config_t *cf)
 
     while (!worker_stop) {
 
-        /* a batch: up to batch_size messages or batch_wait_ms after the
-         * first one */
+        n = worker_collect(&ctx, cur);
 
-        n = 0;
-        deadline = 0;
-        batch = cur->msgs;
+        rc = WORKER_OK;
 
-        while (n < cf->batch_size && !worker_stop) {
-            msg = rd_kafka_consumer_poll(ctx.consumer, n ? 10 : 200);
-
-            if (msg == NULL) {
-                if (n && worker_now_us() >= deadline) {
-                    break;
-                }
-
-                /* idle: the pending batch needs no company to commit */
-                if (n == 0 && ctx.pend) {
-                    (void) worker_settle(&ctx, ctx.pend, NULL, 1);
-                    ctx.pend = NULL;
-                }
-
-                continue;
-            }
-
-            if (msg->err) {
-                if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-                    worker_log(WORKER_LOG_WARN, "consumer: %s",
-                               rd_kafka_message_errstr(msg));
-                }
-
-                rd_kafka_message_destroy(msg);
-                continue;
-            }
-
-            if (n == 0) {
-                deadline = worker_now_us() + cf->batch_wait_ms * 1000LL;
-            }
-
-            batch[n++] = msg;
-
-            if (worker_now_us() >= deadline) {
-                break;
-            }
+        if (n || ctx.work) {
+            worker_stage(&ctx, WORKER_STAGE_COLLECT);
         }
 
-        if (n == 0) {
+        if (n) {
+            /* parsed while Postgres answers the persons of ctx.work */
+            rc = worker_parse_batch(&ctx, cur);
+            worker_stage(&ctx, WORKER_STAGE_PARSE);
+
+        } else if (ctx.work == NULL) {
             ctx.stage_mark = worker_now_us();
             continue;
         }
 
-        worker_stage(&ctx, WORKER_STAGE_COLLECT);
-
-        rc = WORKER_OK;
-        cur->n = n;
-        cur->in_flight = 0;
-        cur->failed = 0;
-        cur->too_large = 0;
-        cur->start = worker_now_us();
-        ctx.acct = cur;
-
-        memset(ctx.overflow, 0, n);
-
-        if (cf->overflow_enabled) {
-            worker_overflow_plan(&ctx, batch, n);
-        }
-
-        memset(ctx.items, 0, n * sizeof(worker_item_t));
-
-        /*
-         * parse everything first, so the persons of the batch are read
-         * (and its personless ids written) in one round trip each
-         */
-        for (i = 0; i < n && rc == WORKER_OK; i++) {
-            if (!ctx.overflow[i]) {
-                rc = worker_parse(&ctx, batch[i], &ctx.items[i]);
-            }
-        }
-
-        worker_stage(&ctx, WORKER_STAGE_PARSE);
-
-        if (rc == WORKER_OK) {
-            worker_prefetch(&ctx, n);
-        }
-
-        worker_stage(&ctx, WORKER_STAGE_PERSONS);
-
-        /*
-         * one message after the other in offset order: events of one
-         * token:distinct_id (one partition) keep their Kafka order
-         */
-        for (i = 0; i < n && rc == WORKER_OK; i++) {
-            if (ctx.overflow[i]) {
-                rc = worker_overflow(&ctx, batch[i]);
-
-            } else if (ctx.items[i].event) {
-                rc = worker_process(&ctx, batch[i], &ctx.items[i]);
-            }
-        }
-
-        for (i = 0; i < n; i++) {
-            ingest_message_free(&ctx.items[i].m);
-        }
-
-        worker_stage(&ctx, WORKER_STAGE_PROCESS);
-
-        /*
-         * offsets move only once every output of a batch is acked: the
-         * previous batch's acks came in while this one was processed
-         */
-
-        if (ctx.pend && worker_settle(&ctx, ctx.pend, cur, 1) != 0) {
-            /* rewound to the pending batch: this one is read again too */
-            ctx.pend = NULL;
-            worker_stage(&ctx, WORKER_STAGE_DELIVERY);
+        if (ctx.work
+            && worker_finish_work(&ctx, n ? cur : NULL, rc == WORKER_OK)
+               != 0)
+        {
+            /* cur is read again with the batches before it */
             continue;
         }
 
-        ctx.pend = NULL;
-        worker_stage(&ctx, WORKER_STAGE_DELIVERY);
+        if (n == 0) {
+            continue;
+        }
 
         if (rc != WORKER_OK) {
             /* its outputs so far must report before it is read again */
             cur->failed++;
-            (void) worker_settle(&ctx, cur, NULL, 1);
+            (void) worker_settle(&ctx, cur, NULL, NULL, 1);
 
         } else {
-            ctx.pend = cur;
-            cur = (cur == &ctx.batches[0]) ? &ctx.batches[1]
-                                           : &ctx.batches[0];
+            if (!cur->asked) {
+                /* answered while the next batch is read and parsed */
+                (void) worker_persons_prefetch_send(ctx.persons, cur->keys,
+                                                    cur->nkeys, NULL, 0);
+            }
+
+            ctx.work = cur;
+            cur = worker_free_batch(&ctx);
         }
 
-        worker_stage(&ctx, WORKER_STAGE_COMMIT);
+        worker_stage(&ctx, WORKER_STAGE_PERSONS);
         worker_stage_log(&ctx, n);
     }
 
-    /* SIGTERM: the last complete batch is committed, nothing partial */
+    /* SIGTERM: the batches read are finished and committed */
+    if (ctx.work) {
+        (void) worker_finish_work(&ctx, NULL, 0);
+    }
+
     if (ctx.pend) {
-        (void) worker_settle(&ctx, ctx.pend, NULL, 0);
+        (void) worker_settle(&ctx, ctx.pend, NULL, NULL, 0);
         ctx.pend = NULL;
     }
 
@@ -401,14 +355,250 @@ worker_run(const worker_config_t *cf)
     worker_metrics_stop(ctx.metrics_server);
     json_decref(ctx.teams);
     json_decref(ctx.warned);
-    json_decref(ctx.buckets);
+    ingest_buckets_free(ctx.buckets);
+    free(ctx.bkeys);
+    free(ctx.blens);
+    free(ctx.bts);
     json_decref(ctx.lags);
-    free(ctx.overflow);
-    free(ctx.items);
-    free(ctx.batches[0].msgs);
-    free(ctx.batches[1].msgs);
+
+    for (i = 0; i < WORKER_BATCHES; i++) {
+        free(ctx.batches[i].msgs);
+        free(ctx.batches[i].items);
+        free(ctx.batches[i].overflow);
+        free(ctx.batches[i].keys);
+    }
 
     return 0;
+}
+
+
+/*
+ * A batch: up to batch_size messages or batch_wait_ms after the first
+ * one.  With a parsed batch waiting, an empty consumer queue ends the
+ * wait at once: that batch is not held back for company.
+ */
+
+static int
+worker_collect(worker_ctx_t *ctx, worker_batch_t *b)
+{
+    int                   n;
+    int64_t               deadline;
+    rd_kafka_message_t   *msg;
+
+    n = 0;
+    deadline = 0;
+
+    while (n < ctx->cf->batch_size && !worker_stop) {
+        msg = rd_kafka_consumer_poll(ctx->consumer,
+                                     n ? 10 : (ctx->work ? 0 : 200));
+
+        if (msg == NULL) {
+            if (n && worker_now_us() >= deadline) {
+                break;
+            }
+
+            if (n == 0 && ctx->work) {
+                break;
+            }
+
+            /* idle: the pending batch needs no company to commit */
+            if (n == 0 && ctx->pend) {
+                (void) worker_settle(ctx, ctx->pend, NULL, NULL, 1);
+                ctx->pend = NULL;
+            }
+
+            continue;
+        }
+
+        if (msg->err) {
+            if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                worker_log(WORKER_LOG_WARN, "consumer: %s",
+                           rd_kafka_message_errstr(msg));
+            }
+
+            rd_kafka_message_destroy(msg);
+            continue;
+        }
+
+        if (n == 0) {
+            deadline = worker_now_us() + ctx->cf->batch_wait_ms * 1000LL;
+        }
+
+        b->msgs[n++] = msg;
+
+        if (worker_now_us() >= deadline) {
+            break;
+        }
+    }
+
+    b->n = n;
+
+    return n;
+}
+
+
+/*
+ * Everything first that needs no person, so the persons of the batch
+ * are read (and its personless ids written) in one round trip
+ */
+
+static worker_rc_e
+worker_parse_batch(worker_ctx_t *ctx, worker_batch_t *b)
+{
+    int          i;
+    worker_rc_e  rc;
+
+    b->in_flight = 0;
+    b->failed = 0;
+    b->too_large = 0;
+    b->start = worker_now_us();
+    ctx->acct = b;
+
+    memset(b->overflow, 0, b->n);
+
+    if (ctx->cf->overflow_enabled) {
+        worker_overflow_plan(ctx, b);
+    }
+
+    memset(b->items, 0, b->n * sizeof(worker_item_t));
+
+    rc = WORKER_OK;
+
+    for (i = 0; i < b->n && rc == WORKER_OK; i++) {
+        if (!b->overflow[i]) {
+            rc = worker_parse(ctx, b->msgs[i], &b->items[i]);
+        }
+    }
+
+    b->asked = 0;
+
+    if (rc == WORKER_OK) {
+        worker_prefetch(ctx, b);
+    }
+
+    return rc;
+}
+
+
+/*
+ * The parsed batch (ctx->work) gets its persons and its outputs; the
+ * batch before it is committed once acked.  next: the batch parsed
+ * meanwhile (parsed: without failure), read again too when these are.
+ * 0, or -1 when the batches were rewound (next included).
+ */
+
+static int
+worker_finish_work(worker_ctx_t *ctx, worker_batch_t *next, int parsed)
+{
+    int              i;
+    worker_rc_e      rc;
+    worker_batch_t  *b;
+
+    b = ctx->work;
+    ctx->work = NULL;
+
+    /* a failure only costs the events their own round trips */
+    (void) worker_persons_prefetch_finish(ctx->persons);
+
+    /*
+     * next's persons are asked for while this batch is processed, but
+     * for the ids this one has: their persons it may change (and a
+     * merge may move any id: then they are asked for afterwards)
+     */
+    if (next && parsed && !b->merges) {
+        (void) worker_persons_prefetch_send(ctx->persons, next->keys,
+                                            next->nkeys, b->keys, b->nkeys);
+        next->asked = 1;
+    }
+
+    worker_stage(ctx, WORKER_STAGE_PERSONS);
+
+    ctx->acct = b;
+    rc = WORKER_OK;
+
+    /*
+     * one message after the other in offset order: events of one
+     * token:distinct_id (one partition) keep their Kafka order
+     */
+    for (i = 0; i < b->n && rc == WORKER_OK; i++) {
+        if (b->overflow[i]) {
+            rc = worker_overflow(ctx, b->msgs[i]);
+
+        } else if (b->items[i].event) {
+            rc = worker_process(ctx, b->msgs[i], &b->items[i]);
+        }
+    }
+
+    for (i = 0; i < b->n; i++) {
+        ingest_message_free(&b->items[i].m);
+    }
+
+    /* produce from here on counts on the batch parsed next */
+    ctx->acct = next ? next : b;
+
+    worker_stage(ctx, WORKER_STAGE_PROCESS);
+
+    /*
+     * offsets move only once every output of a batch is acked: the
+     * previous batch's acks came in while this one was processed
+     */
+
+    if (ctx->pend && worker_settle(ctx, ctx->pend, b, next, 1) != 0) {
+        /* rewound to the pending batch: the later ones are read again */
+        ctx->pend = NULL;
+        worker_persons_prefetch_drop(ctx->persons);
+        worker_stage(ctx, WORKER_STAGE_DELIVERY);
+        return -1;
+    }
+
+    ctx->pend = NULL;
+    worker_stage(ctx, WORKER_STAGE_DELIVERY);
+
+    if (rc != WORKER_OK) {
+        /* its outputs so far must report before it is read again */
+        b->failed++;
+        (void) worker_settle(ctx, b, next, NULL, 1);
+        worker_persons_prefetch_drop(ctx->persons);
+        worker_stage(ctx, WORKER_STAGE_COMMIT);
+        return next ? -1 : 0;
+    }
+
+    ctx->pend = b;
+    worker_stage(ctx, WORKER_STAGE_COMMIT);
+
+    return 0;
+}
+
+
+static worker_batch_t *
+worker_free_batch(worker_ctx_t *ctx)
+{
+    int  i;
+
+    for (i = 0; i < WORKER_BATCHES; i++) {
+        if (&ctx->batches[i] != ctx->work && &ctx->batches[i] != ctx->pend) {
+            return &ctx->batches[i];
+        }
+    }
+
+    /* not reached: one slot each for collecting, work and pending */
+    return &ctx->batches[0];
+}
+
+
+/* its parsed events and messages are let go (nothing committed here) */
+
+static void
+worker_batch_drop(worker_batch_t *b)
+{
+    int  i;
+
+    for (i = 0; i < b->n; i++) {
+        ingest_message_free(&b->items[i].m);
+        rd_kafka_message_destroy(b->msgs[i]);
+    }
+
+    b->n = 0;
 }
 
 
@@ -1052,15 +1242,17 @@ worker_wait_deliveries(worker_ctx_t *ctx, worker_batch_t *b)
 
 /*
  * A produced batch is done: committed when all its outputs are acked,
- * else read again (with next, the batch processed after it, whose
- * partitions rewind as well).  0 committed, -1 rewound.
+ * else read again (with next and next2, the batches read after it,
+ * whose partitions rewind as well).  0 committed, -1 rewound.
  */
 
 static int
 worker_settle(worker_ctx_t *ctx, worker_batch_t *b, worker_batch_t *next,
-    int async)
+    worker_batch_t *next2, int async)
 {
-    int                   i, n, rc;
+    int                   j, n, rc;
+    long                  too_large;
+    worker_batch_t       *later[2];
     rd_kafka_message_t  **all;
 
     rc = worker_wait_deliveries(ctx, b);
@@ -1071,42 +1263,49 @@ worker_settle(worker_ctx_t *ctx, worker_batch_t *b, worker_batch_t *next,
 
         worker_commit(ctx, b->msgs, b->n, async);
         worker_batch_metrics(ctx, b->msgs, b->n, 1, b->start);
-
-        for (i = 0; i < b->n; i++) {
-            rd_kafka_message_destroy(b->msgs[i]);
-        }
-
-        b->n = 0;
+        worker_batch_drop(b);
 
         return 0;
     }
 
     worker_log(WORKER_LOG_WARN, "batch of %d not committed, retrying", b->n);
+    worker_batch_metrics(ctx, b->msgs, b->n, 0, b->start);
 
-    if (b->too_large || (next && next->too_large)) {
+    later[0] = next;
+    later[1] = next2;
+    n = b->n;
+    too_large = b->too_large;
+
+    for (j = 0; j < 2; j++) {
+        if (later[j]) {
+            /* their outputs report to their counters: wait for them too */
+            (void) worker_wait_deliveries(ctx, later[j]);
+            n += later[j]->n;
+            too_large += later[j]->too_large;
+        }
+    }
+
+    if (too_large) {
         worker_log(WORKER_LOG_ERROR, "the broker refused a produce request "
                    "as too large: set message.max.bytes no higher than the "
                    "output topics' max.message.bytes; until then batches "
                    "are retried one message per request");
         ctx->solo = 1;
     }
-    worker_batch_metrics(ctx, b->msgs, b->n, 0, b->start);
-
-    if (next) {
-        /* its outputs report to next's counters: wait for them too */
-        (void) worker_wait_deliveries(ctx, next);
-    }
 
     /* the first offset seen per partition wins: b's come first */
-    n = b->n + (next ? next->n : 0);
     all = malloc(n * sizeof(rd_kafka_message_t *));
 
     if (all) {
         memcpy(all, b->msgs, b->n * sizeof(rd_kafka_message_t *));
+        n = b->n;
 
-        if (next) {
-            memcpy(all + b->n, next->msgs,
-                   next->n * sizeof(rd_kafka_message_t *));
+        for (j = 0; j < 2; j++) {
+            if (later[j]) {
+                memcpy(all + n, later[j]->msgs,
+                       later[j]->n * sizeof(rd_kafka_message_t *));
+                n += later[j]->n;
+            }
         }
 
         worker_rewind(ctx, all, n);
@@ -1116,18 +1315,12 @@ worker_settle(worker_ctx_t *ctx, worker_batch_t *b, worker_batch_t *next,
         worker_rewind(ctx, b->msgs, b->n);
     }
 
-    for (i = 0; i < b->n; i++) {
-        rd_kafka_message_destroy(b->msgs[i]);
-    }
+    worker_batch_drop(b);
 
-    b->n = 0;
-
-    for (i = 0; next && i < next->n; i++) {
-        rd_kafka_message_destroy(next->msgs[i]);
-    }
-
-    if (next) {
-        next->n = 0;
+    for (j = 0; j < 2; j++) {
+        if (later[j]) {
+            worker_batch_drop(later[j]);
+        }
     }
 
     worker_backoff(WORKER_RETRY_BACKOFF_MS);
@@ -1174,7 +1367,7 @@ static void
 worker_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
-    int                  i, cooperative;
+    int                  cooperative;
     rd_kafka_error_t    *error;
     worker_ctx_t        *ctx = opaque;
 
@@ -1189,11 +1382,7 @@ worker_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             worker_commit(ctx, ctx->pend->msgs, ctx->pend->n, 0);
         }
 
-        for (i = 0; i < ctx->pend->n; i++) {
-            rd_kafka_message_destroy(ctx->pend->msgs[i]);
-        }
-
-        ctx->pend->n = 0;
+        worker_batch_drop(ctx->pend);
         ctx->pend = NULL;
     }
 
@@ -1399,83 +1588,21 @@ worker_backoff(int ms)
  */
 
 static void
-worker_overflow_plan(worker_ctx_t *ctx, rd_kafka_message_t **batch, int n)
+worker_overflow_plan(worker_ctx_t *ctx, worker_batch_t *b)
 {
-    int               i;
-    json_t           *groups, *g, *st;
-    int64_t           ts;
-    const char       *key;
-    ingest_bucket_t   b;
+    int  i;
 
-    groups = json_object();
-    if (groups == NULL) {
-        return;
+    for (i = 0; i < b->n; i++) {
+        ctx->bkeys[i] = b->msgs[i]->key;
+        ctx->blens[i] = b->msgs[i]->key_len;
+        ctx->bts[i] = rd_kafka_message_timestamp(b->msgs[i], NULL);
     }
 
-    for (i = 0; i < n; i++) {
-        /* null keys were spread by capture already: no bucket */
-        if (batch[i]->key == NULL || batch[i]->key_len == 0) {
-            continue;
-        }
-
-        ts = rd_kafka_message_timestamp(batch[i], NULL);
-        g = json_object_getn(groups, batch[i]->key, batch[i]->key_len);
-
-        if (g == NULL) {
-            g = json_pack("[II]", (json_int_t) 0, (json_int_t) ts);
-            if (g == NULL || json_object_setn_new(groups, batch[i]->key,
-                                                  batch[i]->key_len, g) != 0)
-            {
-                continue;
-            }
-        }
-
-        json_array_set_new(g, 0,
-                           json_integer(json_integer_value(
-                                            json_array_get(g, 0)) + 1));
-        if (ts > json_integer_value(json_array_get(g, 1))) {
-            json_array_set_new(g, 1, json_integer(ts));
-        }
-    }
-
-    if (json_object_size(ctx->buckets) > WORKER_STATE_MAX) {
-        json_object_clear(ctx->buckets);
-    }
-
-    json_object_foreach(groups, key, g) {
-        memset(&b, 0, sizeof(ingest_bucket_t));
-        st = json_object_get(ctx->buckets, key);
-
-        if (st) {
-            b.used = 1;
-            b.tokens = json_real_value(json_array_get(st, 0));
-            b.last_ms = json_integer_value(json_array_get(st, 1));
-        }
-
-        if (!ingest_bucket_consume(&b, ctx->cf->overflow_bucket_capacity,
-                                   ctx->cf->overflow_bucket_replenish_rate,
-                                   json_integer_value(json_array_get(g, 1)),
-                                   json_integer_value(json_array_get(g, 0))))
-        {
-            /* marks the group: count -1 */
-            json_array_set_new(g, 0, json_integer(-1));
-        }
-
-        json_object_set_new(ctx->buckets, key,
-                            json_pack("[fI]", b.tokens,
-                                      (json_int_t) b.last_ms));
-    }
-
-    for (i = 0; i < n; i++) {
-        if (batch[i]->key == NULL || batch[i]->key_len == 0) {
-            continue;
-        }
-
-        g = json_object_getn(groups, batch[i]->key, batch[i]->key_len);
-        ctx->overflow[i] = g && json_integer_value(json_array_get(g, 0)) < 0;
-    }
-
-    json_decref(groups);
+    /* out of memory: nothing overflows this time */
+    (void) ingest_buckets_plan(ctx->buckets, ctx->bkeys, ctx->blens, ctx->bts,
+                               b->n, ctx->cf->overflow_bucket_capacity,
+                               ctx->cf->overflow_bucket_replenish_rate,
+                               b->overflow);
 }
 
 
@@ -1608,40 +1735,37 @@ worker_batch_metrics(worker_ctx_t *ctx, rd_kafka_message_t **batch, int n,
 
 
 /*
- * The persons of the batch in one query, from the parsed events (a
- * merge event may read personless ids: persons.c then keeps those
- * writes per event)
+ * The persons the batch's events need, asked for in one query (a merge
+ * event may read personless ids: persons.c then keeps those writes per
+ * event)
  */
 
 static void
-worker_prefetch(worker_ctx_t *ctx, int n)
+worker_prefetch(worker_ctx_t *ctx, worker_batch_t *b)
 {
     int                   i, k;
     ingest_message_t     *m;
     worker_person_key_t  *keys;
 
-    keys = (n > 0) ? malloc(n * sizeof(worker_person_key_t)) : NULL;
-    if (keys == NULL) {
-        return;
-    }
+    keys = b->keys;
+    b->merges = 0;
 
-    for (i = 0, k = 0; i < n; i++) {
-        m = &ctx->items[i].m;
+    for (i = 0, k = 0; i < b->n; i++) {
+        m = &b->items[i].m;
 
-        if (!ctx->items[i].event) {
+        if (!b->items[i].event) {
             continue;
         }
 
-        keys[k].team_id = ctx->items[i].team_id;
+        keys[k].team_id = b->items[i].team_id;
         keys[k].distinct_id = m->distinct_id;
         keys[k].personless = !m->process_person;
         keys[k].merge = strcmp(m->event, "$identify") == 0
                         || strcmp(m->event, "$create_alias") == 0
                         || strcmp(m->event, "$merge_dangerously") == 0;
+        b->merges |= keys[k].merge;
         k++;
     }
 
-    (void) worker_persons_prefetch(ctx->persons, keys, k);
-
-    free(keys);
+    b->nkeys = k;
 }

@@ -12,6 +12,7 @@
 #define _INGEST_OVERFLOW_H_INCLUDED_
 
 
+#include <stddef.h>
 #include <stdint.h>
 
 
@@ -30,6 +31,31 @@ typedef struct {
  */
 int ingest_bucket_consume(ingest_bucket_t *b, double capacity, double rate,
     int64_t now_ms, long n);
+
+
+/*
+ * The buckets of all keys, and a batch's plan on them: the events of
+ * a key are counted, its bucket is charged once with their number at
+ * their latest message time, and when they do not fit every one of
+ * them overflows.  A key is the bytes of the Kafka key; keys that are
+ * not UTF-8 get no bucket, and a key's bucket is named by its bytes
+ * up to a NUL (as the JSON-object table before it did).  The table
+ * forgets everything once it holds more than max buckets.
+ */
+typedef struct ingest_buckets_s  ingest_buckets_t;
+
+ingest_buckets_t *ingest_buckets_new(size_t max);
+void ingest_buckets_free(ingest_buckets_t *t);
+size_t ingest_buckets_size(ingest_buckets_t *t);
+
+/*
+ * keys[i]/lens[i]/ts_ms[i] of n messages (NULL or 0 length: no bucket);
+ * overflow[i] is set to 1 or 0.  -1 when out of memory (nothing
+ * overflows then).
+ */
+int ingest_buckets_plan(ingest_buckets_t *t, const char *const *keys,
+    const size_t *lens, const int64_t *ts_ms, int n, double capacity,
+    double rate, char *overflow);
 
 
 #endif /* _INGEST_OVERFLOW_H_INCLUDED_ */

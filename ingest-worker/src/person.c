@@ -16,6 +16,7 @@
 #include "person_trim.h"
 #include "eh_time.h"
 #include "eh_person_entry.h"
+#include "ingest_fast.h"
 #include "ingest_json.h"
 #include "ingest_output.h"
 
@@ -70,6 +71,14 @@ struct ps_cached_s {
 };
 
 
+/* one key of the prefetch in flight */
+typedef struct {
+    int64_t                     team_id;
+    size_t                      id;         /* offset in pf_ids */
+    unsigned                    pl:1;
+} ps_pf_key_t;
+
+
 struct worker_persons_s {
     ps_cached_t               **cache;
     ps_cached_t               **by_person;
@@ -83,6 +92,19 @@ struct worker_persons_s {
     worker_warn_pt              warn;
     void                       *data;
     json_t                     *personless;     /* "team:id" seen */
+    /*
+     * the prefetch query in flight on its own connection (its keys),
+     * NULL when none; early: sent while the batch before it is still
+     * processed on conn
+     */
+    PGconn                     *pf_conn;
+    ps_pf_key_t                *pf_keys;
+    int                         pf_n;       /* > 0: a query in flight */
+    int                         pf_size;
+    ingest_str_t                pf_ids;     /* their distinct ids */
+    ingest_str_t                pf_text;    /* the query's parameter */
+    unsigned                    pf_stale:1;
+    unsigned                    pf_early:1;
     worker_person_stats_t       stats;
     /* "SELECT pg_notify(...); COMMIT" of the open transaction, or NULL */
     char                       *commit;
@@ -102,6 +124,9 @@ typedef struct {
 
 
 static int ps_connect(worker_persons_t *ps);
+static int ps_prefetch_apply(worker_persons_t *ps, PGresult *res);
+static int ps_pf_connect(worker_persons_t *ps);
+static ps_cached_t *ps_cache_find_person(worker_persons_t *ps, int64_t id);
 static int ps_exec(worker_persons_t *ps, const char *name, int n,
     const char **params, PGresult **out);
 static int ps_simple(worker_persons_t *ps, const char *sql);
@@ -194,8 +219,9 @@ static const ps_stmt_t  ps_stmts[] = {
     /*
      * a batch's misses in one round trip: the persons found (kind 0),
      * and §3.8 for the ids flagged pl that have none: inserted, with
-     * those a merge already claimed coming back as kind 1 (the query's
-     * snapshot precedes its insert)
+     * those a merge already claimed coming back as kind 1 from the
+     * conflict itself (the row is left as it is: merged stays merged),
+     * so no scan of the table looks for them
      */
     { "ps_prefetch_batch",
       "WITH b AS (SELECT x.t, x.d, x.pl FROM jsonb_to_recordset($1::jsonb) "
@@ -210,11 +236,12 @@ static const ps_stmt_t  ps_stmts[] = {
       "(SELECT 1 FROM f WHERE f.team_id = b.t AND f.distinct_id = b.d)), "
       "i AS (INSERT INTO posthog_personlessdistinctid (team_id, distinct_id, "
       "is_merged, created_at) SELECT t, d, false, now() FROM c "
-      "ORDER BY t, d ON CONFLICT (team_id, distinct_id) DO NOTHING) "
+      "ORDER BY t, d ON CONFLICT (team_id, distinct_id) DO UPDATE SET "
+      "is_merged = true WHERE posthog_personlessdistinctid.is_merged "
+      "RETURNING team_id, distinct_id, is_merged) "
       "SELECT 0, f.* FROM f UNION ALL "
-      "SELECT 1, l.team_id, l.distinct_id, NULL, NULL, NULL, NULL, NULL, "
-      "NULL FROM posthog_personlessdistinctid l JOIN c "
-      "ON l.team_id = c.t AND l.distinct_id = c.d WHERE l.is_merged" },
+      "SELECT 1, i.team_id, i.distinct_id, NULL, NULL, NULL, NULL, NULL, "
+      "NULL FROM i WHERE i.is_merged" },
 
     { "ps_add_did",
       "INSERT INTO posthog_persondistinctid (distinct_id, person_id, "
@@ -303,6 +330,14 @@ worker_persons_close(worker_persons_t *ps)
 {
     if (ps == NULL) {
         return;
+    }
+
+    free(ps->pf_keys);
+    free(ps->pf_ids.data);
+    free(ps->pf_text.data);
+
+    if (ps->pf_conn) {
+        PQfinish(ps->pf_conn);
     }
 
     if (ps->conn) {
@@ -1613,46 +1648,166 @@ int
 worker_persons_prefetch(worker_persons_t *ps, const worker_person_key_t *keys,
     int n)
 {
-    int           i, rows, rc, merges, pl;
-    char          key[512], *text;
-    json_t       *pairs, *seen, *full, *pair, *found;
-    int64_t       team;
-    PGresult     *res;
+    if (worker_persons_prefetch_send(ps, keys, n, NULL, 0) != 0) {
+        return -1;
+    }
+
+    return worker_persons_prefetch_finish(ps);
+}
+
+
+/*
+ * A set of team:distinct_id for one batch (open addressing on the
+ * cache's hash), cheaper than a JSON object per key; the ids are
+ * borrowed from the caller
+ */
+
+typedef struct {
+    uint32_t                    hash;
+    int64_t                     team_id;
+    const char                 *distinct_id;
+} ps_key_slot_t;
+
+
+typedef struct {
+    ps_key_slot_t              *slots;
+    size_t                      mask;
+} ps_keyset_t;
+
+
+static int
+ps_keyset_init(ps_keyset_t *ks, int n)
+{
+    size_t  size;
+
+    for (size = 16; size < (size_t) n * 2 + 2; size <<= 1) { /* void */ }
+
+    ks->mask = size - 1;
+    ks->slots = calloc(size, sizeof(ps_key_slot_t));
+
+    return ks->slots ? 0 : -1;
+}
+
+
+/* 1 when added, 0 when already there */
+
+static int
+ps_keyset_add(ps_keyset_t *ks, int64_t team_id, const char *distinct_id,
+    int add)
+{
+    size_t          i;
+    uint32_t        h;
+    ps_key_slot_t  *e;
+
+    h = ps_cache_hash(team_id, distinct_id);
+
+    for (i = h & ks->mask; ; i = (i + 1) & ks->mask) {
+        e = &ks->slots[i];
+
+        if (e->distinct_id == NULL) {
+            if (add) {
+                e->hash = h;
+                e->team_id = team_id;
+                e->distinct_id = distinct_id;
+            }
+
+            return 1;
+        }
+
+        if (e->hash == h && e->team_id == team_id
+            && strcmp(e->distinct_id, distinct_id) == 0)
+        {
+            return 0;
+        }
+    }
+}
+
+
+/* the "team:id" key of the personless set, as long as it fits */
+
+static int
+ps_key(char *key, size_t size, int64_t team_id, const char *distinct_id)
+{
+    return (size_t) snprintf(key, size, "%lld:%s", (long long) team_id,
+                             distinct_id)
+           < size;
+}
+
+
+/*
+ * The query is sent without waiting for it, on a connection of its
+ * own: Postgres works on it while the worker processes the batch
+ * before (early) and parses the next one.  early: the keys of the
+ * batch still to process, whose persons that batch may change; they
+ * are left to the per-event path, and the caller sends early only
+ * when that batch merges nobody (a merge moves ids it does not name).
+ */
+
+int
+worker_persons_prefetch_send(worker_persons_t *ps,
+    const worker_person_key_t *keys, int n,
+    const worker_person_key_t *early, int nearly)
+{
+    int           i, k, merges, pl;
+    char          key[512], num[24];
+    ps_pf_key_t  *pk;
     ps_cached_t  *c;
-    ps_person_t   p;
-    const char   *params[1], *did;
+    const char   *params[1];
+    ps_keyset_t   seen, full, before;
+
+    if (ps->pf_n) {
+        ps->pf_stale = 1;
+        (void) worker_persons_prefetch_finish(ps);
+    }
 
     ps_notifications(ps);
 
-    pairs = json_array();
-    seen = json_object();
-    full = json_object();
-    found = json_object();
+    seen.slots = full.slots = before.slots = NULL;
     merges = 0;
-    rc = -1;
+    k = 0;
 
-    if (pairs == NULL || seen == NULL || full == NULL || found == NULL) {
-        goto done;
+    if (n > ps->pf_size) {
+        pk = realloc(ps->pf_keys, n * sizeof(ps_pf_key_t));
+        if (pk == NULL) {
+            goto failed;
+        }
+
+        ps->pf_keys = pk;
+        ps->pf_size = n;
+    }
+
+    if (ps_keyset_init(&seen, n) != 0 || ps_keyset_init(&full, n) != 0
+        || ps_keyset_init(&before, early ? nearly : 0) != 0)
+    {
+        goto failed;
+    }
+
+    for (i = 0; early && i < nearly; i++) {
+        (void) ps_keyset_add(&before, early[i].team_id, early[i].distinct_id,
+                             1);
     }
 
     for (i = 0; i < n; i++) {
         merges |= keys[i].merge;
 
-        if (!keys[i].personless
-            && (size_t) snprintf(key, sizeof(key), "%lld:%s",
-                                 (long long) keys[i].team_id,
-                                 keys[i].distinct_id)
-               < sizeof(key))
-        {
-            json_object_set_new(full, key, json_true());
+        if (!keys[i].personless) {
+            (void) ps_keyset_add(&full, keys[i].team_id,
+                                 keys[i].distinct_id, 1);
         }
     }
 
+    ps->pf_ids.len = 0;
+    ps->pf_ids.failed = 0;
+    ps->pf_text.len = 0;
+    ps->pf_text.failed = 0;
+
+    /* [{"t": team, "d": id, "pl": bool}, ...] for jsonb_to_recordset */
+    ingest_str_lit(&ps->pf_text, "[");
+
     for (i = 0; i < n; i++) {
-        if ((size_t) snprintf(key, sizeof(key), "%lld:%s",
-                              (long long) keys[i].team_id,
-                              keys[i].distinct_id)
-            >= sizeof(key))
+        if (!ps_key(key, sizeof(key), keys[i].team_id, keys[i].distinct_id)
+            || (early && !ps_keyset_add(&before, keys[i].team_id,
+                                        keys[i].distinct_id, 0)))
         {
             continue;
         }
@@ -1665,41 +1820,195 @@ worker_persons_prefetch(worker_persons_t *ps, const worker_person_key_t *keys,
          * an id whose person an earlier event of the batch may create
          */
         pl = !merges && keys[i].personless && (c == NULL || !c->p.exists)
-             && json_object_get(full, key) == NULL
+             && ps_keyset_add(&full, keys[i].team_id, keys[i].distinct_id,
+                              0)
              && json_object_get(ps->personless, key) == NULL;
 
-        if ((c && !pl) || json_object_get(seen, key)) {
+        if ((c && !pl)
+            || !ps_keyset_add(&seen, keys[i].team_id, keys[i].distinct_id, 1))
+        {
             continue;
         }
 
-        json_object_set_new(seen, key, json_true());
-        json_array_append_new(pairs, json_pack("{sIsssb}", "t",
-                                  (json_int_t) keys[i].team_id,
-                                  "d", keys[i].distinct_id, "pl", pl));
+        pk = &ps->pf_keys[k];
+        pk->team_id = keys[i].team_id;
+        pk->id = ps->pf_ids.len;
+        pk->pl = pl;
+        ingest_str_add(&ps->pf_ids, keys[i].distinct_id,
+                       strlen(keys[i].distinct_id) + 1);
+
+        ingest_str_add(&ps->pf_text, k ? ",{\"t\":" : "{\"t\":", k ? 6 : 5);
+        ingest_str_add(&ps->pf_text, num,
+                       snprintf(num, sizeof(num), "%lld",
+                                (long long) keys[i].team_id));
+        ingest_str_lit(&ps->pf_text, ",\"d\":");
+        ingest_str_add_json(&ps->pf_text, keys[i].distinct_id,
+                            strlen(keys[i].distinct_id));
+
+        if (pl) {
+            ingest_str_lit(&ps->pf_text, ",\"pl\":true}");
+
+        } else {
+            ingest_str_lit(&ps->pf_text, ",\"pl\":false}");
+        }
+
+        k++;
     }
 
-    rc = 0;
+    ingest_str_lit(&ps->pf_text, "]");
 
-    if (json_array_size(pairs) == 0) {
-        goto done;
+    free(seen.slots);
+    free(full.slots);
+    free(before.slots);
+    seen.slots = full.slots = before.slots = NULL;
+
+    if (k == 0) {
+        return 0;
     }
 
-    text = ps_jsonb(pairs);
-    if (text == NULL) {
+    if (ps->pf_text.failed || ps->pf_ids.failed || ps_pf_connect(ps) != 0) {
+        goto failed;
+    }
+
+    params[0] = ps->pf_text.data;
+
+    if (!PQsendQueryPrepared(ps->pf_conn, "ps_prefetch_batch", 1, params,
+                             NULL, NULL, 0))
+    {
+        worker_log(WORKER_LOG_ERROR, "persons: prefetch: %s",
+                   PQerrorMessage(ps->pf_conn));
+        ps->stats.pg_errors++;
+        goto failed;
+    }
+
+    ps->pf_n = k;
+    ps->pf_stale = 0;
+    ps->pf_early = (early != NULL);
+
+    return 0;
+
+failed:
+
+    free(seen.slots);
+    free(full.slots);
+    free(before.slots);
+
+    return -1;
+}
+
+
+/* the answer of the query sent: into the cache unless it went stale */
+
+int
+worker_persons_prefetch_finish(worker_persons_t *ps)
+{
+    int         rc;
+    PGresult   *res, *more;
+
+    if (ps->pf_n == 0) {
+        return 0;
+    }
+
+    res = PQgetResult(ps->pf_conn);
+
+    /* a query's results end with NULL: the connection is free then */
+    while ((more = PQgetResult(ps->pf_conn)) != NULL) {
+        PQclear(more);
+    }
+
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        /* the events pay with round trips of their own, or retry */
+        worker_log(WORKER_LOG_ERROR, "persons: prefetch failed: %s",
+                   res ? PQresultErrorMessage(res)
+                       : PQerrorMessage(ps->pf_conn));
+        ps->stats.pg_errors++;
         rc = -1;
-        goto done;
+
+    } else {
+        rc = ps->pf_stale ? 0 : ps_prefetch_apply(ps, res);
     }
 
-    params[0] = text;
-    i = ps_exec(ps, "ps_prefetch_batch", 1, params, &res);
-    free(text);
+    PQclear(res);
+    ps->pf_n = 0;
 
-    if (i != PS_OK) {
-        rc = -1;
-        goto done;
+    return rc;
+}
+
+
+/* a batch read again: what its query answers is not needed */
+
+void
+worker_persons_prefetch_drop(worker_persons_t *ps)
+{
+    ps->pf_stale = 1;
+    (void) worker_persons_prefetch_finish(ps);
+}
+
+
+static int
+ps_pf_connect(worker_persons_t *ps)
+{
+    PGresult         *res;
+    const ps_stmt_t  *s;
+
+    if (ps->pf_conn && PQstatus(ps->pf_conn) == CONNECTION_OK) {
+        return 0;
     }
+
+    if (ps->pf_conn == NULL) {
+        ps->pf_conn = PQconnectdb(ps->cf->postgres_dsn);
+
+    } else {
+        PQreset(ps->pf_conn);
+    }
+
+    if (PQstatus(ps->pf_conn) != CONNECTION_OK) {
+        worker_log(WORKER_LOG_ERROR, "persons: prefetch connection "
+                   "failed: %s", PQerrorMessage(ps->pf_conn));
+        ps->stats.pg_errors++;
+        return -1;
+    }
+
+    for (s = ps_stmts; strcmp(s->name, "ps_prefetch_batch") != 0; s++) {
+        /* void */
+    }
+
+    res = PQprepare(ps->pf_conn, s->name, s->sql, 0, NULL);
+
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        worker_log(WORKER_LOG_ERROR, "persons: prepare %s failed: %s",
+                   s->name, PQresultErrorMessage(res));
+        PQclear(res);
+        ps->stats.pg_errors++;
+
+        /* prepared again on a fresh connection next time */
+        PQfinish(ps->pf_conn);
+        ps->pf_conn = NULL;
+        return -1;
+    }
+
+    PQclear(res);
+
+    return 0;
+}
+
+
+static int
+ps_prefetch_apply(worker_persons_t *ps, PGresult *res)
+{
+    int           i, rows;
+    char          key[512];
+    int64_t       team;
+    ps_pf_key_t  *pk;
+    ps_person_t   p;
+    const char   *did;
+    ps_keyset_t   found;
 
     rows = PQntuples(res);
+
+    if (ps_keyset_init(&found, rows) != 0) {
+        return -1;
+    }
 
     for (i = 0; i < rows; i++) {
         if (PQgetvalue(res, i, 0)[0] != '0') {
@@ -1717,27 +2026,32 @@ worker_persons_prefetch(worker_persons_t *ps, const worker_person_key_t *keys,
         p.is_identified = PQgetvalue(res, i, 8)[0] == 't';
         p.exists = 1;
 
-        /* unreadable rows are left to the normal fetch and its error */
-        if (json_is_object(p.properties)) {
+        /*
+         * unreadable rows are left to the normal fetch and its error;
+         * sent early, a person the batch before processed since may
+         * have changed after the query read it: fetched when needed
+         */
+        if (json_is_object(p.properties)
+            && !(ps->pf_early
+                 && (ps_cache_find(ps, team, PQgetvalue(res, i, 2))
+                     || ps_cache_find_person(ps, p.id))))
+        {
             ps_cache_put(ps, team, PQgetvalue(res, i, 2), &p);
         }
 
         json_decref(p.properties);
 
-        snprintf(key, sizeof(key), "%lld:%s", (long long) team,
-                 PQgetvalue(res, i, 2));
-        json_object_set_new(found, key, json_true());
+        /* the result lives until PQclear(): its strings are borrowed */
+        (void) ps_keyset_add(&found, team, PQgetvalue(res, i, 2), 1);
     }
 
     /* the ids without a person are known too */
-    for (i = 0; i < (int) json_array_size(pairs); i++) {
-        pair = json_array_get(pairs, i);
-        team = json_integer_value(json_object_get(pair, "t"));
-        did = json_string_value(json_object_get(pair, "d"));
+    for (i = 0; i < ps->pf_n; i++) {
+        pk = &ps->pf_keys[i];
+        team = pk->team_id;
+        did = ps->pf_ids.data + pk->id;
 
-        snprintf(key, sizeof(key), "%lld:%s", (long long) team, did);
-
-        if (json_object_get(found, key)) {
+        if (!ps_keyset_add(&found, team, did, 0)) {
             continue;
         }
 
@@ -1746,7 +2060,7 @@ worker_persons_prefetch(worker_persons_t *ps, const worker_person_key_t *keys,
             ps_cache_put(ps, team, did, &p);
         }
 
-        if (json_is_true(json_object_get(pair, "pl"))) {
+        if (pk->pl && ps_key(key, sizeof(key), team, did)) {
             if (json_object_size(ps->personless) >= PS_PERSONLESS_CACHE) {
                 json_object_clear(ps->personless);
             }
@@ -1754,6 +2068,8 @@ worker_persons_prefetch(worker_persons_t *ps, const worker_person_key_t *keys,
             json_object_set_new(ps->personless, key, json_true());
         }
     }
+
+    free(found.slots);
 
     /* a merge claimed these ids: their person is read again */
     for (i = 0; i < rows; i++) {
@@ -1763,16 +2079,7 @@ worker_persons_prefetch(worker_persons_t *ps, const worker_person_key_t *keys,
         }
     }
 
-    PQclear(res);
-
-done:
-
-    json_decref(pairs);
-    json_decref(seen);
-    json_decref(full);
-    json_decref(found);
-
-    return rc;
+    return 0;
 }
 
 
@@ -1782,6 +2089,9 @@ worker_persons_reset(worker_persons_t *ps)
     /* partitions moved: their distinct ids may have changed elsewhere */
     if (ps) {
         ps_cache_clear(ps);
+
+        /* the answer in flight may predate the move: not cached */
+        ps->pf_stale = 1;
     }
 }
 
@@ -2189,6 +2499,11 @@ ps_cache_forget(worker_persons_t *ps, int64_t team_id,
         return;
     }
 
+    /* the query in flight may have read what made this entry go */
+    if (ps->pf_n && ps->pf_early) {
+        ps->pf_stale = 1;
+    }
+
     ps_cache_unlink_person(ps, c);
 
     for (pp = &ps->cache[c->hash % PS_CACHE_BUCKETS]; *pp;
@@ -2202,6 +2517,27 @@ ps_cache_forget(worker_persons_t *ps, int64_t team_id,
 
     ps_cache_free_entry(c);
     ps->ncache--;
+}
+
+
+static ps_cached_t *
+ps_cache_find_person(worker_persons_t *ps, int64_t id)
+{
+    ps_cached_t  *c;
+
+    if (ps->by_person == NULL) {
+        return NULL;
+    }
+
+    for (c = ps->by_person[(uint64_t) id % PS_CACHE_BUCKETS]; c;
+         c = c->pnext)
+    {
+        if (c->p.id == id) {
+            return c;
+        }
+    }
+
+    return NULL;
 }
 
 
@@ -2237,6 +2573,10 @@ ps_cache_clear(worker_persons_t *ps)
 {
     size_t        i;
     ps_cached_t  *c, *next;
+
+    if (ps->pf_n && ps->pf_early) {
+        ps->pf_stale = 1;
+    }
 
     if (ps->cache == NULL) {
         return;

@@ -88,6 +88,20 @@ int worker_persons_process(worker_persons_t *ps, int64_t team_id,
  */
 int worker_persons_prefetch(worker_persons_t *ps,
     const worker_person_key_t *keys, int n);
+/*
+ * The same in two halves on a connection of its own, so Postgres
+ * answers while the caller works: _send() queries without waiting (0
+ * also when nothing was to ask), _finish() takes the answer into the
+ * cache, _drop() lets it go.  With early (the keys of the batch before,
+ * which has no merge event and is processed between the two), those
+ * keys are left out and answers the processing may have outdated are
+ * not cached.  -1 on failure, as above.
+ */
+int worker_persons_prefetch_send(worker_persons_t *ps,
+    const worker_person_key_t *keys, int n,
+    const worker_person_key_t *early, int nearly);
+int worker_persons_prefetch_finish(worker_persons_t *ps);
+void worker_persons_prefetch_drop(worker_persons_t *ps);
 
 /* drops every cached person: partitions were reassigned */
 void worker_persons_reset(worker_persons_t *ps);

@@ -154,6 +154,35 @@ main(void)
     check("{\"uuid\":\"" E1 "\",\"distinct_id\":\"d\",\"ip\":\"\"}",
           &cases[3]);
 
+    /*
+     * the string scan goes eight bytes at a time: an escape, a control,
+     * a UTF-8 sequence at every offset of a word and across words
+     */
+    {
+        int          i, k;
+        char         data[256], pad[40];
+        fast_case_t  c;
+
+        static const char  *special[] = {
+            "\\\"", "\\\\", "\\n", "\\u0001", "\xc3\xa9",
+            "\xf0\x9f\x98\x80", "\\ud83d\\ude00", "\\/", NULL
+        };
+
+        for (k = 0; special[k]; k++) {
+            for (i = 0; i < 20; i++) {
+                memset(pad, 'a' + i % 26, i);
+                pad[i] = '\0';
+                snprintf(data, sizeof(data),
+                         "{\"event\":\"e\",\"properties\":{\"%s%s\":"
+                         "\"%s%sxyzxyzxyzxyz%s\",\"b\":1}}",
+                         pad, special[k], pad, special[k], special[k]);
+                c.data = data;
+                c.taken = 1;
+                check(OUTER, &c);
+            }
+        }
+    }
+
     /* capture fields the fast path does not know */
     check("{\"uuid\":\"" E1 "\",\"distinct_id\":\"d\",\"team_id\":1}",
           &(fast_case_t) { cases[6].data, 0 });
