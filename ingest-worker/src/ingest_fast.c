@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ingest_hash.h"
 #include "ingest_json.h"
 #include "ingest_message.h"
 #include "ingest_fast.h"
@@ -120,7 +121,6 @@ static json_t *fast_value_json(const char *v, size_t len);
 static int fast_in_list(const ingest_fast_t *f, int list, const char *key,
     size_t len);
 static void fast_initial_name(const char *key, char *buf, size_t size);
-static uint32_t fast_hash(const char *s, size_t len);
 static void fast_add_member_text(const ingest_fast_t *f, int i,
     ingest_str_t *out, int *first);
 
@@ -664,22 +664,6 @@ fast_number(ingest_fast_scan_t *s, ingest_str_t *out)
 }
 
 
-static uint32_t
-fast_hash(const char *s, size_t len)
-{
-    size_t    i;
-    uint32_t  h;
-
-    h = 2166136261u;
-
-    for (i = 0; i < len; i++) {
-        h = (h ^ (unsigned char) s[i]) * 16777619u;
-    }
-
-    return h;
-}
-
-
 /*
  * Any object, re-emitted canonically.  A repeated key would keep its
  * first place with its last value in jansson: rare, so FAST_NO (a hash
@@ -719,7 +703,7 @@ fast_object(ingest_fast_scan_t *s, ingest_str_t *out, int depth)
             return rc;
         }
 
-        h = fast_hash(arena->data + mark, arena->len - mark);
+        h = ingest_hash(arena->data + mark, arena->len - mark);
 
         for (i = 0; i < n; i++) {
             if (hashes[i] == h) {
@@ -1152,7 +1136,7 @@ fast_members(ingest_fast_scan_t *s, int list)
         key_len = s->f->arena.len - key;
         ingest_str_add(&s->f->arena, "", 1);
 
-        h = fast_hash(s->f->arena.data + key, key_len);
+        h = ingest_hash(s->f->arena.data + key, key_len);
 
         for (i = 0; i < n; i++) {
             if (hashes[i] == h) {

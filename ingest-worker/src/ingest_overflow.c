@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "ingest_overflow.h"
+#include "ingest_hash.h"
 #include "ingest_json.h"
 
 
@@ -54,22 +55,6 @@ ingest_buckets_key_valid(const char *key, size_t len)
     }
 
     return ingest_utf8_valid(key, len);
-}
-
-
-static uint32_t
-ingest_buckets_hash(const char *key, size_t len)
-{
-    size_t    i;
-    uint32_t  h;
-
-    h = 2166136261u;
-
-    for (i = 0; i < len; i++) {
-        h = (h ^ (unsigned char) key[i]) * 16777619u;
-    }
-
-    return h;
 }
 
 
@@ -178,7 +163,7 @@ ingest_buckets_get(ingest_buckets_t *t, const char *key, size_t len)
         return NULL;
     }
 
-    h = ingest_buckets_hash(key, len);
+    h = ingest_hash(key, len);
 
     for (i = h & t->mask; t->slots[i].name; i = (i + 1) & t->mask) {
         e = &t->slots[i];
@@ -245,7 +230,7 @@ ingest_buckets_plan(ingest_buckets_t *t, const char *const *keys,
             continue;
         }
 
-        h = ingest_buckets_hash(keys[i], lens[i]);
+        h = ingest_hash(keys[i], lens[i]);
 
         for (j = h & mask; groups[j].key; j = (j + 1) & mask) {
             if (groups[j].hash == h && groups[j].len == lens[i]

@@ -150,19 +150,23 @@ def test_acceptance_a_hash_cases(stack, consistency, flag, did, value, code):
 V1 = load("v1_evaluation.json")["cases"]
 
 
+def v1_team(stack, case, name):
+    """A team with a v1_evaluation case's flags and group types; its token"""
+    tid, token = stack.worker.team_create(name)
+    put_flags(stack, token, case["definitions"]["flags"])
+    for idx, gt in (case["definitions"].get("group_type_mapping")
+                    or {}).items():
+        psql(stack, "INSERT INTO posthog_grouptypemapping (team_id, "
+                    "project_id, group_type, group_type_index) VALUES "
+                    f"({tid}, {tid}, '{gt}', {int(idx)})")
+    return token
+
+
 @pytest.fixture(scope="module")
 def v1_teams(stack):
     """One team per case, flags put with the CLI, all waited for at once."""
-    teams = {}
-    for case in V1:
-        tid, token = stack.worker.team_create(case["id"][:190])
-        put_flags(stack, token, case["definitions"]["flags"])
-        for idx, name in (case["definitions"].get("group_type_mapping")
-                          or {}).items():
-            psql(stack, "INSERT INTO posthog_grouptypemapping (team_id, "
-                        "project_id, group_type, group_type_index) VALUES "
-                        f"({tid}, {tid}, '{name}', {int(idx)})")
-        teams[case["id"]] = token
+    teams = {case["id"]: v1_team(stack, case, case["id"][:190])
+             for case in V1}
     for case in V1:
         keys = [k for k in case["expected"]["flags"]]
         if keys:
@@ -198,16 +202,8 @@ def test_detail_cache_repeats_the_rendered_bytes(stack):
     same bytes but for the request id and time."""
     import re
     mask = re.compile(rb'"requestId":"[0-9a-f-]{36}"|"evaluatedAt":\d+')
-    tokens = {}
-    for case in V1:
-        tid, token = stack.worker.team_create("cache " + case["id"][:180])
-        put_flags(stack, token, case["definitions"]["flags"])
-        for idx, name in (case["definitions"].get("group_type_mapping")
-                          or {}).items():
-            psql(stack, "INSERT INTO posthog_grouptypemapping (team_id, "
-                        "project_id, group_type, group_type_index) VALUES "
-                        f"({tid}, {tid}, '{name}', {int(idx)})")
-        tokens[case["id"]] = token
+    tokens = {case["id"]: v1_team(stack, case, "cache " + case["id"][:180])
+              for case in V1}
     for case in V1:
         keys = list(case["expected"]["flags"])
         if keys:
