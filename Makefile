@@ -92,7 +92,8 @@ unit: unit-build
 
 $(BUILD)/fuzz/%: t/fuzz/%.c $(CORE_SRCS)
 	@mkdir -p $(BUILD)/fuzz
-	clang -g -O1 -fsanitize=fuzzer,address,undefined $(CORE_INCS) \
+	clang -g -O1 -fsanitize=fuzzer,address,undefined \
+	    -fno-sanitize-recover=undefined $(CORE_INCS) \
 	    -o $@ $< $(CORE_SRCS) $(LIBS)
 
 fuzz-build: $(FUZZERS)

@@ -247,13 +247,14 @@ decide_json_fast_value(decide_json_fast_t *s, int depth)
     digits = 0;
 
     while (s->p < s->end && *s->p >= '0' && *s->p <= '9') {
+        /* a 19th digit could overflow n: the slow path takes it */
+        if (digits == 18) {
+            return NULL;
+        }
+
         n = n * 10 + (*s->p - '0');
         s->p++;
         digits++;
-
-        if (digits > 18) {
-            return NULL;
-        }
     }
 
     if (digits == 0 || (digits > 1 && start[neg] == '0')) {

@@ -79,7 +79,8 @@ decide_t_json_fast(void)
     static const char  *bail[] = {
         "{\"a\":\"\\u00e9\"}", "{\"a\":1.5}", "{\"a\":\"\xc3\xa9\"}",
         "{\"a\":NaN}", "[1]", "{\"a\":1} x", "{\"a\":01}",
-        "{\"a\":1234567890123456789}", "{\"a\":1,}", ""
+        "{\"a\":1234567890123456789}", "{\"a\":9999999999999999999}",
+        "{\"a\":1,}", ""
     };
 
     sdk = "{\"token\":\"phc_x\",\"distinct_id\":\"u1\",\"groups\":"
@@ -94,6 +95,14 @@ decide_t_json_fast(void)
            "\"ok\":true,\"no\":false,\"z\":null,\"l\":[1,[]]},\"d\":2}",
            "json fast path: SDK shape, last duplicate wins in place");
     free(a);
+    json_decref(v);
+
+    /* the longest integer it takes; one digit more goes to jansson */
+    v = decide_json_fast((const unsigned char *) "{\"a\":-999999999999999999}",
+                         25);
+    ok(v && json_integer_value(json_object_get(v, "a"))
+            == -999999999999999999LL,
+       "json fast path: 18 digits");
     json_decref(v);
 
     for (i = 0; i < sizeof(bail) / sizeof(bail[0]); i++) {
