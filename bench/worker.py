@@ -18,6 +18,11 @@ BENCH_PERF=<dir> records `perf record` of the worker per case there
 Each case also prints the worker's own stage log line (where its time
 went, consumer.c) for the whole run.
 
+BENCH_CONF="key = value; key = value" appends lines to the workers'
+config (e.g. kafka_producer_option settings to compare).
+Each case also prints the CPU of Kafka, Postgres and ClickHouse (their
+process trees) per event over the same interval: all share the cores.
+
 BENCH_BATCH overrides the workers' batch_size (the header line says
 500, the worker.conf.in default).
 BENCH_COMPARE=<other ingest-worker binary>: A/B in one run for (a) and
@@ -49,6 +54,8 @@ PERF = os.environ.get("BENCH_PERF")
 PERF_OPTS = os.environ.get("BENCH_PERF_OPTS", "-g").split()
 COMPARE = os.environ.get("BENCH_COMPARE")
 BATCH = os.environ.get("BENCH_BATCH")
+CONF = [x.strip() for x in os.environ.get("BENCH_CONF", "").split(";")
+        if x.strip()]
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
 PERSONS = int(os.environ.get("BENCH_PERSONS", "10000"))
 MERGES = int(os.environ.get("BENCH_MERGES", str(max(N // 20, 1000))))
@@ -84,12 +91,22 @@ class Bench:
                                   "queue.buffering.max.messages": 1000000,
                                   "compression.type": "lz4"})
         self.token = None
+        self.services = dict(kafka=kafka, pg=pg, ch=ch)
 
     def worker(self, name, binary=None, **values):
         if BATCH and name != "admin":
             values["batch_size"] = BATCH
         w = ST.Worker(self.tmp, name=name, group=f"bench-{name}",
                       **self.common, **values)
+        if CONF and name != "admin":
+            write = w.write_config
+
+            def write_config():
+                write()
+                with open(w.conf_path, "a") as f:
+                    f.write("".join(line + "\n" for line in CONF))
+            w.write_config = write_config
+            write_config()
         if binary:
             w.argv = lambda: [binary, "-c", w.conf_path, "run"]
         return w
@@ -133,6 +150,8 @@ class Bench:
                 if m.get("edgehog_ingest_events_in_total", 0) > 0:
                     t0 = time.monotonic()
                     cpu0 = cpu(w.pid)
+                    svc0 = {k: tree_cpu(v.pid)
+                            for k, v in self.services.items()}
                     in0 = m["edgehog_ingest_events_in_total"]
                     break
                 time.sleep(0.005)
@@ -145,9 +164,12 @@ class Bench:
                 time.sleep(0.02)
             secs = time.monotonic() - t0
             cpu1 = cpu(w.pid)
+            svc1 = {k: tree_cpu(v.pid) for k, v in self.services.items()}
             m = metrics(port)
             m["cpu"] = [(b - a) / (total - in0) * 1e6
                         for a, b in zip(cpu0, cpu1)]
+            m["svc"] = {k: (svc1[k] - svc0[k]) / (total - in0) * 1e6
+                        for k in svc0}
         finally:
             if perf:
                 perf.send_signal(2)
@@ -224,6 +246,28 @@ def cpu(pid):
     return out
 
 
+def tree_cpu(root):
+    """CPU seconds of a process and its descendants (live ones)"""
+    tick = os.sysconf("SC_CLK_TCK")
+    kids, times = {}, {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        kids.setdefault(int(fields[1]), []).append(int(pid))
+        times[int(pid)] = (int(fields[11]) + int(fields[12])) / tick
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        total += times.get(pid, 0.0)
+        todo.extend(kids.get(pid, []))
+    return total
+
+
 def summary(m):
     def get(label):
         return int(m.get("edgehog_ingest_" + label, 0))
@@ -233,7 +277,9 @@ def summary(m):
             f" persons +{get(ps % 'created')} ~{get(ps % 'updated')}"
             f" merged {get(ps % 'merged')}; worker CPU"
             f" {m['cpu'][0]:.1f} us/event, main thread {m['cpu'][1]:.1f},"
-            f" {m['cpu'][2]:.2f} page faults/event")
+            f" {m['cpu'][2]:.2f} page faults/event; us/event kafka"
+            f" {m['svc']['kafka']:.1f} postgres {m['svc']['pg']:.1f}"
+            f" clickhouse {m['svc']['ch']:.1f}")
 
 
 def main():
