@@ -31,6 +31,13 @@
 
 #define FAST_KEY(s)        { s, sizeof(s) - 1 }
 
+/*
+ * freed messages keep their buffers for the next ones: a batch parses
+ * and frees hundreds, each with six allocations and some growth else
+ */
+#define FAST_POOL          1024
+#define FAST_POOL_BUF      16384   /* larger buffers are let go */
+
 
 typedef struct {
     const char                 *name;
@@ -104,6 +111,8 @@ typedef struct {
 } ingest_fast_scan_t;
 
 
+static ingest_fast_t *fast_alloc(size_t len);
+static int fast_buf(ingest_str_t *b, size_t size);
 static int fast_string(ingest_fast_scan_t *s, ingest_str_t *out);
 static int fast_value(ingest_fast_scan_t *s, ingest_str_t *out, int depth);
 static int fast_number(ingest_fast_scan_t *s, ingest_str_t *out);
@@ -255,7 +264,10 @@ ingest_str_reserve(ingest_str_t *b, size_t n)
  * How many leading bytes of p need no care in a JSON string: not '"',
  * '\\' or a control, and (ascii) below 0x80.  Eight at a time: a byte
  * below n in v shows in (v - n * ONES) & ~v & HIGHS (exact as a yes or
- * no), a byte equal to c as one below 1 in v ^ c * ONES.
+ * no), a byte equal to c as one below 1 in v ^ c * ONES.  A borrow can
+ * flag bytes after a true one, never before it: the lowest flag is the
+ * first byte to care about (little-endian loads), so JSON-in-JSON with
+ * an escape every few bytes needs no byte-wise rescan.
  */
 
 static size_t
@@ -275,8 +287,14 @@ fast_plain(const unsigned char *p, size_t n, int ascii)
         t = ((v - FAST_ONES * 0x20) & ~v) | ((q - FAST_ONES) & ~q)
             | ((e - FAST_ONES) & ~e) | (ascii ? v : 0);
 
-        if (t & FAST_HIGHS) {
+        t &= FAST_HIGHS;
+
+        if (t) {
+#if defined(__GNUC__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            return i + (__builtin_ctzll(t) >> 3);
+#else
             break;
+#endif
         }
     }
 
@@ -1457,7 +1475,7 @@ ingest_fast_parse(ingest_message_t *m, const char *value, size_t len)
     ingest_fast_t       *f;
     ingest_fast_scan_t   s;
 
-    f = calloc(1, sizeof(ingest_fast_t));
+    f = fast_alloc(len);
     if (f == NULL) {
         return -1;
     }
@@ -1474,20 +1492,13 @@ ingest_fast_parse(ingest_message_t *m, const char *value, size_t len)
     }
 
     /* one allocation each for a typical message: decoded <= raw */
-    f->arena.data = malloc(len + 64);
-    f->data.data = malloc(len + 1);
-    f->text.data = malloc(len + 256);
-
-    if (f->arena.data == NULL || f->data.data == NULL
-        || f->text.data == NULL)
+    if (fast_buf(&f->arena, len + 64) != 0
+        || fast_buf(&f->data, len + 1) != 0
+        || fast_buf(&f->text, len + 256) != 0)
     {
         ingest_fast_free(f);
         return -1;
     }
-
-    f->arena.size = len + 64;
-    f->data.size = len + 1;
-    f->text.size = len + 256;
 
     s.p = value;
     s.end = value + len;
@@ -2021,10 +2032,95 @@ ingest_fast_elements_chain(const ingest_fast_t *f, size_t *len)
 }
 
 
+static __thread ingest_fast_t  *fast_pool[FAST_POOL];
+static __thread int             fast_npool;
+
+
+/* a zeroed parse state, with a freed one's buffers emptied when any */
+
+static ingest_fast_t *
+fast_alloc(size_t len)
+{
+    ingest_fast_t  *f;
+    ingest_str_t    b[5];
+    ingest_fast_member_t  *mem;
+    int             cap;
+
+    if (fast_npool == 0) {
+        return calloc(1, sizeof(ingest_fast_t));
+    }
+
+    f = fast_pool[--fast_npool];
+
+    b[0] = f->arena;
+    b[1] = f->text;
+    b[2] = f->data;
+    b[3] = f->set;
+    b[4] = f->once;
+    mem = f->mem;
+    cap = f->cap;
+
+    memset(f, 0, sizeof(ingest_fast_t));
+
+    f->arena.data = b[0].data;
+    f->arena.size = b[0].size;
+    f->text.data = b[1].data;
+    f->text.size = b[1].size;
+    f->data.data = b[2].data;
+    f->data.size = b[2].size;
+    f->set.data = b[3].data;
+    f->set.size = b[3].size;
+    f->once.data = b[4].data;
+    f->once.size = b[4].size;
+    f->mem = mem;
+    f->cap = cap;
+
+    return f;
+}
+
+
+/* an empty buffer of at least size bytes */
+
+static int
+fast_buf(ingest_str_t *b, size_t size)
+{
+    b->len = 0;
+    b->failed = 0;
+
+    if (b->data && b->size >= size) {
+        b->data[0] = '\0';
+        return 0;
+    }
+
+    free(b->data);
+    b->size = 0;
+
+    b->data = malloc(size);
+    if (b->data == NULL) {
+        return -1;
+    }
+
+    b->size = size;
+    b->data[0] = '\0';
+
+    return 0;
+}
+
+
 void
 ingest_fast_free(ingest_fast_t *f)
 {
     if (f == NULL) {
+        return;
+    }
+
+    if (fast_npool < FAST_POOL
+        && f->arena.size <= FAST_POOL_BUF && f->text.size <= FAST_POOL_BUF
+        && f->data.size <= FAST_POOL_BUF && f->set.size <= FAST_POOL_BUF
+        && f->once.size <= FAST_POOL_BUF
+        && f->cap * sizeof(ingest_fast_member_t) <= FAST_POOL_BUF)
+    {
+        fast_pool[fast_npool++] = f;
         return;
     }
 

@@ -165,7 +165,9 @@ main(void)
 
         static const char  *special[] = {
             "\\\"", "\\\\", "\\n", "\\u0001", "\xc3\xa9",
-            "\xf0\x9f\x98\x80", "\\ud83d\\ude00", "\\/", NULL
+            "\xf0\x9f\x98\x80", "\\ud83d\\ude00", "\\/",
+            /* two in one word: the first one found must be the first */
+            "\\\"\\\"", "\xc3\xa9\\\"", "\\n\xc3\xa9", NULL
         };
 
         for (k = 0; special[k]; k++) {
