@@ -243,6 +243,9 @@ def cpu(pid):
         out.append((int(fields[11]) + int(fields[12])) / tick)
         faults = faults or int(fields[7])
     out.append(faults / 1e6)
+    # time the main thread was runnable but waiting for a core
+    with open(f"/proc/{pid}/task/{pid}/schedstat") as f:
+        out.append(int(f.read().split()[1]) / 1e9)
     return out
 
 
@@ -277,7 +280,8 @@ def summary(m):
             f" persons +{get(ps % 'created')} ~{get(ps % 'updated')}"
             f" merged {get(ps % 'merged')}; worker CPU"
             f" {m['cpu'][0]:.1f} us/event, main thread {m['cpu'][1]:.1f},"
-            f" {m['cpu'][2]:.2f} page faults/event; us/event kafka"
+            f" {m['cpu'][2]:.2f} page faults/event, main thread"
+            f" waiting for a core {m['cpu'][3]:.1f}; us/event kafka"
             f" {m['svc']['kafka']:.1f} postgres {m['svc']['pg']:.1f}"
             f" clickhouse {m['svc']['ch']:.1f}")
 
