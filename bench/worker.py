@@ -25,10 +25,11 @@ process trees) per event over the same interval: all share the cores.
 
 BENCH_BATCH overrides the workers' batch_size (the header line says
 500, the worker.conf.in default).
-BENCH_COMPARE=<other ingest-worker binary>: A/B in one run for (a) and
-(b), BENCH_ROUNDS times (default 2) alternating this build (A) and the
+BENCH_COMPARE=<other ingest-worker binary>: A/B in one run for every
+case, BENCH_ROUNDS times (default 2) alternating this build (A) and the
 other (B); every (a) run gets a team of its own, so no run finds the
-personless ids of another already written."""
+personless ids of another already written; every (c) run sets values
+of its own and every (d) run merges pairs of its own."""
 
 import json
 import os
@@ -193,22 +194,39 @@ def metrics(port):
 
 
 def compare(b, admin, token, cases):
-    """(a) and (b) with this build (A) and BENCH_COMPARE (B), alternated"""
+    """the cases with this build (A) and BENCH_COMPARE (B), alternated;
+    (c) and (d) get work of their own per run: new $set values, new
+    pairs to merge (created first, untimed)"""
     rates, cpus = {}, {}
+    n_persons = min(PERSONS, N)
     for rnd in range(ROUNDS):
         for variant, binary in (("A", None), ("B", COMPARE)):
             for key, title, msgs in cases:
-                if key not in CASES or key not in "ab":
+                if key not in CASES:
                     continue
                 name = f"{key}{variant}{rnd}"
-                if key == "a":
+                run = (rnd * 2 + (variant == "B") + 1) * N
+                topic = None
+                if key == "c":
+                    msgs = (message(token, f"user-{i % n_persons}",
+                                    props={"$set": {"counter": run + i}})
+                            for i in range(N // 4))
+                elif key == "d":
+                    b.run(f"warm{name}", [
+                        message(token, f"{side}-{name}-{i}")
+                        for i in range(MERGES) for side in ("anon", "ident")])
+                    msgs = (message(token, f"ident-{name}-{i}",
+                                    event="$identify",
+                                    props={"$anon_distinct_id":
+                                           f"anon-{name}-{i}"})
+                            for i in range(MERGES))
+                elif key == "a":
                     _, tok = admin.team_create(f"bench {name}")
                     msgs = (message(tok, f"anon-pl-{i % 100000}",
                                     props={"$process_person_profile":
                                            False})
                             for i in range(N))
-                    topic = None
-                else:
+                elif key == "b":
                     topic = f"bench_{key}"
                     if rnd == 0 and variant == "A":
                         b.produce(topic, list(msgs))
