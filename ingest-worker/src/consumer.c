@@ -101,6 +101,7 @@ typedef struct {
     worker_batch_t             *acct;        /* what produce counts on */
     worker_batch_t             *work;        /* parsed, persons asked */
     worker_batch_t             *pend;        /* produced, not committed */
+    worker_batch_t             *collect;     /* being read (its n grows) */
 
     /*
      * The broker refused a produce request as too large (a topic whose
@@ -152,6 +153,8 @@ static int worker_finish_work(worker_ctx_t *ctx, worker_batch_t *next,
     int parsed);
 static worker_batch_t *worker_free_batch(worker_ctx_t *ctx);
 static void worker_batch_drop(worker_batch_t *b);
+static void worker_revoke(worker_ctx_t *ctx,
+    rd_kafka_topic_partition_list_t *revoked);
 static int worker_wait_deliveries(worker_ctx_t *ctx, worker_batch_t *b);
 static int worker_settle(worker_ctx_t *ctx, worker_batch_t *b,
     worker_batch_t *next, worker_batch_t *next2, int async);
@@ -381,28 +384,32 @@ worker_run(const worker_config_t *cf)
 static int
 worker_collect(worker_ctx_t *ctx, worker_batch_t *b)
 {
-    int                   n;
     int64_t               deadline;
     rd_kafka_message_t   *msg;
 
-    n = 0;
+    /*
+     * b->n counts as the messages come: a rebalance (called from the
+     * poll) may drop them, and the batch starts again from nothing
+     */
+    b->n = 0;
+    ctx->collect = b;
     deadline = 0;
 
-    while (n < ctx->cf->batch_size && !worker_stop) {
+    while (b->n < ctx->cf->batch_size && !worker_stop) {
         msg = rd_kafka_consumer_poll(ctx->consumer,
-                                     n ? 10 : (ctx->work ? 0 : 200));
+                                     b->n ? 10 : (ctx->work ? 0 : 200));
 
         if (msg == NULL) {
-            if (n && worker_now_us() >= deadline) {
+            if (b->n && worker_now_us() >= deadline) {
                 break;
             }
 
-            if (n == 0 && ctx->work) {
+            if (b->n == 0 && ctx->work) {
                 break;
             }
 
             /* idle: the pending batch needs no company to commit */
-            if (n == 0 && ctx->pend) {
+            if (b->n == 0 && ctx->pend) {
                 (void) worker_settle(ctx, ctx->pend, NULL, NULL, 1);
                 ctx->pend = NULL;
             }
@@ -420,20 +427,20 @@ worker_collect(worker_ctx_t *ctx, worker_batch_t *b)
             continue;
         }
 
-        if (n == 0) {
+        if (b->n == 0) {
             deadline = worker_now_us() + ctx->cf->batch_wait_ms * 1000LL;
         }
 
-        b->msgs[n++] = msg;
+        b->msgs[b->n++] = msg;
 
         if (worker_now_us() >= deadline) {
             break;
         }
     }
 
-    b->n = n;
+    ctx->collect = NULL;
 
-    return n;
+    return b->n;
 }
 
 
@@ -1373,17 +1380,8 @@ worker_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
     worker_persons_reset(ctx->persons);
 
-    if (err != RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS && ctx->pend) {
-        /*
-         * the pending batch's partitions may go: commit it while they
-         * are ours (if its outputs failed, the next owner reads it)
-         */
-        if (worker_wait_deliveries(ctx, ctx->pend) == 0) {
-            worker_commit(ctx, ctx->pend->msgs, ctx->pend->n, 0);
-        }
-
-        worker_batch_drop(ctx->pend);
-        ctx->pend = NULL;
+    if (err != RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        worker_revoke(ctx, parts);
     }
 
     cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE")
@@ -1411,6 +1409,104 @@ worker_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         worker_log(WORKER_LOG_ERROR, "rebalance: %s",
                    rd_kafka_error_string(error));
         rd_kafka_error_destroy(error);
+    }
+}
+
+
+/*
+ * Partitions are taken away.  The pending batch is committed while they
+ * are ours if its outputs went through.  Everything else read and not
+ * committed is let go: the batch parsed, the one being collected, and
+ * the pending one when it failed.  A later batch committed past a failed
+ * one would lose the failed one's events, so nothing read before the
+ * move is committed after it.  The next owner, or this worker for the
+ * partitions it gets back, reads from the committed offsets; partitions
+ * that stay (cooperative protocol) are sought back to the first message
+ * let go.
+ */
+
+static void
+worker_revoke(worker_ctx_t *ctx, rd_kafka_topic_partition_list_t *revoked)
+{
+    int                   i, j, n;
+    worker_batch_t       *b[3];
+    rd_kafka_message_t  **keep;
+
+    b[0] = NULL;
+
+    if (ctx->pend) {
+        if (worker_wait_deliveries(ctx, ctx->pend) == 0) {
+            worker_commit(ctx, ctx->pend->msgs, ctx->pend->n, 0);
+            worker_batch_drop(ctx->pend);
+
+        } else {
+            worker_log(WORKER_LOG_WARN, "batch of %d not committed, let go "
+                       "at a rebalance: read again from the committed "
+                       "offsets", ctx->pend->n);
+            b[0] = ctx->pend;
+        }
+
+        ctx->pend = NULL;
+    }
+
+    b[1] = ctx->work;
+    b[2] = ctx->collect;
+    ctx->work = NULL;
+
+    if (b[1]) {
+        worker_persons_prefetch_drop(ctx->persons);
+    }
+
+    n = 0;
+
+    for (j = 0; j < 3; j++) {
+        if (b[j]) {
+            /* their outputs report to their counters first */
+            (void) worker_wait_deliveries(ctx, b[j]);
+            n += b[j]->n;
+        }
+    }
+
+    keep = n ? malloc(n * sizeof(rd_kafka_message_t *)) : NULL;
+
+    if (n && keep == NULL) {
+        /* stopped before anything later is committed: a restart reads */
+        worker_log(WORKER_LOG_ERROR, "rebalance: no memory to rewind the "
+                   "partitions that stay: stopping");
+        worker_stop = 1;
+    }
+
+    n = 0;
+
+    for (j = 0; j < 3; j++) {
+        if (b[j] == NULL) {
+            continue;
+        }
+
+        /* oldest first: the first offset seen per partition wins */
+        for (i = 0; keep && i < b[j]->n; i++) {
+            if (rd_kafka_topic_partition_list_find(revoked,
+                                  rd_kafka_topic_name(b[j]->msgs[i]->rkt),
+                                  b[j]->msgs[i]->partition)
+                == NULL)
+            {
+                keep[n++] = b[j]->msgs[i];
+            }
+        }
+    }
+
+    if (n) {
+        worker_log(WORKER_LOG_INFO, "rebalance: %d messages of the "
+                   "partitions that stay are read again", n);
+        worker_rewind(ctx, keep, n);
+    }
+
+    free(keep);
+
+    for (j = 0; j < 3; j++) {
+        if (b[j]) {
+            worker_batch_drop(b[j]);
+        }
     }
 }
 
