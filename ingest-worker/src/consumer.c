@@ -79,6 +79,15 @@ typedef struct {
 
 
 typedef struct {
+    int32_t                     partition;
+    int64_t                     until;
+} worker_replay_t;
+
+/* the input topic's partitions a worker may hold at once */
+#define WORKER_REPLAY_MAX  1024
+
+
+typedef struct {
     const worker_config_t      *cf;
     rd_kafka_t                 *consumer;
     rd_kafka_t                 *producer;
@@ -102,6 +111,14 @@ typedef struct {
     worker_batch_t             *work;        /* parsed, persons asked */
     worker_batch_t             *pend;        /* produced, not committed */
     worker_batch_t             *collect;     /* being read (its n grows) */
+
+    /*
+     * Per input partition, the last offset read again after a failure:
+     * up to there, person and distinct id rows are emitted again
+     * (worker_persons_replay)
+     */
+    worker_replay_t             replay[WORKER_REPLAY_MAX];
+    int                         nreplay;
 
     /*
      * The broker refused a produce request as too large (a topic whose
@@ -155,6 +172,11 @@ static worker_batch_t *worker_free_batch(worker_ctx_t *ctx);
 static void worker_batch_drop(worker_batch_t *b);
 static void worker_revoke(worker_ctx_t *ctx,
     rd_kafka_topic_partition_list_t *revoked);
+static void worker_replay_mark(worker_ctx_t *ctx, rd_kafka_message_t **msgs,
+    int n);
+static int worker_replaying(worker_ctx_t *ctx, rd_kafka_message_t *msg);
+static int worker_replay_persons(worker_ctx_t *ctx, int64_t team_id,
+    ingest_message_t *m);
 static int worker_wait_deliveries(worker_ctx_t *ctx, worker_batch_t *b);
 static int worker_settle(worker_ctx_t *ctx, worker_batch_t *b,
     worker_batch_t *next, worker_batch_t *next2, int async);
@@ -839,6 +861,13 @@ worker_process(worker_ctx_t *ctx, rd_kafka_message_t *msg, worker_item_t *it)
         return worker_dlq(ctx, msg, m->uuid);
     }
 
+    if (ctx->nreplay && m->process_person && worker_replaying(ctx, msg)
+        && worker_replay_persons(ctx, team_id, m) != 0)
+    {
+        json_decref(person.properties);
+        return WORKER_RETRY;
+    }
+
     memset(&er, 0, sizeof(ingest_event_row_t));
     er.uuid = m->uuid;
     er.event = m->event;
@@ -1505,9 +1534,95 @@ worker_revoke(worker_ctx_t *ctx, rd_kafka_topic_partition_list_t *revoked)
 
     for (j = 0; j < 3; j++) {
         if (b[j]) {
+            /* those of partitions that come back are read again too */
+            worker_replay_mark(ctx, b[j]->msgs, b[j]->n);
             worker_batch_drop(b[j]);
         }
     }
+}
+
+
+/* the messages are read again after a failure: see ctx->replay */
+
+static void
+worker_replay_mark(worker_ctx_t *ctx, rd_kafka_message_t **msgs, int n)
+{
+    int  i, j;
+
+    for (i = 0; i < n; i++) {
+        for (j = 0; j < ctx->nreplay; j++) {
+            if (ctx->replay[j].partition == msgs[i]->partition) {
+                break;
+            }
+        }
+
+        if (j == ctx->nreplay) {
+            if (j == WORKER_REPLAY_MAX) {
+                continue;
+            }
+
+            ctx->nreplay++;
+            ctx->replay[j].partition = msgs[i]->partition;
+            ctx->replay[j].until = msgs[i]->offset;
+        }
+
+        if (ctx->replay[j].until < msgs[i]->offset) {
+            ctx->replay[j].until = msgs[i]->offset;
+        }
+    }
+}
+
+
+/* 1 when msg is read again; a partition read past its mark is done */
+
+static int
+worker_replaying(worker_ctx_t *ctx, rd_kafka_message_t *msg)
+{
+    int  j;
+
+    for (j = 0; j < ctx->nreplay; j++) {
+        if (ctx->replay[j].partition != msg->partition) {
+            continue;
+        }
+
+        if (msg->offset <= ctx->replay[j].until) {
+            return 1;
+        }
+
+        ctx->replay[j] = ctx->replay[--ctx->nreplay];
+
+        return 0;
+    }
+
+    return 0;
+}
+
+
+/* the event's distinct ids, and for a merge the other one too */
+
+static int
+worker_replay_persons(worker_ctx_t *ctx, int64_t team_id,
+    ingest_message_t *m)
+{
+    int                      rc;
+    char                    *other;
+    const char              *illegal;
+    ingest_merge_trigger_e   trig;
+
+    rc = worker_persons_replay(ctx->persons, team_id, m->distinct_id);
+
+    trig = ingest_merge_trigger(m->event, m->distinct_id, m->properties,
+                                &other, &illegal);
+
+    if (trig == INGEST_MERGE_FETCH && rc == 0) {
+        rc = worker_persons_replay(ctx->persons, team_id, other);
+    }
+
+    if (trig == INGEST_MERGE_FETCH || trig == INGEST_MERGE_ILLEGAL_ID) {
+        free(other);
+    }
+
+    return rc;
 }
 
 
@@ -1519,6 +1634,8 @@ worker_commit(worker_ctx_t *ctx, rd_kafka_message_t **batch, int n,
     rd_kafka_resp_err_t                err;
     rd_kafka_topic_partition_t        *p;
     rd_kafka_topic_partition_list_t   *offsets;
+
+    worker_replay_mark(ctx, batch, n);
 
     offsets = rd_kafka_topic_partition_list_new(n);
 
@@ -1563,6 +1680,8 @@ worker_rewind(worker_ctx_t *ctx, rd_kafka_message_t **batch, int n)
     rd_kafka_error_t                  *error;
     rd_kafka_topic_partition_t        *p;
     rd_kafka_topic_partition_list_t   *offsets;
+
+    worker_replay_mark(ctx, batch, n);
 
     offsets = rd_kafka_topic_partition_list_new(n);
 

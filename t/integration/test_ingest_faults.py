@@ -389,3 +389,57 @@ def test_rebalances_while_a_batch_fails_commit_nothing_after_it(
         feeder.join(10)
         group.close()
         w.stop()
+
+
+def test_person_rows_of_a_failed_batch_are_emitted_again(stack, tmp_path):
+    """A batch creates persons, but their rows cannot be delivered (the
+    person and distinct id topics do not exist yet).  Read again, the
+    events change nothing in Postgres, yet the rows are emitted again:
+    once the topics exist, every person and distinct id row arrives."""
+    t = tag()
+    name, topic_in = f"pr{t}", f"{t}_in"
+    rows = ["clickhouse_person", "clickhouse_person_distinct_id"]
+    stack.kafka.create_topics([topic_in] + [f"{name}_{x}" for x in
+                                            ST.OUTPUT_TOPICS if x not in rows],
+                              partitions=1)
+    w = own_worker(stack, tmp_path / "w", name, input_topic=topic_in,
+                   kafka_producer_option=["message.timeout.ms 1000",
+                                          "allow.auto.create.topics false"])
+    w.start()
+    try:
+        p = Producer({"bootstrap.servers": stack.kafka.bootstrap})
+        ids = [f"{t}-{i}" for i in range(3)]
+        for d in ids:
+            e = str(uuid.uuid4())
+            data = {"event": "pr", "distinct_id": d, "uuid": e,
+                    "properties": {"$set": {"n": 1}}}
+            p.produce(topic_in, key=f"{stack.token}:{d}".encode(),
+                      value=json.dumps({
+                          "uuid": e, "distinct_id": d, "ip": "127.0.0.1",
+                          "data": json.dumps(data), "token": stack.token,
+                          "now": "2024-01-01T10:00:00.000Z"}).encode())
+        p.flush(10)
+        wait_for(lambda: w.log_tail(400).count("not committed") >= 2,
+                 timeout=60, what="the batch failing twice")
+
+        stack.kafka.create_topics([f"{name}_{x}" for x in rows],
+                                  partitions=1)
+        want = {person_uuid(stack.team_id, d) for d in ids}
+        wait_for(lambda: want <= {v["id"] for v in consume_values(
+            stack, f"{name}_clickhouse_person")},
+            timeout=60, what="every person row")
+        pdi = wait_for(lambda: (lambda got: got if set(ids) <= set(got)
+                                else None)({
+            v["distinct_id"]: v for v in consume_values(
+                stack, f"{name}_clickhouse_person_distinct_id")}),
+            timeout=60, what="every distinct id row")
+        for d in ids:
+            assert pdi[d]["person_id"] == person_uuid(stack.team_id, d)
+            assert pdi[d]["version"] == 0
+        persons = {v["id"]: v for v in consume_values(
+            stack, f"{name}_clickhouse_person")}
+        for u in want:
+            assert json.loads(persons[u]["properties"])["n"] == 1
+            assert persons[u]["version"] == 0
+    finally:
+        w.stop()
