@@ -174,7 +174,8 @@ static void worker_revoke(worker_ctx_t *ctx,
     rd_kafka_topic_partition_list_t *revoked);
 static void worker_replay_mark(worker_ctx_t *ctx, rd_kafka_message_t **msgs,
     int n);
-static int worker_replaying(worker_ctx_t *ctx, rd_kafka_message_t *msg);
+static int worker_replaying(worker_ctx_t *ctx, rd_kafka_message_t *msg,
+    int forget);
 static int worker_replay_persons(worker_ctx_t *ctx, int64_t team_id,
     ingest_message_t *m);
 static int worker_wait_deliveries(worker_ctx_t *ctx, worker_batch_t *b);
@@ -812,7 +813,9 @@ worker_parse(worker_ctx_t *ctx, rd_kafka_message_t *msg, worker_item_t *it)
 
     /* hook: $group_N properties, $groupidentify upserts (groups.c) */
     if (m->process_person) {
-        rc = worker_groups_process(ctx->groups, team_id, m, ts);
+        rc = worker_groups_process(ctx->groups, team_id, m, ts,
+                                   ctx->nreplay
+                                   && worker_replaying(ctx, msg, 0));
 
         if (rc != 0) {
             rc = (rc == -1) ? WORKER_RETRY : worker_dlq(ctx, msg, m->uuid);
@@ -861,7 +864,7 @@ worker_process(worker_ctx_t *ctx, rd_kafka_message_t *msg, worker_item_t *it)
         return worker_dlq(ctx, msg, m->uuid);
     }
 
-    if (ctx->nreplay && m->process_person && worker_replaying(ctx, msg)
+    if (ctx->nreplay && m->process_person && worker_replaying(ctx, msg, 1)
         && worker_replay_persons(ctx, team_id, m) != 0)
     {
         json_decref(person.properties);
@@ -1573,10 +1576,13 @@ worker_replay_mark(worker_ctx_t *ctx, rd_kafka_message_t **msgs, int n)
 }
 
 
-/* 1 when msg is read again; a partition read past its mark is done */
+/*
+ * 1 when msg is read again.  forget: msg is processed in offset order
+ * (not parsed ahead), so a partition read past its mark is done.
+ */
 
 static int
-worker_replaying(worker_ctx_t *ctx, rd_kafka_message_t *msg)
+worker_replaying(worker_ctx_t *ctx, rd_kafka_message_t *msg, int forget)
 {
     int  j;
 
@@ -1589,7 +1595,9 @@ worker_replaying(worker_ctx_t *ctx, rd_kafka_message_t *msg)
             return 1;
         }
 
-        ctx->replay[j] = ctx->replay[--ctx->nreplay];
+        if (forget) {
+            ctx->replay[j] = ctx->replay[--ctx->nreplay];
+        }
 
         return 0;
     }

@@ -392,13 +392,14 @@ def test_rebalances_while_a_batch_fails_commit_nothing_after_it(
 
 
 def test_person_rows_of_a_failed_batch_are_emitted_again(stack, tmp_path):
-    """A batch creates persons, but their rows cannot be delivered (the
-    person and distinct id topics do not exist yet).  Read again, the
-    events change nothing in Postgres, yet the rows are emitted again:
-    once the topics exist, every person and distinct id row arrives."""
+    """A batch creates persons and a group, but their rows cannot be
+    delivered (the person, distinct id and groups topics do not exist
+    yet).  Read again, the events change nothing in Postgres, yet the
+    rows are emitted again: once the topics exist, every row arrives."""
     t = tag()
     name, topic_in = f"pr{t}", f"{t}_in"
-    rows = ["clickhouse_person", "clickhouse_person_distinct_id"]
+    rows = ["clickhouse_person", "clickhouse_person_distinct_id",
+            "clickhouse_groups"]
     stack.kafka.create_topics([topic_in] + [f"{name}_{x}" for x in
                                             ST.OUTPUT_TOPICS if x not in rows],
                               partitions=1)
@@ -409,10 +410,16 @@ def test_person_rows_of_a_failed_batch_are_emitted_again(stack, tmp_path):
     try:
         p = Producer({"bootstrap.servers": stack.kafka.bootstrap})
         ids = [f"{t}-{i}" for i in range(3)]
-        for d in ids:
+        for i, d in enumerate(ids):
             e = str(uuid.uuid4())
             data = {"event": "pr", "distinct_id": d, "uuid": e,
                     "properties": {"$set": {"n": 1}}}
+            if i == 0:
+                data = {"event": "$groupidentify", "distinct_id": d,
+                        "uuid": e, "properties": {
+                            "$group_type": "company",
+                            "$group_key": f"{t}-co",
+                            "$group_set": {"name": "co"}}}
             p.produce(topic_in, key=f"{stack.token}:{d}".encode(),
                       value=json.dumps({
                           "uuid": e, "distinct_id": d, "ip": "127.0.0.1",
@@ -436,10 +443,17 @@ def test_person_rows_of_a_failed_batch_are_emitted_again(stack, tmp_path):
         for d in ids:
             assert pdi[d]["person_id"] == person_uuid(stack.team_id, d)
             assert pdi[d]["version"] == 0
+        wait_for(lambda: [v for v in consume_values(
+            stack, f"{name}_clickhouse_groups")
+            if v["group_key"] == f"{t}-co"
+            and json.loads(v["group_properties"]) == {"name": "co"}],
+            timeout=60, what="the group row")
         persons = {v["id"]: v for v in consume_values(
             stack, f"{name}_clickhouse_person")}
-        for u in want:
-            assert json.loads(persons[u]["properties"])["n"] == 1
+        for d in ids:
+            u = person_uuid(stack.team_id, d)
             assert persons[u]["version"] == 0
+            assert json.loads(persons[u]["properties"]).get("n") == (
+                None if d == ids[0] else 1)
     finally:
         w.stop()
