@@ -82,6 +82,15 @@ typedef struct {
 
 
 typedef struct {
+    int32_t                     partition;
+    int64_t                     until;
+} worker_replay_t;
+
+/* the input topic's partitions a worker may hold at once */
+#define WORKER_REPLAY_MAX  1024
+
+
+typedef struct {
     const worker_config_t      *cf;
     rd_kafka_t                 *consumer;
     rd_kafka_t                 *producer;
@@ -106,6 +115,15 @@ typedef struct {
     /* produced, not committed: oldest first */
     worker_batch_t             *pend[WORKER_PENDING];
     int                         npend;
+    worker_batch_t             *collect;     /* being read (its n grows) */
+
+    /*
+     * Per input partition, the last offset read again after a failure:
+     * up to there, person and distinct id rows are emitted again
+     * (worker_persons_replay)
+     */
+    worker_replay_t             replay[WORKER_REPLAY_MAX];
+    int                         nreplay;
 
     /*
      * The broker refused a produce request as too large (a topic whose
@@ -157,6 +175,14 @@ static int worker_finish_work(worker_ctx_t *ctx, worker_batch_t *next,
     int parsed);
 static worker_batch_t *worker_free_batch(worker_ctx_t *ctx);
 static void worker_batch_drop(worker_batch_t *b);
+static void worker_revoke(worker_ctx_t *ctx,
+    rd_kafka_topic_partition_list_t *revoked);
+static void worker_replay_mark(worker_ctx_t *ctx, rd_kafka_message_t **msgs,
+    int n);
+static int worker_replaying(worker_ctx_t *ctx, rd_kafka_message_t *msg,
+    int forget);
+static int worker_replay_persons(worker_ctx_t *ctx, int64_t team_id,
+    ingest_message_t *m);
 static int worker_wait_deliveries(worker_ctx_t *ctx, worker_batch_t *b);
 static int worker_settle(worker_ctx_t *ctx, worker_batch_t *b,
     worker_batch_t **later, int nlater, int async);
@@ -385,28 +411,32 @@ worker_run(const worker_config_t *cf)
 static int
 worker_collect(worker_ctx_t *ctx, worker_batch_t *b)
 {
-    int                   n;
     int64_t               deadline;
     rd_kafka_message_t   *msg;
 
-    n = 0;
+    /*
+     * b->n counts as the messages come: a rebalance (called from the
+     * poll) may drop them, and the batch starts again from nothing
+     */
+    b->n = 0;
+    ctx->collect = b;
     deadline = 0;
 
-    while (n < ctx->cf->batch_size && !worker_stop) {
+    while (b->n < ctx->cf->batch_size && !worker_stop) {
         msg = rd_kafka_consumer_poll(ctx->consumer,
-                                     n ? 10 : (ctx->work ? 0 : 200));
+                                     b->n ? 10 : (ctx->work ? 0 : 200));
 
         if (msg == NULL) {
-            if (n && worker_now_us() >= deadline) {
+            if (b->n && worker_now_us() >= deadline) {
                 break;
             }
 
-            if (n == 0 && ctx->work) {
+            if (b->n == 0 && ctx->work) {
                 break;
             }
 
             /* idle: the pending batches need no company to commit */
-            if (n == 0 && ctx->npend) {
+            if (b->n == 0 && ctx->npend) {
                 (void) worker_settle_pending(ctx, 1, NULL, NULL, 1);
             }
 
@@ -423,20 +453,20 @@ worker_collect(worker_ctx_t *ctx, worker_batch_t *b)
             continue;
         }
 
-        if (n == 0) {
+        if (b->n == 0) {
             deadline = worker_now_us() + ctx->cf->batch_wait_ms * 1000LL;
         }
 
-        b->msgs[n++] = msg;
+        b->msgs[b->n++] = msg;
 
         if (worker_now_us() >= deadline) {
             break;
         }
     }
 
-    b->n = n;
+    ctx->collect = NULL;
 
-    return n;
+    return b->n;
 }
 
 
@@ -797,7 +827,9 @@ worker_parse(worker_ctx_t *ctx, rd_kafka_message_t *msg, worker_item_t *it)
 
     /* hook: $group_N properties, $groupidentify upserts (groups.c) */
     if (m->process_person) {
-        rc = worker_groups_process(ctx->groups, team_id, m, ts);
+        rc = worker_groups_process(ctx->groups, team_id, m, ts,
+                                   ctx->nreplay
+                                   && worker_replaying(ctx, msg, 0));
 
         if (rc != 0) {
             rc = (rc == -1) ? WORKER_RETRY : worker_dlq(ctx, msg, m->uuid);
@@ -844,6 +876,13 @@ worker_process(worker_ctx_t *ctx, rd_kafka_message_t *msg, worker_item_t *it)
         worker_log(WORKER_LOG_WARN, "person processing failed for event "
                    "%s: to DLQ", m->uuid);
         return worker_dlq(ctx, msg, m->uuid);
+    }
+
+    if (ctx->nreplay && m->process_person && worker_replaying(ctx, msg, 1)
+        && worker_replay_persons(ctx, team_id, m) != 0)
+    {
+        json_decref(person.properties);
+        return WORKER_RETRY;
     }
 
     memset(&er, 0, sizeof(ingest_event_row_t));
@@ -1431,31 +1470,14 @@ static void
 worker_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
-    int                  i, cooperative, failed;
+    int                  cooperative;
     rd_kafka_error_t    *error;
     worker_ctx_t        *ctx = opaque;
 
     worker_persons_reset(ctx->persons);
 
     if (err != RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        /*
-         * the pending batches' partitions may go: commit them in order
-         * while they are ours, up to the first whose outputs failed
-         * (the next owner reads that one and the rest)
-         */
-        failed = 0;
-
-        for (i = 0; i < ctx->npend; i++) {
-            failed |= worker_wait_deliveries(ctx, ctx->pend[i]) != 0;
-
-            if (!failed) {
-                worker_commit(ctx, ctx->pend[i]->msgs, ctx->pend[i]->n, 0);
-            }
-
-            worker_batch_drop(ctx->pend[i]);
-        }
-
-        ctx->npend = 0;
+        worker_revoke(ctx, parts);
     }
 
     cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE")
@@ -1487,6 +1509,192 @@ worker_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 }
 
 
+/*
+ * Partitions are taken away.  The pending batches are committed in order
+ * while they are ours, up to the first whose outputs failed.  Everything
+ * else read and not committed is let go: that one and the pending ones
+ * after it, the batch parsed and the one being collected.  A later batch
+ * committed past a failed one would lose the failed one's events, so
+ * nothing read before the move is committed after it.  The next owner,
+ * or this worker for the partitions it gets back, reads from the
+ * committed offsets; partitions that stay (cooperative protocol) are
+ * sought back to the first message let go.
+ */
+
+static void
+worker_revoke(worker_ctx_t *ctx, rd_kafka_topic_partition_list_t *revoked)
+{
+    int                   i, j, n, nb;
+    worker_batch_t       *b[WORKER_PENDING + 2];
+    rd_kafka_message_t  **keep;
+
+    nb = 0;
+
+    for (i = 0; i < ctx->npend; i++) {
+        if (nb == 0 && worker_wait_deliveries(ctx, ctx->pend[i]) == 0) {
+            worker_commit(ctx, ctx->pend[i]->msgs, ctx->pend[i]->n, 0);
+            worker_batch_drop(ctx->pend[i]);
+            continue;
+        }
+
+        if (nb == 0) {
+            worker_log(WORKER_LOG_WARN, "batch of %d not committed, let go "
+                       "at a rebalance: read again from the committed "
+                       "offsets", ctx->pend[i]->n);
+        }
+
+        b[nb++] = ctx->pend[i];
+    }
+
+    ctx->npend = 0;
+
+    if (ctx->work) {
+        worker_persons_prefetch_drop(ctx->persons);
+        b[nb++] = ctx->work;
+        ctx->work = NULL;
+    }
+
+    if (ctx->collect) {
+        b[nb++] = ctx->collect;
+    }
+
+    n = 0;
+
+    for (j = 0; j < nb; j++) {
+        /* their outputs report to their counters first */
+        (void) worker_wait_deliveries(ctx, b[j]);
+        n += b[j]->n;
+    }
+
+    keep = n ? malloc(n * sizeof(rd_kafka_message_t *)) : NULL;
+
+    if (n && keep == NULL) {
+        /* stopped before anything later is committed: a restart reads */
+        worker_log(WORKER_LOG_ERROR, "rebalance: no memory to rewind the "
+                   "partitions that stay: stopping");
+        worker_stop = 1;
+    }
+
+    n = 0;
+
+    for (j = 0; j < nb; j++) {
+        /* oldest first: the first offset seen per partition wins */
+        for (i = 0; keep && i < b[j]->n; i++) {
+            if (rd_kafka_topic_partition_list_find(revoked,
+                                  rd_kafka_topic_name(b[j]->msgs[i]->rkt),
+                                  b[j]->msgs[i]->partition)
+                == NULL)
+            {
+                keep[n++] = b[j]->msgs[i];
+            }
+        }
+    }
+
+    if (n) {
+        worker_log(WORKER_LOG_INFO, "rebalance: %d messages of the "
+                   "partitions that stay are read again", n);
+        worker_rewind(ctx, keep, n);
+    }
+
+    free(keep);
+
+    for (j = 0; j < nb; j++) {
+        /* those of partitions that come back are read again too */
+        worker_replay_mark(ctx, b[j]->msgs, b[j]->n);
+        worker_batch_drop(b[j]);
+    }
+}
+
+
+/* the messages are read again after a failure: see ctx->replay */
+
+static void
+worker_replay_mark(worker_ctx_t *ctx, rd_kafka_message_t **msgs, int n)
+{
+    int  i, j;
+
+    for (i = 0; i < n; i++) {
+        for (j = 0; j < ctx->nreplay; j++) {
+            if (ctx->replay[j].partition == msgs[i]->partition) {
+                break;
+            }
+        }
+
+        if (j == ctx->nreplay) {
+            if (j == WORKER_REPLAY_MAX) {
+                continue;
+            }
+
+            ctx->nreplay++;
+            ctx->replay[j].partition = msgs[i]->partition;
+            ctx->replay[j].until = msgs[i]->offset;
+        }
+
+        if (ctx->replay[j].until < msgs[i]->offset) {
+            ctx->replay[j].until = msgs[i]->offset;
+        }
+    }
+}
+
+
+/*
+ * 1 when msg is read again.  forget: msg is processed in offset order
+ * (not parsed ahead), so a partition read past its mark is done.
+ */
+
+static int
+worker_replaying(worker_ctx_t *ctx, rd_kafka_message_t *msg, int forget)
+{
+    int  j;
+
+    for (j = 0; j < ctx->nreplay; j++) {
+        if (ctx->replay[j].partition != msg->partition) {
+            continue;
+        }
+
+        if (msg->offset <= ctx->replay[j].until) {
+            return 1;
+        }
+
+        if (forget) {
+            ctx->replay[j] = ctx->replay[--ctx->nreplay];
+        }
+
+        return 0;
+    }
+
+    return 0;
+}
+
+
+/* the event's distinct ids, and for a merge the other one too */
+
+static int
+worker_replay_persons(worker_ctx_t *ctx, int64_t team_id,
+    ingest_message_t *m)
+{
+    int                      rc;
+    char                    *other;
+    const char              *illegal;
+    ingest_merge_trigger_e   trig;
+
+    rc = worker_persons_replay(ctx->persons, team_id, m->distinct_id);
+
+    trig = ingest_merge_trigger(m->event, m->distinct_id, m->properties,
+                                &other, &illegal);
+
+    if (trig == INGEST_MERGE_FETCH && rc == 0) {
+        rc = worker_persons_replay(ctx->persons, team_id, other);
+    }
+
+    if (trig == INGEST_MERGE_FETCH || trig == INGEST_MERGE_ILLEGAL_ID) {
+        free(other);
+    }
+
+    return rc;
+}
+
+
 static void
 worker_commit(worker_ctx_t *ctx, rd_kafka_message_t **batch, int n,
     int async)
@@ -1495,6 +1703,8 @@ worker_commit(worker_ctx_t *ctx, rd_kafka_message_t **batch, int n,
     rd_kafka_resp_err_t                err;
     rd_kafka_topic_partition_t        *p;
     rd_kafka_topic_partition_list_t   *offsets;
+
+    worker_replay_mark(ctx, batch, n);
 
     offsets = rd_kafka_topic_partition_list_new(n);
 
@@ -1539,6 +1749,8 @@ worker_rewind(worker_ctx_t *ctx, rd_kafka_message_t **batch, int n)
     rd_kafka_error_t                  *error;
     rd_kafka_topic_partition_t        *p;
     rd_kafka_topic_partition_list_t   *offsets;
+
+    worker_replay_mark(ctx, batch, n);
 
     offsets = rd_kafka_topic_partition_list_new(n);
 

@@ -63,9 +63,9 @@ static int gs_exec(worker_groups_t *gs, const char *name, int n,
 static int gs_type_index(worker_groups_t *gs, int64_t team_id,
     const char *type, int *index);
 static int gs_identify(worker_groups_t *gs, int64_t team_id,
-    ingest_message_t *m, int64_t timestamp_us);
+    ingest_message_t *m, int64_t timestamp_us, int replay);
 static int gs_upsert(worker_groups_t *gs, int64_t team_id, int index,
-    ingest_group_ident_t *g, int64_t ts_us);
+    ingest_group_ident_t *g, int64_t ts_us, int replay);
 static void gs_redis_write(worker_groups_t *gs, int64_t team_id, int index,
     const char *key, int64_t version, json_t *props);
 
@@ -154,7 +154,7 @@ worker_groups_close(worker_groups_t *gs)
 
 int
 worker_groups_process(worker_groups_t *gs, int64_t team_id,
-    ingest_message_t *m, int64_t timestamp_us)
+    ingest_message_t *m, int64_t timestamp_us, int replay)
 {
     int          rc, index;
     char         name[24];
@@ -188,13 +188,13 @@ worker_groups_process(worker_groups_t *gs, int64_t team_id,
         return GS_OK;
     }
 
-    return gs_identify(gs, team_id, m, timestamp_us);
+    return gs_identify(gs, team_id, m, timestamp_us, replay);
 }
 
 
 static int
 gs_identify(worker_groups_t *gs, int64_t team_id, ingest_message_t *m,
-    int64_t timestamp_us)
+    int64_t timestamp_us, int replay)
 {
     int                   rc, index, attempt;
     ingest_group_ident_t  g;
@@ -210,7 +210,7 @@ gs_identify(worker_groups_t *gs, int64_t team_id, ingest_message_t *m,
 
     if (rc == GS_OK && index >= 0) {
         for (attempt = 0; attempt < GS_ATTEMPTS; attempt++) {
-            rc = gs_upsert(gs, team_id, index, &g, timestamp_us);
+            rc = gs_upsert(gs, team_id, index, &g, timestamp_us, replay);
             if (rc != GS_CONFLICT) {
                 break;
             }
@@ -431,7 +431,7 @@ gs_type_index(worker_groups_t *gs, int64_t team_id, const char *type,
 
 static int
 gs_upsert(worker_groups_t *gs, int64_t team_id, int index,
-    ingest_group_ident_t *g, int64_t ts_us)
+    ingest_group_ident_t *g, int64_t ts_us, int replay)
 {
     int           rc, changed, found;
     char          team[24], gti[24], ver[24], created[24], id[24], *props_s;
@@ -544,7 +544,11 @@ gs_upsert(worker_groups_t *gs, int64_t team_id, int index,
         return rc;
     }
 
-    if (!found || changed) {
+    /*
+     * replay: read again after its outputs failed, the row may be among
+     * them; Postgres has the change already, so it is emitted as it is
+     */
+    if (!found || changed || replay) {
         row = ingest_output_group(team_id, index, g->key, props, created_at,
                                   version, &len);
 

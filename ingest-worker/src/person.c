@@ -130,6 +130,7 @@ static ps_cached_t *ps_cache_find_person(worker_persons_t *ps, int64_t id);
 static int ps_exec(worker_persons_t *ps, const char *name, int n,
     const char **params, PGresult **out);
 static int ps_simple(worker_persons_t *ps, const char *sql);
+static int ps_person_row(PGresult *res, ps_person_t *p);
 static int ps_fetch(worker_persons_t *ps, const char *distinct_id, int lock,
     ps_person_t *p);
 static void ps_person_free(ps_person_t *p);
@@ -291,6 +292,15 @@ static const ps_stmt_t  ps_stmts[] = {
     { "ps_distinct_ids",
       "SELECT distinct_id FROM posthog_persondistinctid "
       "WHERE person_id = $1 AND team_id = $2" },
+
+    /* ps_fetch's columns and the distinct id's version */
+    { "ps_replay",
+      "SELECT p.id, p.uuid, (extract(epoch FROM p.created_at) * 1000000)"
+      "::bigint, p.properties, COALESCE(p.version, 0), p.is_identified, "
+      "COALESCE(d.version, 0) "
+      "FROM posthog_person p JOIN posthog_persondistinctid d "
+      "ON d.person_id = p.id AND d.team_id = p.team_id "
+      "WHERE p.team_id = $1 AND d.team_id = $1 AND d.distinct_id = $2" },
 
     { NULL, NULL }
 };
@@ -603,6 +613,26 @@ ps_fetch(worker_persons_t *ps, const char *distinct_id, int lock,
         return PS_OK;
     }
 
+    rc = ps_person_row(res, p);
+    PQclear(res);
+
+    if (rc != PS_OK) {
+        return rc;
+    }
+
+    if (!lock) {
+        ps_cache_put(ps, ps->team_id, distinct_id, p);
+    }
+
+    return PS_OK;
+}
+
+
+/* a row of ps_fetch's columns */
+
+static int
+ps_person_row(PGresult *res, ps_person_t *p)
+{
     p->id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     snprintf(p->uuid, sizeof(p->uuid), "%s", PQgetvalue(res, 0, 1));
     p->created_at_us = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
@@ -613,8 +643,6 @@ ps_fetch(worker_persons_t *ps, const char *distinct_id, int lock,
     p->is_identified = PQgetvalue(res, 0, 5)[0] == 't';
     p->exists = 1;
 
-    PQclear(res);
-
     if (!json_is_object(p->properties)) {
         /* never write a person back with its properties lost */
         worker_log(WORKER_LOG_ERROR, "persons: unreadable properties of "
@@ -623,11 +651,61 @@ ps_fetch(worker_persons_t *ps, const char *distinct_id, int lock,
         return PS_FAIL;
     }
 
-    if (!lock) {
-        ps_cache_put(ps, ps->team_id, distinct_id, p);
+    return PS_OK;
+}
+
+
+/*
+ * An event read again after its batch's outputs failed: what it changed
+ * in Postgres is there already, so processing it again changes nothing
+ * and emits nothing.  The rows its first pass emitted may be among the
+ * failed ones: the person and the distinct id are emitted again as
+ * they are now (the same versions: ClickHouse keeps one of each).
+ */
+
+int
+worker_persons_replay(worker_persons_t *ps, int64_t team_id,
+    const char *distinct_id)
+{
+    int           rc;
+    char          team[24];
+    int64_t       version;
+    PGresult     *res;
+    ps_person_t   p;
+    const char   *params[2];
+
+    ps->team_id = team_id;
+
+    snprintf(team, sizeof(team), "%lld", (long long) team_id);
+    params[0] = team;
+    params[1] = distinct_id;
+
+    if (ps_exec(ps, "ps_replay", 2, params, &res) != PS_OK) {
+        return -1;
     }
 
-    return PS_OK;
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        return 0;
+    }
+
+    memset(&p, 0, sizeof(ps_person_t));
+    version = strtoll(PQgetvalue(res, 0, 6), NULL, 10);
+    rc = ps_person_row(res, &p);
+    PQclear(res);
+
+    if (rc != PS_OK) {
+        /* unreadable: nothing to emit, as on the first pass */
+        return 0;
+    }
+
+    rc = (ps_emit_person(ps, &p, 0, p.version) != 0
+          || ps_emit_distinct_id(ps, p.uuid, distinct_id, version) != 0)
+         ? -1 : 0;
+
+    ps_person_free(&p);
+
+    return rc;
 }
 
 

@@ -103,6 +103,14 @@ int worker_persons_prefetch_send(worker_persons_t *ps,
 int worker_persons_prefetch_finish(worker_persons_t *ps);
 void worker_persons_prefetch_drop(worker_persons_t *ps);
 
+/*
+ * Emits the person row and the distinct id row of distinct_id again, as
+ * they are now, for an event read again after its outputs failed.  -1
+ * on failure (the batch is retried).
+ */
+int worker_persons_replay(worker_persons_t *ps, int64_t team_id,
+    const char *distinct_id);
+
 /* drops every cached person: partitions were reassigned */
 void worker_persons_reset(worker_persons_t *ps);
 

@@ -134,11 +134,12 @@ worker_groups_t *worker_groups_open(const worker_config_t *cf,
 void worker_groups_close(worker_groups_t *gs);
 /*
  * $groups -> $group_<index>, and $groupidentify; only for events with
- * person processing.  0 done, -1 dependency down (retry the batch),
- * -2 DLQ the event
+ * person processing.  replay: the event is read again after its outputs
+ * failed, its group row is emitted even when unchanged.  0 done, -1
+ * dependency down (retry the batch), -2 DLQ the event
  */
 int worker_groups_process(worker_groups_t *gs, int64_t team_id,
-    struct ingest_message_s *m, int64_t timestamp_us);
+    struct ingest_message_s *m, int64_t timestamp_us, int replay);
 
 /* team_limits.c: team settings that drop events (drop_events_older_...) */
 typedef struct worker_team_limits_s  worker_team_limits_t;

@@ -205,8 +205,8 @@ def test_broker_refusing_a_large_row_does_not_stall_the_worker(
         w.stop()
 
 
-def consume_values(stack, topic):
-    """every JSON value of topic so far"""
+def consume_values(stack, topic, raw=False):
+    """every JSON value (raw: the bytes) of topic so far"""
     c = Consumer({"bootstrap.servers": stack.kafka.bootstrap,
                   "group.id": "t-" + uuid.uuid4().hex,
                   "auto.offset.reset": "earliest"})
@@ -217,7 +217,8 @@ def consume_values(stack, topic):
             msgs = c.consume(500, 2.0)
             if not msgs:
                 return out
-            out += [json.loads(m.value()) for m in msgs if not m.error()]
+            out += [m.value() if raw else json.loads(m.value())
+                    for m in msgs if not m.error()]
     finally:
         c.close()
 
@@ -263,3 +264,196 @@ def test_worker_started_before_postgres_waits_for_it(stack, tmp_path):
         w.stop()
         starter.join(10)
         pg.stop()
+
+
+@pytest.mark.parametrize("strategy", ["range", "cooperative-sticky"])
+def test_rebalances_while_a_batch_fails_commit_nothing_after_it(
+        stack, tmp_path, strategy):
+    """Members join and leave while a batch's outputs are failing (its
+    overflow messages, to an overflow topic that does not exist yet) and
+    the batches read after it would go through.  Nothing read before a
+    move may be committed after it: the group's offset stays at the
+    failing batch until the topic exists; then every message arrives.
+    Eager: every partition moves; cooperative: the newcomer takes one of
+    two and the worker keeps reading the other."""
+    t = tag()
+    name, topic_in = f"rb{t}", f"{t}_in"
+    coop = strategy == "cooperative-sticky"
+    stack.kafka.create_topics([topic_in], partitions=2 if coop else 1)
+    stack.kafka.create_topics([f"{t}_other"] +
+                              [f"{name}_{x}" for x in ST.OUTPUT_TOPICS],
+                              partitions=1)
+    p = Producer({"bootstrap.servers": stack.kafka.bootstrap,
+                  "linger.ms": 0})
+    sent, where = [], {}    # where: value -> its partition and offset
+
+    def send(d, **props_):
+        e = str(uuid.uuid4())
+        data = {"event": "rb", "distinct_id": d, "properties": dict(
+            props_, **{"$process_person_profile": False})}
+        value = json.dumps({
+            "uuid": e, "distinct_id": d, "ip": "127.0.0.1",
+            "data": json.dumps(data), "token": stack.token,
+            "now": "2024-01-01T10:00:00.000Z"}).encode()
+        p.produce(topic_in, key=f"{stack.token}:{d}".encode(), value=value,
+                  on_delivery=lambda err, m: where.__setitem__(
+                      m.value(), TopicPartition(topic_in, m.partition(),
+                                                m.offset())))
+        return e, value
+
+    # personless traffic all along: batches after the bad one go through
+    stop = threading.Event()
+
+    def traffic():
+        i = 0
+        while not stop.is_set():
+            sent.append(send(f"{t}-p{i}")[0])
+            p.poll(0)
+            i += 1
+            stop.wait(0.02)
+
+    # A key's second message overflows, to a topic the worker may not
+    # create; long batches keep a failing one pending while the next is
+    # read.
+    w = own_worker(stack, tmp_path / "w", name, input_topic=topic_in,
+                   batch_wait_ms=3000, overflow_topic=f"{name}_overflow",
+                   overflow_bucket_capacity=1,
+                   overflow_bucket_replenish_rate=0,
+                   kafka_producer_option=["message.timeout.ms 1000",
+                                          "allow.auto.create.topics false"],
+                   kafka_consumer_option=["partition.assignment.strategy "
+                                          + strategy])
+    w.start()
+    feeder = threading.Thread(target=traffic, daemon=True)
+    feeder.start()
+    group = Consumer({"bootstrap.servers": stack.kafka.bootstrap,
+                      "group.id": f"t-{name}"})
+    seen = []
+
+    def committed():
+        c = group.committed([TopicPartition(topic_in, bad_at.partition)],
+                            timeout=5)
+        seen.append(c[0].offset)
+        return c[0].offset
+
+    try:
+        p.flush(10)
+        bad = [send(f"{t}-x", i=i)[1] for i in range(6)]
+        p.flush(10)
+        bad_at = where[bad[0]]
+        mark = bad_at.offset
+        wait_for(lambda: "_overflow\" failed" in w.log_tail(400),
+                 timeout=60, what="the overflow messages failing")
+
+        # members come and go while the batch fails
+        for _ in range(4):
+            other = Consumer({"bootstrap.servers": stack.kafka.bootstrap,
+                              "group.id": f"t-{name}",
+                              "enable.auto.commit": False,
+                              "partition.assignment.strategy": strategy})
+            try:
+                other.subscribe([topic_in] if coop else [f"{t}_other"])
+                # what it reads it neither processes nor commits
+                wait_for(lambda: (other.poll(0.2), other.assignment())[1]
+                         and committed() is not None,
+                         timeout=60, what="the rebalance")
+            finally:
+                other.close()
+            log = w.log_tail(3000)
+            wait_for(lambda: committed() is not None and w.log_tail(3000)
+                     .count("not committed") > log.count("not committed"),
+                     timeout=60, what="a retry after the rebalance")
+        assert all(o <= mark for o in seen), (seen, mark)
+        # cooperative: what the worker let go of the partition it kept
+        assert coop == ("partitions that stay are read again"
+                        in w.log_tail(5000))
+
+        # the topic is there: the messages arrive, the offset moves on
+        stack.kafka.create_topics([f"{name}_overflow"], partitions=1)
+        wait_for(lambda: set(bad[1:]) <= set(
+            consume_values(stack, f"{name}_overflow", raw=True)),
+                 timeout=120, what="every overflow message of the bad batch")
+        stop.set()
+        feeder.join(10)
+        p.flush(10)
+        # each in ClickHouse's topic or, read again past its key's bucket,
+        # in the overflow topic
+        wait_for(lambda: set(sent) <= {v["uuid"] for v in consume_values(
+            stack, f"{name}_clickhouse_events_json")} | {
+            json.loads(v)["uuid"] for v in consume_values(
+                stack, f"{name}_overflow", raw=True)},
+            timeout=120, what="every event of the traffic")
+        assert committed() > mark
+    finally:
+        stop.set()
+        feeder.join(10)
+        group.close()
+        w.stop()
+
+
+def test_person_rows_of_a_failed_batch_are_emitted_again(stack, tmp_path):
+    """A batch creates persons and a group, but their rows cannot be
+    delivered (the person, distinct id and groups topics do not exist
+    yet).  Read again, the events change nothing in Postgres, yet the
+    rows are emitted again: once the topics exist, every row arrives."""
+    t = tag()
+    name, topic_in = f"pr{t}", f"{t}_in"
+    rows = ["clickhouse_person", "clickhouse_person_distinct_id",
+            "clickhouse_groups"]
+    stack.kafka.create_topics([topic_in] + [f"{name}_{x}" for x in
+                                            ST.OUTPUT_TOPICS if x not in rows],
+                              partitions=1)
+    w = own_worker(stack, tmp_path / "w", name, input_topic=topic_in,
+                   kafka_producer_option=["message.timeout.ms 1000",
+                                          "allow.auto.create.topics false"])
+    w.start()
+    try:
+        p = Producer({"bootstrap.servers": stack.kafka.bootstrap})
+        ids = [f"{t}-{i}" for i in range(3)]
+        for i, d in enumerate(ids):
+            e = str(uuid.uuid4())
+            data = {"event": "pr", "distinct_id": d, "uuid": e,
+                    "properties": {"$set": {"n": 1}}}
+            if i == 0:
+                data = {"event": "$groupidentify", "distinct_id": d,
+                        "uuid": e, "properties": {
+                            "$group_type": "company",
+                            "$group_key": f"{t}-co",
+                            "$group_set": {"name": "co"}}}
+            p.produce(topic_in, key=f"{stack.token}:{d}".encode(),
+                      value=json.dumps({
+                          "uuid": e, "distinct_id": d, "ip": "127.0.0.1",
+                          "data": json.dumps(data), "token": stack.token,
+                          "now": "2024-01-01T10:00:00.000Z"}).encode())
+        p.flush(10)
+        wait_for(lambda: w.log_tail(400).count("not committed") >= 2,
+                 timeout=60, what="the batch failing twice")
+
+        stack.kafka.create_topics([f"{name}_{x}" for x in rows],
+                                  partitions=1)
+        want = {person_uuid(stack.team_id, d) for d in ids}
+        wait_for(lambda: want <= {v["id"] for v in consume_values(
+            stack, f"{name}_clickhouse_person")},
+            timeout=60, what="every person row")
+        pdi = wait_for(lambda: (lambda got: got if set(ids) <= set(got)
+                                else None)({
+            v["distinct_id"]: v for v in consume_values(
+                stack, f"{name}_clickhouse_person_distinct_id")}),
+            timeout=60, what="every distinct id row")
+        for d in ids:
+            assert pdi[d]["person_id"] == person_uuid(stack.team_id, d)
+            assert pdi[d]["version"] == 0
+        wait_for(lambda: [v for v in consume_values(
+            stack, f"{name}_clickhouse_groups")
+            if v["group_key"] == f"{t}-co"
+            and json.loads(v["group_properties"]) == {"name": "co"}],
+            timeout=60, what="the group row")
+        persons = {v["id"]: v for v in consume_values(
+            stack, f"{name}_clickhouse_person")}
+        for d in ids:
+            u = person_uuid(stack.team_id, d)
+            assert persons[u]["version"] == 0
+            assert json.loads(persons[u]["properties"]).get("n") == (
+                None if d == ids[0] else 1)
+    finally:
+        w.stop()

@@ -153,7 +153,9 @@ class Worker(S.Service):
         if self.values:
             with open(self.conf_path, "a") as f:
                 for k, v in self.values.items():
-                    f.write(f"{k} = {v}\n")
+                    # a list: the key repeated (kafka_*_option)
+                    for x in v if isinstance(v, list) else [v]:
+                        f.write(f"{k} = {x}\n")
 
     def prepare(self):
         self.write_config()
