@@ -227,7 +227,7 @@ ingest_str_add(ingest_str_t *b, const char *s, size_t len)
 
 /* room for n more bytes (and the NUL); 0 or -1 */
 
-static int
+int
 ingest_str_reserve(ingest_str_t *b, size_t n)
 {
     char    *p;
