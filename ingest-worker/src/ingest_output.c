@@ -616,13 +616,8 @@ ingest_output_add_uuid(ingest_str_t *b, const char *key, const char *uuid)
 static void
 ingest_output_add_int(ingest_str_t *b, const char *key, int64_t v)
 {
-    int   n;
-    char  buf[24];
-
-    n = snprintf(buf, sizeof(buf), "%lld", (long long) v);
-
     ingest_str_add(b, key, strlen(key));
-    ingest_str_add(b, buf, n);
+    ingest_str_add_int(b, v);
 }
 
 
