@@ -38,7 +38,7 @@ SAN         := -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
 
 .PHONY: all modules worker deps unit unit-build fuzz fuzz-build test integration run \
         stop bench bench-json bench-capture bench-capture-build bench-decide \
-        bench-decide-engine bench-worker clean lint
+        bench-decide-engine bench-worker bench-worker-build clean lint
 
 all: modules worker
 
@@ -163,6 +163,15 @@ bench-decide-engine:
 
 bench-worker: all
 	@$(PYTHON) bench/worker.py
+
+# the worker's per-event transforms alone (no Kafka, no Postgres) with
+# bench-worker (a)'s message
+bench-worker-build:
+	@mkdir -p $(BUILD)/bench
+	@$(CC) -O2 -g $(WARN) -Icommon -Iingest-worker/src \
+	    -o $(BUILD)/bench/worker_build bench/worker_build.c \
+	    $(wildcard ingest-worker/src/ingest_*.c) $(COMMON_SRCS) $(LIBS)
+	@$(BUILD)/bench/worker_build $(BENCH_N)
 
 clean:
 	rm -rf $(BUILD)

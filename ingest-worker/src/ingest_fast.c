@@ -8,6 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "ingest_hash.h"
 #include "ingest_json.h"
 #include "ingest_message.h"
@@ -225,9 +229,33 @@ ingest_str_add(ingest_str_t *b, const char *s, size_t len)
 }
 
 
+/* v in decimal, as "%lld" prints it, without the printf machinery */
+
+void
+ingest_str_add_int(ingest_str_t *b, int64_t v)
+{
+    char      buf[24], *p;
+    uint64_t  u;
+
+    p = buf + sizeof(buf);
+    u = (v < 0) ? 0 - (uint64_t) v : (uint64_t) v;
+
+    do {
+        *--p = (char) ('0' + u % 10);
+        u /= 10;
+    } while (u);
+
+    if (v < 0) {
+        *--p = '-';
+    }
+
+    ingest_str_add(b, p, buf + sizeof(buf) - p);
+}
+
+
 /* room for n more bytes (and the NUL); 0 or -1 */
 
-static int
+int
 ingest_str_reserve(ingest_str_t *b, size_t n)
 {
     char    *p;
@@ -279,7 +307,41 @@ fast_plain(const unsigned char *p, size_t n, int ascii)
 #define FAST_ONES   0x0101010101010101ULL
 #define FAST_HIGHS  0x8080808080808080ULL
 
-    for (i = 0; i + 8 <= n; i += 8) {
+    i = 0;
+
+#if defined(__SSE2__) && defined(__GNUC__)
+    {
+        int      mask;
+        __m128i  w, quote, bslash, bias, limit;
+
+        /*
+         * Sixteen at a time where SSE2 is there (every x86-64): the
+         * compares are signed, so bytes are biased by 0x80 to ask for
+         * "below 0x20" unsigned; ascii asks for "below 0x20 or from
+         * 0x80 on", which is signed "below 0x20" unbiased
+         */
+        quote = _mm_set1_epi8('"');
+        bslash = _mm_set1_epi8('\\');
+        bias = _mm_set1_epi8((char) (ascii ? 0 : 0x80));
+        limit = _mm_set1_epi8((char) (ascii ? 0x20 : 0xa0));
+
+        for ( /* void */ ; i + 16 <= n; i += 16) {
+            w = _mm_loadu_si128((const __m128i *) (p + i));
+
+            mask = _mm_movemask_epi8(
+                       _mm_or_si128(
+                           _mm_or_si128(_mm_cmpeq_epi8(w, quote),
+                                        _mm_cmpeq_epi8(w, bslash)),
+                           _mm_cmplt_epi8(_mm_xor_si128(w, bias), limit)));
+
+            if (mask) {
+                return i + __builtin_ctz(mask);
+            }
+        }
+    }
+#endif
+
+    for ( /* void */ ; i + 8 <= n; i += 8) {
         memcpy(&v, p + i, 8);
 
         q = v ^ (FAST_ONES * '"');
@@ -589,7 +651,7 @@ static int
 fast_number(ingest_fast_scan_t *s, ingest_str_t *out)
 {
     int          real;
-    char         tok[FAST_NUMBER_MAX + 1], buf[32], *end;
+    char         tok[FAST_NUMBER_MAX + 1], *end;
     size_t       n;
     double       d;
     long long    ll;
@@ -672,8 +734,7 @@ fast_number(ingest_fast_scan_t *s, ingest_str_t *out)
             return FAST_NO;
         }
 
-        n = snprintf(buf, sizeof(buf), "%lld", ll);
-        ingest_str_add(out, buf, n);
+        ingest_str_add_int(out, ll);
     }
 
     s->p = p;

@@ -41,6 +41,10 @@ struct ingest_message_s;
 
 void ingest_str_add(ingest_str_t *b, const char *s, size_t len);
 
+int ingest_str_reserve(ingest_str_t *b, size_t n);
+
+void ingest_str_add_int(ingest_str_t *b, int64_t v);
+
 /* s (valid UTF-8) as a JSON string, escaped as jansson's dump does */
 void ingest_str_add_json(ingest_str_t *b, const char *s, size_t len);
 

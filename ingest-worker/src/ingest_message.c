@@ -69,7 +69,10 @@ ingest_uuid_valid(const char *s, size_t len)
             continue;
         }
 
-        if (!isxdigit((unsigned char) s[i])) {
+        /* isxdigit() of the C locale, without its table lookup call */
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')
+              || (s[i] >= 'A' && s[i] <= 'F')))
+        {
             return 0;
         }
     }

@@ -27,6 +27,7 @@ static char *ingest_output_js_string(json_t *v);
 static char *ingest_output_truncated(json_t *v, size_t max);
 static int ingest_output_attr_cmp(const void *a, const void *b);
 static int ingest_output_str_cmp(const void *a, const void *b);
+static void ingest_output_props_done(ingest_str_t *props);
 static void ingest_output_element(ingest_str_t *b, json_t *el);
 static int ingest_output_classes(ingest_str_t *b, json_t *cls);
 static char *ingest_output_dump(json_t *row, size_t *len);
@@ -615,13 +616,8 @@ ingest_output_add_uuid(ingest_str_t *b, const char *key, const char *uuid)
 static void
 ingest_output_add_int(ingest_str_t *b, const char *key, int64_t v)
 {
-    int   n;
-    char  buf[24];
-
-    n = snprintf(buf, sizeof(buf), "%lld", (long long) v);
-
     ingest_str_add(b, key, strlen(key));
-    ingest_str_add(b, buf, n);
+    ingest_str_add_int(b, v);
 }
 
 
@@ -630,6 +626,18 @@ ingest_output_add_int(ingest_str_t *b, const char *key, int64_t v)
  * gave it when it was a DOM: same keys, same order, same escapes; the
  * JSON-in-a-string columns are built once and escaped once
  */
+
+/* a huge one is not kept: it would pin its memory */
+
+static void
+ingest_output_props_done(ingest_str_t *props)
+{
+    if (props->size > 65536 || props->failed) {
+        free(props->data);
+        memset(props, 0, sizeof(ingest_str_t));
+    }
+}
+
 
 char *
 ingest_output_event(ingest_event_row_t *row, size_t *len)
@@ -640,7 +648,10 @@ ingest_output_event(ingest_event_row_t *row, size_t *len)
     size_t        chain_len;
     unsigned      mode;
     const char   *chain;
-    ingest_str_t  b, props;
+    ingest_str_t  b, *props;
+
+    /* the properties text is copied into the row: its buffer is reused */
+    static __thread ingest_str_t  props_buf;
 
     mode = row->person_mode;
 
@@ -649,14 +660,16 @@ ingest_output_event(ingest_event_row_t *row, size_t *len)
     }
 
     memset(&b, 0, sizeof(ingest_str_t));
-    memset(&props, 0, sizeof(ingest_str_t));
+    props = &props_buf;
+    props->len = 0;
+    props->failed = 0;
     chain_s = NULL;
 
     if (row->fast) {
         chain = ingest_fast_elements_chain(row->fast, &chain_len);
 
         if (ingest_fast_properties(row->fast,
-                                   mode == INGEST_PERSON_MODE_FULL, &props)
+                                   mode == INGEST_PERSON_MODE_FULL, props)
             != 0)
         {
             goto failed;
@@ -684,16 +697,19 @@ ingest_output_event(ingest_event_row_t *row, size_t *len)
             goto failed;
         }
 
-        ingest_str_add(&props, s, strlen(s));
+        ingest_str_add(props, s, strlen(s));
         free(s);
     }
+
+    /* one allocation for a typical row: escaping adds a quarter at most */
+    (void) ingest_str_reserve(&b, props->len + props->len / 4 + 1024);
 
     ingest_output_add_uuid(&b, "{\"uuid\":", row->uuid);
     ingest_output_add_str(&b, ",\"event\":", row->event,
                           row->event ? strlen(row->event) : 0);
     ingest_str_lit(&b, ",\"properties\":");
-    ingest_str_add_json(&b, props.data ? props.data : "{}",
-                        props.data ? props.len : 2);
+    ingest_str_add_json(&b, props->len ? props->data : "{}",
+                        props->len ? props->len : 2);
     ingest_output_add_time(&b, ",\"timestamp\":", row->timestamp_us, 1, 0);
     ingest_output_add_int(&b, ",\"team_id\":", row->team_id);
 
@@ -759,7 +775,7 @@ ingest_output_event(ingest_event_row_t *row, size_t *len)
     }
 
     free(chain_s);
-    free(props.data);
+    ingest_output_props_done(props);
 
     if (len) {
         *len = b.len;
@@ -770,7 +786,7 @@ ingest_output_event(ingest_event_row_t *row, size_t *len)
 failed:
 
     free(chain_s);
-    free(props.data);
+    ingest_output_props_done(props);
     free(b.data);
 
     return NULL;

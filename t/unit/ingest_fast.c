@@ -155,7 +155,7 @@ main(void)
           &cases[3]);
 
     /*
-     * the string scan goes eight bytes at a time: an escape, a control,
+     * the string scan goes 16 or eight bytes at a time: an escape, a control,
      * a UTF-8 sequence at every offset of a word and across words
      */
     {
@@ -171,7 +171,7 @@ main(void)
         };
 
         for (k = 0; special[k]; k++) {
-            for (i = 0; i < 20; i++) {
+            for (i = 0; i < 40; i++) {
                 memset(pad, 'a' + i % 26, i);
                 pad[i] = '\0';
                 snprintf(data, sizeof(data),
@@ -183,6 +183,48 @@ main(void)
                 check(OUTER, &c);
             }
         }
+    }
+
+    /* integers as "%lld" prints them: edges, every length both signs */
+    {
+        int           i, same;
+        char          want[32];
+        int64_t       v, p10;
+        ingest_str_t  b;
+
+        static const int64_t  edges[] = {
+            0, 1, -1, 9, -9, INT64_MAX, INT64_MIN, INT64_MAX - 1,
+            INT64_MIN + 1
+        };
+
+        memset(&b, 0, sizeof(ingest_str_t));
+        same = 1;
+        p10 = 1;
+
+        for (i = 0; i < 9 + 18 * 2; i++) {
+            if (i < 9) {
+                v = edges[i];
+
+            } else if ((i - 9) % 2 == 0) {
+                p10 *= 10;
+                v = p10 - 1;
+
+            } else {
+                v = -p10;
+            }
+
+            b.len = 0;
+            ingest_str_add_int(&b, v);
+            snprintf(want, sizeof(want), "%lld", (long long) v);
+
+            if (b.data == NULL || strcmp(b.data, want) != 0) {
+                diag("%s vs %s", b.data ? b.data : "(null)", want);
+                same = 0;
+            }
+        }
+
+        ok(same, "ingest_str_add_int() prints as %%lld does");
+        free(b.data);
     }
 
     /* capture fields the fast path does not know */
