@@ -19,7 +19,17 @@ BENCH_COMPARE=dir runs every case also against the decide module built
 in dir (e.g. a copy of build/nginx from an older commit), interleaved,
 so both see the same load; BENCH_ROUNDS=n repeats every case n times and
 prints the median; BENCH_CASES=a,b runs a subset; BENCH_PERF=dir records
-perf profiles of the worker for each case."""
+perf profiles of the worker for each case.
+
+BENCH_PIN=1 runs the nginx worker as an operator would on a dedicated
+box: pinned to the last CPU (worker_cpu_affinity) with worker_priority
+-10, and wrk and openloop on CPU 0, for every case alike.  The open-loop
+tail on this 2-core machine is the worker waiting, runnable, behind
+other processes (perf sched timehist: 5-20 ms scheduling delays while
+compilers or Kafka of a parallel job hold its CPU).  Pinned, it no
+longer waits behind the load generator, but cannot move away from a
+foreign CPU hog either (one pinned run had p99 0.6 s), so it is off by
+default: use it on a quiet machine only."""
 
 import json
 import os
@@ -43,11 +53,16 @@ COMPARE = os.environ.get("BENCH_COMPARE", "")
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "1"))
 CASES = os.environ.get("BENCH_CASES", "")
 PERF = os.environ.get("BENCH_PERF", "")
+NCPU = len(os.sched_getaffinity(0))
+PIN = os.environ.get("BENCH_PIN", "0") != "0" and NCPU >= 2
+SERVER_CPU = max(os.sched_getaffinity(0))
+CLIENT_CPU = min(os.sched_getaffinity(0))
 
 CONF = """
 load_module @MODULES@/ngx_http_decide_module.so;
 @USER@
 worker_processes  1;
+@PIN@
 # the decide location is a regex, as in conf/nginx.conf.in: JIT-compiled
 pcre_jit          on;
 daemon            off;
@@ -161,8 +176,15 @@ def main():
                                       "properties": {"stored_only": "yes"}})],
                          check=True, capture_output=True)
         builds = [("", None)] + ([("old", COMPARE)] if COMPARE else [])
+        pin = ""
+        if PIN:
+            # CPU n as nginx's mask: a 1 followed by n zeros
+            pin = "worker_cpu_affinity 1" + "0" * SERVER_CPU + ";"
+            if os.geteuid() == 0:
+                pin += "\nworker_priority -10;"
         for label, modules in builds:
             conf = CONF.replace("@MODULES@", modules) if modules else CONF
+            conf = conf.replace("@PIN@", pin)
             nginx = ST.Nginx(os.path.join(tmp, label or "new"),
                              redis=f"127.0.0.1:{redis.port}", conf=conf)
             nginx.start()
@@ -185,6 +207,13 @@ def main():
         print(f"wrk -t1 -c{CONNS} -d{DURATION}; 1 nginx worker; "
               f"Redis local; {len(body)} byte request; median of {ROUNDS}"
               + (f"; compared with [old]: {COMPARE}" if COMPARE else ""))
+        if PIN:
+            # wrk, openloop and perf inherit this; the servers started
+            # above keep theirs, the nginx worker sets its own
+            os.sched_setaffinity(0, {CLIENT_CPU})
+            print(f"nginx worker on CPU {SERVER_CPU} ({pin.strip()}), "
+                  f"wrk and openloop on CPU {CLIENT_CPU}, for every case "
+                  f"(BENCH_PIN=1)".replace("\n", " "))
         # (s): the bytes of a (b) response as a static file, so the cost
         # of carrying a response this size shows apart from building it
         for label, nginx, _ in nginxes:

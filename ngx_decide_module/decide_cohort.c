@@ -330,7 +330,7 @@ decide_eval_cohort_node(decide_ctx_t *ctx, const decide_node_t *nd,
             break;
 
         case DECIDE_NODE_PERSON:
-            prop = decide_eval_person_prop(ctx, child->pf.key,
+            prop = decide_eval_person_prop(ctx, &child->pf,
                                            child->distinct_id);
 
             if (prop == NULL && !ctx->req->person_loaded) {

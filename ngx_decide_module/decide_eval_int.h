@@ -233,8 +233,8 @@ int decide_team_filters_compile(decide_team_t *team, decide_filters_t *fs,
     const json_t *props, int agg);
 int decide_team_cohorts_compile(decide_team_t *team);
 int decide_team_cohort_ref(const decide_team_t *team, const json_t *id);
-const json_t *decide_eval_person_prop(decide_ctx_t *ctx, const char *key,
-    unsigned distinct_id);
+const json_t *decide_eval_person_prop(decide_ctx_t *ctx,
+    const decide_prop_filter_t *pf, unsigned distinct_id);
 int decide_eval_filters(decide_ctx_t *ctx, const decide_filters_t *fs,
     int depth, unsigned *need, const char **err);
 int decide_eval_cohort(decide_ctx_t *ctx, int index, int depth, unsigned *need,

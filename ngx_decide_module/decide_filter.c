@@ -216,7 +216,7 @@ decide_eval_property(decide_ctx_t *ctx, const decide_filter_t *ft,
 
     if (ft->kind == DECIDE_FILTER_GROUP) {
         props = decide_eval_group_props(ctx, ft->index, &known);
-        prop = json_object_get(props, ft->pf.key);
+        prop = json_object_getn(props, ft->pf.key, ft->pf.key_len);
 
         if (prop == NULL && known && !ctx->req->groups_loaded) {
             *need |= DECIDE_NEED_GROUPS;
@@ -224,7 +224,7 @@ decide_eval_property(decide_ctx_t *ctx, const decide_filter_t *ft,
         }
 
     } else {
-        prop = decide_eval_person_prop(ctx, ft->pf.key, ft->distinct_id);
+        prop = decide_eval_person_prop(ctx, &ft->pf, ft->distinct_id);
 
         if (prop == NULL && !ctx->req->person_loaded) {
             *need |= DECIDE_NEED_PERSON;
@@ -243,12 +243,14 @@ decide_eval_property(decide_ctx_t *ctx, const decide_filter_t *ft,
  * current Rust service does), so filters on it never need a lookup.
  */
 const json_t *
-decide_eval_person_prop(decide_ctx_t *ctx, const char *key,
+decide_eval_person_prop(decide_ctx_t *ctx, const decide_prop_filter_t *pf,
     unsigned distinct_id)
 {
     const json_t  *prop;
 
-    prop = json_object_get(ctx->req->person_properties, key);
+    /* key_len is strlen(key), as json_object_get() would measure it */
+    prop = json_object_getn(ctx->req->person_properties, pf->key,
+                            pf->key_len);
 
     if (prop || !distinct_id) {
         return prop;

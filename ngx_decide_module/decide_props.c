@@ -29,6 +29,7 @@
 #define DECIDE_PF_NUM        2      /* gt/gte/lt/lte with num set */
 #define DECIDE_PF_SEMVER     3      /* semver_* with lo (and hi) set */
 #define DECIDE_PF_REGEX      4      /* regex/not_regex, regex may be NULL */
+#define DECIDE_PF_EXACT      5      /* exact/is_not over ASCII strings */
 
 
 typedef struct {
@@ -78,6 +79,9 @@ static uint32_t decide_utf8_lower(uint32_t c);
 static int decide_ascii_lower(int c);
 static int decide_ascii_find(const char *h, size_t hlen, const char *n,
     size_t nlen, int where);
+static int decide_ascii_only(const char *s, size_t len);
+static int decide_props_exact_ascii(const json_t *value, const char *s,
+    size_t len);
 static int decide_date_relative(const char *s, size_t len, double now,
     double *out);
 static int decide_regex_compile(const char *pattern, size_t len,
@@ -179,12 +183,14 @@ decide_props_prepare(decide_prop_filter_t *pf, const json_t *filter,
     int            found, c;
     char           buf[DECIDE_PROPS_STR_MAX];
     size_t         len;
+    json_t        *item;
     const char    *s;
     const json_t  *op;
 
     memset(pf, 0, sizeof(decide_prop_filter_t));
 
     pf->key = json_string_value(json_object_get(filter, "key"));
+    pf->key_len = pf->key ? strlen(pf->key) : 0;
     pf->value = json_object_get(filter, "value");
     pf->cache = cache;
 
@@ -204,6 +210,43 @@ decide_props_prepare(decide_prop_filter_t *pf, const json_t *filter,
     }
 
     switch (pf->op) {
+
+    case DECIDE_OP_EXACT:
+    case DECIDE_OP_IS_NOT:
+        /*
+         * ASCII strings, not the "true"/"false" of boolean matching:
+         * against an ASCII string property, Unicode lowercasing is
+         * ASCII case folding and equal strings have equal lengths.
+         */
+        if (decide_props_boolish(pf->value)) {
+            return;
+        }
+
+        if (json_is_string(pf->value)) {
+            if (decide_ascii_only(json_string_value(pf->value),
+                                  json_string_length(pf->value)))
+            {
+                pf->prepared = DECIDE_PF_EXACT;
+            }
+
+            return;
+        }
+
+        if (!json_is_array(pf->value) || json_array_size(pf->value) == 0) {
+            return;
+        }
+
+        json_array_foreach(pf->value, len, item) {
+            if (!json_is_string(item)
+                || !decide_ascii_only(json_string_value(item),
+                                      json_string_length(item)))
+            {
+                return;
+            }
+        }
+
+        pf->prepared = DECIDE_PF_EXACT;
+        return;
 
     case DECIDE_OP_GT:
     case DECIDE_OP_GTE:
@@ -339,6 +382,24 @@ decide_props_match_prepared(const decide_prop_filter_t *pf,
         default:
             return c >= 0 && decide_semver_cmp(&pv, &pf->hi) < 0;
         }
+
+    case DECIDE_PF_EXACT:
+        if (!json_is_string(prop)) {
+            /* absent, or str() of a number, bool, ...: the generic way */
+            return decide_props_match_op(pf->op, pf->value, prop, ctx);
+        }
+
+        s = json_string_value(prop);
+        len = json_string_length(prop);
+
+        if (!decide_ascii_only(s, len)) {
+            /* e.g. U+0130 lowercases to an ASCII "i" */
+            return decide_props_match_op(pf->op, pf->value, prop, ctx);
+        }
+
+        c = decide_props_exact_ascii(pf->value, s, len);
+
+        return (pf->op == DECIDE_OP_EXACT) ? c : !c;
 
     case DECIDE_PF_REGEX:
         if (prop == NULL) {
@@ -1578,6 +1639,44 @@ static int
 decide_ascii_lower(int c)
 {
     return (c >= 'A' && c <= 'Z') ? c + 32 : c;
+}
+
+
+static int
+decide_ascii_only(const char *s, size_t len)
+{
+    size_t  i;
+
+    for (i = 0; i < len; i++) {
+        if ((unsigned char) s[i] >= 0x80) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+/* a prepared exact value (an ASCII string or array of them) against s */
+static int
+decide_props_exact_ascii(const json_t *value, const char *s, size_t len)
+{
+    size_t         i, n;
+    const json_t  *item;
+
+    n = json_is_array(value) ? json_array_size(value) : 1;
+
+    for (i = 0; i < n; i++) {
+        item = json_is_array(value) ? json_array_get(value, i) : value;
+
+        if (json_string_length(item) == len
+            && decide_ascii_find(s, len, json_string_value(item), len, 1))
+        {
+            return 1;
+        }
+    }
+
+    return 0;
 }
 
 

@@ -98,6 +98,7 @@ typedef struct {
  */
 typedef struct {
     const char            *key;     /* NULL: never matches */
+    size_t                 key_len; /* strlen(key): what lookups hash */
     const json_t          *value;
     decide_regex_cache_t  *cache;
     void                  *regex;   /* pcre2_code from the cache */

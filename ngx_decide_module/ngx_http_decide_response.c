@@ -63,6 +63,7 @@ static ngx_http_decide_detail_t *ngx_http_decide_detail_find(
 static void ngx_http_decide_detail_add(ngx_http_decide_team_t *t, size_t i,
     const decide_result_t *res, size_t vlen, u_char *data, size_t len);
 static void ngx_http_decide_out_common(ngx_http_decide_out_t *o);
+static uint64_t ngx_http_decide_random64(void);
 static ngx_int_t ngx_http_decide_send_json(ngx_http_request_t *r,
     ngx_uint_t status, json_t *doc);
 static void ngx_http_decide_common(json_t *doc);
@@ -729,13 +730,17 @@ ngx_http_decide_out_common(ngx_http_decide_out_t *o)
 {
     u_char      *p;
     uint32_t     w[4];
+    uint64_t     r[2];
     ngx_time_t  *tp;
 
     /* a random (version 4) request id; not a secret */
-    w[0] = (uint32_t) ngx_random();
-    w[1] = ((uint32_t) ngx_random() & 0xffff0fff) | 0x00004000;
-    w[2] = ((uint32_t) ngx_random() & 0x3fffffff) | 0x80000000;
-    w[3] = (uint32_t) ngx_random();
+    r[0] = ngx_http_decide_random64();
+    r[1] = ngx_http_decide_random64();
+
+    w[0] = (uint32_t) (r[0] >> 32);
+    w[1] = ((uint32_t) r[0] & 0xffff0fff) | 0x00004000;
+    w[2] = ((uint32_t) (r[1] >> 32) & 0x3fffffff) | 0x80000000;
+    w[3] = (uint32_t) r[1];
 
     tp = ngx_timeofday();
 
@@ -761,6 +766,34 @@ ngx_http_decide_out_common(ngx_http_decide_out_t *o)
                    sizeof("\",\"evaluatedAt\":") - 1);
     o->pos = ngx_http_decide_out_uint(p, (ngx_uint_t) tp->sec * 1000
                                          + tp->msec);
+}
+
+
+/*
+ * splitmix64 seeded once per worker from ngx_random(): random() takes
+ * a lock per call and a request id wanted four of them.
+ */
+static uint64_t
+ngx_http_decide_random64(void)
+{
+    uint64_t          z;
+    static uint64_t   state;
+    static ngx_pid_t  seeded;
+
+    if (seeded != ngx_pid) {
+        /* a fork after seeding must not repeat the parent's sequence */
+        seeded = ngx_pid;
+        state = ((uint64_t) ngx_random() << 33)
+                ^ ((uint64_t) ngx_random() << 11) ^ (uint64_t) ngx_random();
+    }
+
+    state += 0x9e3779b97f4a7c15ULL;
+
+    z = state;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+
+    return z ^ (z >> 31);
 }
 
 
@@ -850,13 +883,17 @@ ngx_http_decide_common(json_t *doc)
 {
     u_char       id[37];
     uint32_t     w[4];
+    uint64_t     r[2];
     ngx_time_t  *tp;
 
     /* a random (version 4) request id; not a secret */
-    w[0] = (uint32_t) ngx_random();
-    w[1] = ((uint32_t) ngx_random() & 0xffff0fff) | 0x00004000;
-    w[2] = ((uint32_t) ngx_random() & 0x3fffffff) | 0x80000000;
-    w[3] = (uint32_t) ngx_random();
+    r[0] = ngx_http_decide_random64();
+    r[1] = ngx_http_decide_random64();
+
+    w[0] = (uint32_t) (r[0] >> 32);
+    w[1] = ((uint32_t) r[0] & 0xffff0fff) | 0x00004000;
+    w[2] = ((uint32_t) (r[1] >> 32) & 0x3fffffff) | 0x80000000;
+    w[3] = (uint32_t) r[1];
 
     ngx_sprintf(id, "%08xD-%04xD-%04xD-%04xD-%04xD%08xD%Z",
                 w[0], w[1] >> 16, w[1] & 0xffff, w[2] >> 16, w[2] & 0xffff,

@@ -28,6 +28,7 @@ static void decide_t_dates(void);
 static void decide_t_semver(void);
 static void decide_t_regex(void);
 static void decide_t_condition_order(void);
+static void decide_t_exact_ascii(void);
 
 
 static decide_regex_cache_t  *decide_t_cache;
@@ -49,6 +50,7 @@ main(void)
     decide_regex_cache_free(decide_t_cache);
 
     decide_t_condition_order();
+    decide_t_exact_ascii();
 
     return done_testing();
 }
@@ -58,13 +60,14 @@ main(void)
 static int
 decide_t_match(const char *filter, const char *props)
 {
-    int                 rc;
-    json_t             *f, *p;
-    json_error_t        err;
-    decide_props_ctx_t  ctx;
+    int                   rc;
+    json_t               *f, *p;
+    json_error_t          err;
+    decide_props_ctx_t    ctx;
+    decide_prop_filter_t  pf;
 
-    f = json_loads(filter, 0, &err);
-    p = json_loads(props, 0, &err);
+    f = json_loads(filter, JSON_ALLOW_NUL, &err);
+    p = json_loads(props, JSON_ALLOW_NUL, &err);
 
     if (f == NULL || p == NULL) {
         diag("bad test JSON: %s", err.text);
@@ -75,6 +78,17 @@ decide_t_match(const char *filter, const char *props)
     ctx.regex = decide_t_cache;
 
     rc = decide_props_match(f, p, &ctx);
+
+    /* the prepared fast paths must agree with the generic matcher */
+    decide_props_prepare(&pf, f, decide_t_cache);
+
+    if (decide_props_match_prepared(&pf, (pf.key && json_is_object(p))
+                                         ? json_object_get(p, pf.key) : NULL,
+                                    &ctx)
+        != rc)
+    {
+        ok(0, "prepared disagrees: %s on %s", filter, props);
+    }
 
     json_decref(f);
     json_decref(p);
@@ -408,4 +422,64 @@ decide_t_condition_order(void)
     decide_team_free(team);
     json_decref(flags);
     json_decref(pp);
+}
+
+
+/*
+ * exact and is_not over ASCII values are prepared (DECIDE_PF_EXACT);
+ * decide_t_match() checks every case against the generic matcher too.
+ */
+static void
+decide_t_exact_ascii(void)
+{
+    const char  *f, *g;
+
+    f = "{\"key\":\"plan\",\"operator\":\"exact\","
+        "\"value\":[\"enterprise\",\"Pro\"]}";
+    g = "{\"key\":\"plan\",\"operator\":\"is_not\",\"value\":\"pro\"}";
+
+    ok(decide_t_match(f, "{\"plan\":\"pRO\"}"), "exact ascii ci");
+    ok(!decide_t_match(f, "{\"plan\":\"pros\"}"), "exact ascii longer");
+    ok(!decide_t_match(f, "{\"plan\":\"pr\"}"), "exact ascii shorter");
+    ok(!decide_t_match(f, "{}"), "exact ascii absent");
+    ok(!decide_t_match(f, "{\"plan\":null}"), "exact ascii null");
+    ok(decide_t_match(g, "{}"), "is_not ascii absent");
+    ok(!decide_t_match(g, "{\"plan\":\"PRO\"}"), "is_not ascii ci");
+    ok(decide_t_match(g, "{\"plan\":\"free\"}"), "is_not ascii other");
+
+    /* U+0130 lowercases to an ASCII "i": the generic way decides */
+    f = "{\"key\":\"n\",\"operator\":\"exact\",\"value\":\"i\"}";
+    ok(decide_t_match(f, "{\"n\":\"\\u0130\"}"), "exact non-ascii prop");
+    ok(!decide_t_match(f, "{\"n\":\"\\u00e9\"}"), "exact other non-ascii");
+    ok(decide_t_match("{\"key\":\"n\",\"operator\":\"is_not\","
+                      "\"value\":\"i\"}", "{\"n\":\"\\u00e9\"}"),
+       "is_not non-ascii prop");
+
+    /* str() of other property types */
+    f = "{\"key\":\"n\",\"operator\":\"exact\",\"value\":[\"12\",\"1.5\"]}";
+    ok(decide_t_match(f, "{\"n\":12}"), "exact ascii integer prop");
+    ok(decide_t_match(f, "{\"n\":1.5}"), "exact ascii real prop");
+    ok(!decide_t_match(f, "{\"n\":[12]}"), "exact ascii array prop");
+    ok(decide_t_match("{\"key\":\"n\",\"operator\":\"exact\","
+                      "\"value\":\"null\"}", "{\"n\":null}"),
+       "exact \"null\" null prop");
+
+    /* NUL bytes count in the length */
+    f = "{\"key\":\"n\",\"operator\":\"exact\",\"value\":\"a\\u0000B\"}";
+    ok(decide_t_match(f, "{\"n\":\"A\\u0000b\"}"), "exact ascii with NUL");
+    ok(!decide_t_match(f, "{\"n\":\"a\"}"), "exact ascii NUL prefix");
+
+    /* not prepared: booleans, non-ASCII and mixed values */
+    ok(decide_t_match("{\"key\":\"n\",\"operator\":\"exact\","
+                      "\"value\":[\"TRUE\"]}", "{\"n\":true}"),
+       "exact boolish list");
+    ok(decide_t_match("{\"key\":\"n\",\"operator\":\"exact\","
+                      "\"value\":\"\\u00c9\"}", "{\"n\":\"\\u00e9\"}"),
+       "exact non-ascii value");
+    ok(decide_t_match("{\"key\":\"n\",\"operator\":\"exact\","
+                      "\"value\":[\"a\",7]}", "{\"n\":7}"),
+       "exact mixed list");
+    ok(!decide_t_match("{\"key\":\"n\",\"operator\":\"exact\","
+                       "\"value\":[]}", "{\"n\":\"a\"}"),
+       "exact empty list");
 }

@@ -17,6 +17,7 @@ static json_t *decode(const char *ct, decide_compression_e comp, int ce,
     const unsigned char *p, size_t len, decide_decode_e *rc);
 static size_t gz(const char *s, unsigned char *out, size_t size);
 static void decide_t_json_fast(void);
+static void decide_t_json_fast_strings(void);
 static void decide_t_fields(void);
 
 
@@ -111,6 +112,81 @@ decide_t_json_fast(void)
         ok(v == NULL, "json fast path leaves %s to jansson", bail[i]);
         json_decref(v);
     }
+
+    decide_t_json_fast_strings();
+}
+
+
+/*
+ * Strings are scanned 16 bytes at a time: every byte the scalar check
+ * stops at, at every offset of a string longer than two blocks, must
+ * give what jansson gives (bail out) or the same string.
+ */
+static void
+decide_t_json_fast_strings(void)
+{
+    int                   bad;
+    char                  body[64];
+    json_t               *v, *ref;
+    size_t                i, k, len;
+    const char           *a, *b;
+
+    static const unsigned char  special[] = {
+        '"', '\\', 0x00, 0x01, 0x1f, 0x20, 0x7e, 0x7f, 0x80, 0xc3, 0xff
+    };
+
+    bad = 0;
+
+    for (k = 0; k < sizeof(special); k++) {
+        for (i = 0; i < 40; i++) {
+            memcpy(body, "{\"s\":\"", 6);
+            memset(body + 6, 'a', 40);
+            body[6 + i] = (char) special[k];
+            memcpy(body + 46, "\"}", 2);
+            len = 48;
+
+            v = decide_json_fast((const unsigned char *) body, len);
+            ref = json_loadb(body, len, 0, NULL);
+
+            if (v == NULL) {
+                /* bailing out is always allowed, answering wrongly not */
+                json_decref(ref);
+                continue;
+            }
+
+            a = json_string_value(json_object_get(v, "s"));
+            b = json_string_value(json_object_get(ref, "s"));
+
+            if (ref == NULL || a == NULL || b == NULL || strcmp(a, b) != 0
+                || special[k] < 0x20 || special[k] > 0x7e
+                || special[k] == '"' || special[k] == '\\')
+            {
+                diag("json fast path: byte 0x%02x at %zu", special[k], i);
+                bad++;
+            }
+
+            json_decref(v);
+            json_decref(ref);
+        }
+    }
+
+    ok(bad == 0, "json fast path: special bytes at every string offset");
+
+    /* a plain 40-byte string is taken, and the same as jansson's */
+    memcpy(body, "{\"s\":\"", 6);
+    for (i = 0; i < 40; i++) {
+        body[6 + i] = (char) (0x20 + (i * 7) % 0x5f);
+        if (body[6 + i] == '"' || body[6 + i] == '\\') {
+            body[6 + i] = 'x';
+        }
+    }
+    memcpy(body + 46, "\"}", 2);
+
+    v = decide_json_fast((const unsigned char *) body, 48);
+    ref = json_loadb(body, 48, 0, NULL);
+    ok(v && ref && json_equal(v, ref), "json fast path: 40 printable bytes");
+    json_decref(v);
+    json_decref(ref);
 }
 
 
