@@ -64,6 +64,7 @@ static void ngx_http_decide_detail_add(ngx_http_decide_team_t *t, size_t i,
     const decide_result_t *res, size_t vlen, u_char *data, size_t len);
 static void ngx_http_decide_out_common(ngx_http_decide_out_t *o);
 static uint64_t ngx_http_decide_random64(void);
+static void ngx_http_decide_request_id(uint32_t w[4]);
 static ngx_int_t ngx_http_decide_send_json(ngx_http_request_t *r,
     ngx_uint_t status, json_t *doc);
 static void ngx_http_decide_common(json_t *doc);
@@ -730,17 +731,9 @@ ngx_http_decide_out_common(ngx_http_decide_out_t *o)
 {
     u_char      *p;
     uint32_t     w[4];
-    uint64_t     r[2];
     ngx_time_t  *tp;
 
-    /* a random (version 4) request id; not a secret */
-    r[0] = ngx_http_decide_random64();
-    r[1] = ngx_http_decide_random64();
-
-    w[0] = (uint32_t) (r[0] >> 32);
-    w[1] = ((uint32_t) r[0] & 0xffff0fff) | 0x00004000;
-    w[2] = ((uint32_t) (r[1] >> 32) & 0x3fffffff) | 0x80000000;
-    w[3] = (uint32_t) r[1];
+    ngx_http_decide_request_id(w);
 
     tp = ngx_timeofday();
 
@@ -766,6 +759,23 @@ ngx_http_decide_out_common(ngx_http_decide_out_t *o)
                    sizeof("\",\"evaluatedAt\":") - 1);
     o->pos = ngx_http_decide_out_uint(p, (ngx_uint_t) tp->sec * 1000
                                          + tp->msec);
+}
+
+
+/* a random (version 4) request id as four words; not a secret */
+
+static void
+ngx_http_decide_request_id(uint32_t w[4])
+{
+    uint64_t  r[2];
+
+    r[0] = ngx_http_decide_random64();
+    r[1] = ngx_http_decide_random64();
+
+    w[0] = (uint32_t) (r[0] >> 32);
+    w[1] = ((uint32_t) r[0] & 0xffff0fff) | 0x00004000;
+    w[2] = ((uint32_t) (r[1] >> 32) & 0x3fffffff) | 0x80000000;
+    w[3] = (uint32_t) r[1];
 }
 
 
@@ -883,17 +893,9 @@ ngx_http_decide_common(json_t *doc)
 {
     u_char       id[37];
     uint32_t     w[4];
-    uint64_t     r[2];
     ngx_time_t  *tp;
 
-    /* a random (version 4) request id; not a secret */
-    r[0] = ngx_http_decide_random64();
-    r[1] = ngx_http_decide_random64();
-
-    w[0] = (uint32_t) (r[0] >> 32);
-    w[1] = ((uint32_t) r[0] & 0xffff0fff) | 0x00004000;
-    w[2] = ((uint32_t) (r[1] >> 32) & 0x3fffffff) | 0x80000000;
-    w[3] = (uint32_t) r[1];
+    ngx_http_decide_request_id(w);
 
     ngx_sprintf(id, "%08xD-%04xD-%04xD-%04xD-%04xD%08xD%Z",
                 w[0], w[1] >> 16, w[1] & 0xffff, w[2] >> 16, w[2] & 0xffff,

@@ -364,9 +364,6 @@ def test_rebalances_while_a_batch_fails_commit_nothing_after_it(
                      .count("not committed") > log.count("not committed"),
                      timeout=60, what="a retry after the rebalance")
         assert all(o <= mark for o in seen), (seen, mark)
-        # cooperative: what the worker let go of the partition it kept
-        assert coop == ("partitions that stay are read again"
-                        in w.log_tail(5000))
 
         # the topic is there: the messages arrive, the offset moves on
         stack.kafka.create_topics([f"{name}_overflow"], partitions=1)
