@@ -1678,13 +1678,15 @@ worker_replay_persons(worker_ctx_t *ctx, int64_t team_id,
     const char              *illegal;
     ingest_merge_trigger_e   trig;
 
-    rc = worker_persons_replay(ctx->persons, team_id, m->distinct_id);
-
     trig = ingest_merge_trigger(m->event, m->distinct_id, m->properties,
                                 &other, &illegal);
 
+    rc = worker_persons_replay(ctx->persons, team_id, m->distinct_id,
+                               trig == INGEST_MERGE_FETCH);
+
     if (trig == INGEST_MERGE_FETCH && rc == 0) {
-        rc = worker_persons_replay(ctx->persons, team_id, other);
+        /* the merge may not have happened: other is its own person */
+        rc = worker_persons_replay(ctx->persons, team_id, other, 1);
     }
 
     if (trig == INGEST_MERGE_FETCH || trig == INGEST_MERGE_ILLEGAL_ID) {

@@ -130,7 +130,8 @@ static ps_cached_t *ps_cache_find_person(worker_persons_t *ps, int64_t id);
 static int ps_exec(worker_persons_t *ps, const char *name, int n,
     const char **params, PGresult **out);
 static int ps_simple(worker_persons_t *ps, const char *sql);
-static int ps_person_row(PGresult *res, ps_person_t *p);
+static int ps_person_row(PGresult *res, int row, ps_person_t *p);
+static int ps_replay_merge(worker_persons_t *ps, ps_person_t *p);
 static int ps_fetch(worker_persons_t *ps, const char *distinct_id, int lock,
     ps_person_t *p);
 static void ps_person_free(ps_person_t *p);
@@ -285,13 +286,41 @@ static const ps_stmt_t  ps_stmts[] = {
       "SELECT feature_flag_key, hash_key, $1, $3 FROM moved "
       "ON CONFLICT DO NOTHING" },
 
+    /*
+     * the source goes, its row is kept for a replay (worker_persons_replay)
+     * under the target, with the rows of persons merged into the source
+     * before; old rows are pruned without waiting on a concurrent merge
+     */
     { "ps_merge_delete",
-      "DELETE FROM posthog_person WHERE team_id = $1 AND id = $2 "
-      "RETURNING COALESCE(version, 0)" },
+      "WITH d AS (DELETE FROM posthog_person WHERE team_id = $1 AND id = $2 "
+      "RETURNING uuid, created_at, properties, is_identified, "
+      "COALESCE(version, 0) AS version), "
+      "kept AS (INSERT INTO edgehog_person_deletion (team_id, uuid, "
+      "person_id, created_at, properties, is_identified, version) "
+      "SELECT $1, uuid, $3, created_at, properties, is_identified, version "
+      "FROM d ON CONFLICT (team_id, uuid) DO UPDATE SET "
+      "person_id = EXCLUDED.person_id, created_at = EXCLUDED.created_at, "
+      "properties = EXCLUDED.properties, "
+      "is_identified = EXCLUDED.is_identified, version = EXCLUDED.version, "
+      "deleted_at = now()), "
+      "moved AS (UPDATE edgehog_person_deletion SET person_id = $3 "
+      "WHERE team_id = $1 AND person_id = $2), "
+      "pruned AS (DELETE FROM edgehog_person_deletion WHERE ctid = ANY "
+      "(ARRAY(SELECT ctid FROM edgehog_person_deletion "
+      "WHERE deleted_at < now() - interval '7 days' "
+      "LIMIT 10 FOR UPDATE SKIP LOCKED))) "
+      "SELECT version FROM d" },
 
     { "ps_distinct_ids",
-      "SELECT distinct_id FROM posthog_persondistinctid "
+      "SELECT distinct_id, COALESCE(version, 0) "
+      "FROM posthog_persondistinctid "
       "WHERE person_id = $1 AND team_id = $2" },
+
+    /* ps_fetch's columns of the persons merged into person $2 */
+    { "ps_replay_deleted",
+      "SELECT 0, uuid, (extract(epoch FROM created_at) * 1000000)::bigint, "
+      "properties, version, is_identified FROM edgehog_person_deletion "
+      "WHERE team_id = $1 AND person_id = $2" },
 
     /* ps_fetch's columns and the distinct id's version */
     { "ps_replay",
@@ -613,7 +642,7 @@ ps_fetch(worker_persons_t *ps, const char *distinct_id, int lock,
         return PS_OK;
     }
 
-    rc = ps_person_row(res, p);
+    rc = ps_person_row(res, 0, p);
     PQclear(res);
 
     if (rc != PS_OK) {
@@ -631,16 +660,16 @@ ps_fetch(worker_persons_t *ps, const char *distinct_id, int lock,
 /* a row of ps_fetch's columns */
 
 static int
-ps_person_row(PGresult *res, ps_person_t *p)
+ps_person_row(PGresult *res, int row, ps_person_t *p)
 {
-    p->id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    snprintf(p->uuid, sizeof(p->uuid), "%s", PQgetvalue(res, 0, 1));
-    p->created_at_us = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+    p->id = strtoll(PQgetvalue(res, row, 0), NULL, 10);
+    snprintf(p->uuid, sizeof(p->uuid), "%s", PQgetvalue(res, row, 1));
+    p->created_at_us = strtoll(PQgetvalue(res, row, 2), NULL, 10);
     /* integers beyond 64 bits become doubles, as in PostHog's JS */
-    p->properties = ingest_json_loadb(PQgetvalue(res, 0, 3),
-                                      PQgetlength(res, 0, 3));
-    p->version = strtoll(PQgetvalue(res, 0, 4), NULL, 10);
-    p->is_identified = PQgetvalue(res, 0, 5)[0] == 't';
+    p->properties = ingest_json_loadb(PQgetvalue(res, row, 3),
+                                      PQgetlength(res, row, 3));
+    p->version = strtoll(PQgetvalue(res, row, 4), NULL, 10);
+    p->is_identified = PQgetvalue(res, row, 5)[0] == 't';
     p->exists = 1;
 
     if (!json_is_object(p->properties)) {
@@ -660,12 +689,15 @@ ps_person_row(PGresult *res, ps_person_t *p)
  * in Postgres is there already, so processing it again changes nothing
  * and emits nothing.  The rows its first pass emitted may be among the
  * failed ones: the person and the distinct id are emitted again as
- * they are now (the same versions: ClickHouse keeps one of each).
+ * they are now (the same versions: ClickHouse keeps one of each).  A
+ * merge's rows also covered every distinct id it moved and the persons
+ * it deleted: all distinct ids of the person and the delete rows of
+ * the persons merged into it are emitted again.
  */
 
 int
 worker_persons_replay(worker_persons_t *ps, int64_t team_id,
-    const char *distinct_id)
+    const char *distinct_id, int merge)
 {
     int           rc;
     char          team[24];
@@ -691,7 +723,7 @@ worker_persons_replay(worker_persons_t *ps, int64_t team_id,
 
     memset(&p, 0, sizeof(ps_person_t));
     version = strtoll(PQgetvalue(res, 0, 6), NULL, 10);
-    rc = ps_person_row(res, &p);
+    rc = ps_person_row(res, 0, &p);
     PQclear(res);
 
     if (rc != PS_OK) {
@@ -699,11 +731,67 @@ worker_persons_replay(worker_persons_t *ps, int64_t team_id,
         return 0;
     }
 
-    rc = (ps_emit_person(ps, &p, 0, p.version) != 0
-          || ps_emit_distinct_id(ps, p.uuid, distinct_id, version) != 0)
-         ? -1 : 0;
+    rc = ps_emit_person(ps, &p, 0, p.version);
+
+    if (rc == 0) {
+        rc = merge ? ps_replay_merge(ps, &p)
+                   : ps_emit_distinct_id(ps, p.uuid, distinct_id, version);
+    }
 
     ps_person_free(&p);
+
+    return rc == 0 ? 0 : -1;
+}
+
+
+static int
+ps_replay_merge(worker_persons_t *ps, ps_person_t *p)
+{
+    int           i, rc;
+    char          pid[24], team[24];
+    PGresult     *res;
+    ps_person_t   d;
+    const char   *params[2];
+
+    snprintf(pid, sizeof(pid), "%lld", (long long) p->id);
+    snprintf(team, sizeof(team), "%lld", (long long) ps->team_id);
+    params[0] = pid;
+    params[1] = team;
+
+    if (ps_exec(ps, "ps_distinct_ids", 2, params, &res) != PS_OK) {
+        return -1;
+    }
+
+    rc = 0;
+
+    for (i = 0; rc == 0 && i < PQntuples(res); i++) {
+        rc = ps_emit_distinct_id(ps, p->uuid, PQgetvalue(res, i, 0),
+                                 strtoll(PQgetvalue(res, i, 1), NULL, 10));
+    }
+
+    PQclear(res);
+
+    params[0] = team;
+    params[1] = pid;
+
+    if (rc != 0 || ps_exec(ps, "ps_replay_deleted", 2, params, &res) != PS_OK)
+    {
+        return -1;
+    }
+
+    for (i = 0; rc == 0 && i < PQntuples(res); i++) {
+        memset(&d, 0, sizeof(ps_person_t));
+
+        if (ps_person_row(res, i, &d) != PS_OK) {
+            continue;
+        }
+
+        rc = ps_emit_person(ps, &d, 1,
+                            d.version + INGEST_DELETE_VERSION_BUMP);
+        ps_person_free(&d);
+    }
+
+    PQclear(res);
 
     return rc;
 }
@@ -1122,7 +1210,8 @@ ps_merge_people(worker_persons_t *ps, ps_person_t *target,
     if (rc == PS_OK) {
         params[0] = team;
         params[1] = sid;
-        rc = ps_exec(ps, "ps_merge_delete", 2, params, &res);
+        params[2] = tid;
+        rc = ps_exec(ps, "ps_merge_delete", 3, params, &res);
 
         if (rc == PS_OK) {
             if (PQntuples(res) == 0) {

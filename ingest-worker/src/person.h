@@ -105,11 +105,12 @@ void worker_persons_prefetch_drop(worker_persons_t *ps);
 
 /*
  * Emits the person row and the distinct id row of distinct_id again, as
- * they are now, for an event read again after its outputs failed.  -1
- * on failure (the batch is retried).
+ * they are now, for an event read again after its outputs failed; for a
+ * merge, the rows of every distinct id of the person and of the persons
+ * merged into it.  -1 on failure (the batch is retried).
  */
 int worker_persons_replay(worker_persons_t *ps, int64_t team_id,
-    const char *distinct_id);
+    const char *distinct_id, int merge);
 
 /* drops every cached person: partitions were reassigned */
 void worker_persons_reset(worker_persons_t *ps);

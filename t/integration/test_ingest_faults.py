@@ -454,3 +454,80 @@ def test_person_rows_of_a_failed_batch_are_emitted_again(stack, tmp_path):
                 None if d == ids[0] else 1)
     finally:
         w.stop()
+
+
+
+def test_merge_rows_of_a_failed_batch_are_emitted_again(stack, tmp_path):
+    """A batch merges two persons, but its person and distinct id rows
+    cannot be delivered.  Postgres no longer has the merged-away person,
+    yet once the topics exist its delete row arrives, and every distinct
+    id points at the surviving person with its moved version."""
+    t = tag()
+    name, topic_in = f"mr{t}", f"{t}_in"
+    rows = ["clickhouse_person", "clickhouse_person_distinct_id"]
+    stack.kafka.create_topics([topic_in] + [f"{name}_{x}" for x in
+                                            ST.OUTPUT_TOPICS if x not in rows],
+                              partitions=1)
+    w = own_worker(stack, tmp_path / "w", name, input_topic=topic_in,
+                   kafka_producer_option=["message.timeout.ms 1000",
+                                          "allow.auto.create.topics false"])
+    w.start()
+    try:
+        p = Producer({"bootstrap.servers": stack.kafka.bootstrap})
+        anon, user, third = f"{t}-anon", f"{t}-user", f"{t}-third"
+        events = [
+            (anon, "pageview", {"$set": {"a": 1}}),
+            (third, "pageview", {"$set": {"c": 1}}),
+            (user, "pageview", {"$set": {"u": 1}}),
+            # third's person goes into anon's, then anon's (identified
+            # by that) into user's
+            (anon, "$create_alias", {"alias": third}),
+            (user, "$merge_dangerously", {"alias": anon}),
+        ]
+        for d, ev, pr in events:
+            e = str(uuid.uuid4())
+            p.produce(topic_in, key=f"{stack.token}:{d}".encode(),
+                      value=json.dumps({
+                          "uuid": e, "distinct_id": d, "ip": "127.0.0.1",
+                          "data": json.dumps({"event": ev, "distinct_id": d,
+                                              "uuid": e, "properties": pr}),
+                          "token": stack.token,
+                          "now": "2024-01-01T10:00:00.000Z"}).encode())
+        p.flush(10)
+        wait_for(lambda: w.log_tail(400).count("not committed") >= 2,
+                 timeout=60, what="the batch failing twice")
+
+        stack.kafka.create_topics([f"{name}_{x}" for x in rows],
+                                  partitions=1)
+        survivor = person_uuid(stack.team_id, user)
+        gone = {person_uuid(stack.team_id, d) for d in (anon, third)}
+
+        def deleted():
+            got = {v["id"]: v for v in consume_values(
+                stack, f"{name}_clickhouse_person") if v["is_deleted"]}
+            return got if gone <= set(got) else None
+        dels = wait_for(deleted, timeout=60, what="both delete rows")
+        for u in gone:
+            assert dels[u]["version"] >= 100
+        assert survivor not in dels
+
+        def pointing():
+            got = {v["distinct_id"]: v for v in consume_values(
+                stack, f"{name}_clickhouse_person_distinct_id")
+                if v["person_id"] == survivor}
+            return got if {anon, user, third} <= set(got) else None
+        pdi = wait_for(pointing, timeout=60,
+                       what="every distinct id at the survivor")
+        assert pdi[user]["version"] == 0
+        assert pdi[anon]["version"] >= 1
+        assert pdi[third]["version"] >= 1
+        persons = [v for v in consume_values(
+            stack, f"{name}_clickhouse_person")
+            if v["id"] == survivor and not v["is_deleted"]]
+        assert persons
+        merged = json.loads(max(persons, key=lambda v: v["version"])
+                            ["properties"])
+        merged.pop("$creator_event_uuid", None)
+        assert merged == {"a": 1, "c": 1, "u": 1}
+    finally:
+        w.stop()
