@@ -388,41 +388,55 @@ def test_rebalances_while_a_batch_fails_commit_nothing_after_it(
         w.stop()
 
 
+# a worker whose person rows cannot be delivered yet: its producer gives
+# up fast and never creates the topics that are missing
+UNDELIVERED = ["message.timeout.ms 1000", "allow.auto.create.topics false"]
+
+
+def topics_without(stack, prefix, rows):
+    """A tag, a worker name and its input topic, with every output topic
+    of that worker created but `rows`."""
+    t = tag()
+    name, topic_in = f"{prefix}{t}", f"{t}_in"
+    stack.kafka.create_topics([topic_in] + [f"{name}_{x}" for x in
+                                            ST.OUTPUT_TOPICS if x not in rows],
+                              partitions=1)
+    return t, name, topic_in
+
+
+def produce_captured(stack, topic, events):
+    """(distinct_id, event, properties) as capture would have sent them"""
+    p = Producer({"bootstrap.servers": stack.kafka.bootstrap})
+    for d, ev, pr in events:
+        e = str(uuid.uuid4())
+        p.produce(topic, key=f"{stack.token}:{d}".encode(),
+                  value=json.dumps({
+                      "uuid": e, "distinct_id": d, "ip": "127.0.0.1",
+                      "data": json.dumps({"event": ev, "distinct_id": d,
+                                          "uuid": e, "properties": pr}),
+                      "token": stack.token,
+                      "now": "2024-01-01T10:00:00.000Z"}).encode())
+    p.flush(10)
+
+
 def test_person_rows_of_a_failed_batch_are_emitted_again(stack, tmp_path):
     """A batch creates persons and a group, but their rows cannot be
     delivered (the person, distinct id and groups topics do not exist
     yet).  Read again, the events change nothing in Postgres, yet the
     rows are emitted again: once the topics exist, every row arrives."""
-    t = tag()
-    name, topic_in = f"pr{t}", f"{t}_in"
     rows = ["clickhouse_person", "clickhouse_person_distinct_id",
             "clickhouse_groups"]
-    stack.kafka.create_topics([topic_in] + [f"{name}_{x}" for x in
-                                            ST.OUTPUT_TOPICS if x not in rows],
-                              partitions=1)
+    t, name, topic_in = topics_without(stack, "pr", rows)
     w = own_worker(stack, tmp_path / "w", name, input_topic=topic_in,
-                   kafka_producer_option=["message.timeout.ms 1000",
-                                          "allow.auto.create.topics false"])
+                   kafka_producer_option=UNDELIVERED)
     w.start()
     try:
-        p = Producer({"bootstrap.servers": stack.kafka.bootstrap})
         ids = [f"{t}-{i}" for i in range(3)]
-        for i, d in enumerate(ids):
-            e = str(uuid.uuid4())
-            data = {"event": "pr", "distinct_id": d, "uuid": e,
-                    "properties": {"$set": {"n": 1}}}
-            if i == 0:
-                data = {"event": "$groupidentify", "distinct_id": d,
-                        "uuid": e, "properties": {
-                            "$group_type": "company",
-                            "$group_key": f"{t}-co",
-                            "$group_set": {"name": "co"}}}
-            p.produce(topic_in, key=f"{stack.token}:{d}".encode(),
-                      value=json.dumps({
-                          "uuid": e, "distinct_id": d, "ip": "127.0.0.1",
-                          "data": json.dumps(data), "token": stack.token,
-                          "now": "2024-01-01T10:00:00.000Z"}).encode())
-        p.flush(10)
+        produce_captured(stack, topic_in, [
+            (ids[0], "$groupidentify", {"$group_type": "company",
+                                        "$group_key": f"{t}-co",
+                                        "$group_set": {"name": "co"}})] + [
+            (d, "pr", {"$set": {"n": 1}}) for d in ids[1:]])
         wait_for(lambda: w.log_tail(400).count("not committed") >= 2,
                  timeout=60, what="the batch failing twice")
 
@@ -464,31 +478,15 @@ def test_rows_a_killed_worker_never_emitted_come_from_the_next(
     killed before it commits.  The next worker of the group reads the
     messages again; they change nothing in Postgres, yet it emits the rows
     the killed one never delivered."""
-    t = tag()
-    name, topic_in = f"kr{t}", f"{t}_in"
     rows = ["clickhouse_person", "clickhouse_person_distinct_id"]
-    stack.kafka.create_topics([topic_in] + [f"{name}_{x}" for x in
-                                            ST.OUTPUT_TOPICS if x not in rows],
-                              partitions=1)
-    opts = dict(input_topic=topic_in,
-                kafka_producer_option=["message.timeout.ms 1000",
-                                       "allow.auto.create.topics false"])
+    t, name, topic_in = topics_without(stack, "kr", rows)
+    opts = dict(input_topic=topic_in, kafka_producer_option=UNDELIVERED)
     w = own_worker(stack, tmp_path / "w1", name, **opts)
     w.start()
     ids = [f"{t}-{i}" for i in range(3)]
     try:
-        p = Producer({"bootstrap.servers": stack.kafka.bootstrap})
-        for d in ids:
-            e = str(uuid.uuid4())
-            p.produce(topic_in, key=f"{stack.token}:{d}".encode(),
-                      value=json.dumps({
-                          "uuid": e, "distinct_id": d, "ip": "127.0.0.1",
-                          "data": json.dumps({"event": "kr", "distinct_id": d,
-                                              "uuid": e, "properties": {
-                                                  "$set": {"n": 1}}}),
-                          "token": stack.token,
-                          "now": "2024-01-01T10:00:00.000Z"}).encode())
-        p.flush(10)
+        produce_captured(stack, topic_in,
+                         [(d, "kr", {"$set": {"n": 1}}) for d in ids])
         wait_for(lambda: w.log_tail(400).count("not committed") >= 1,
                  timeout=60, what="the batch failing")
         assert all(stack.postgres.psql(
@@ -528,20 +526,14 @@ def test_merge_rows_of_a_failed_batch_are_emitted_again(stack, tmp_path):
     cannot be delivered.  Postgres no longer has the merged-away person,
     yet once the topics exist its delete row arrives, and every distinct
     id points at the surviving person with its moved version."""
-    t = tag()
-    name, topic_in = f"mr{t}", f"{t}_in"
     rows = ["clickhouse_person", "clickhouse_person_distinct_id"]
-    stack.kafka.create_topics([topic_in] + [f"{name}_{x}" for x in
-                                            ST.OUTPUT_TOPICS if x not in rows],
-                              partitions=1)
+    t, name, topic_in = topics_without(stack, "mr", rows)
     w = own_worker(stack, tmp_path / "w", name, input_topic=topic_in,
-                   kafka_producer_option=["message.timeout.ms 1000",
-                                          "allow.auto.create.topics false"])
+                   kafka_producer_option=UNDELIVERED)
     w.start()
     try:
-        p = Producer({"bootstrap.servers": stack.kafka.bootstrap})
         anon, user, third = f"{t}-anon", f"{t}-user", f"{t}-third"
-        events = [
+        produce_captured(stack, topic_in, [
             (anon, "pageview", {"$set": {"a": 1}}),
             (third, "pageview", {"$set": {"c": 1}}),
             (user, "pageview", {"$set": {"u": 1}}),
@@ -549,17 +541,7 @@ def test_merge_rows_of_a_failed_batch_are_emitted_again(stack, tmp_path):
             # by that) into user's
             (anon, "$create_alias", {"alias": third}),
             (user, "$merge_dangerously", {"alias": anon}),
-        ]
-        for d, ev, pr in events:
-            e = str(uuid.uuid4())
-            p.produce(topic_in, key=f"{stack.token}:{d}".encode(),
-                      value=json.dumps({
-                          "uuid": e, "distinct_id": d, "ip": "127.0.0.1",
-                          "data": json.dumps({"event": ev, "distinct_id": d,
-                                              "uuid": e, "properties": pr}),
-                          "token": stack.token,
-                          "now": "2024-01-01T10:00:00.000Z"}).encode())
-        p.flush(10)
+        ])
         wait_for(lambda: w.log_tail(400).count("not committed") >= 2,
                  timeout=60, what="the batch failing twice")
 
