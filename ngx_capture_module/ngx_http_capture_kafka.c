@@ -232,6 +232,13 @@ ngx_http_capture_kafka_conf(ngx_cycle_t *cycle,
      * throughput), message.copy.max.bytes 0 (no change: lz4 copies the
      * values anyway), and glibc's tcache_count 4096 for the worker's
      * burst of header frees (event loop CPU per batch 180 -> 232 us).
+     * Session 5, also kept out: glibc without fastbins (mallopt M_MXFAST
+     * 0; bench-capture-alloc: no change), and mallopt M_MMAP_THRESHOLD
+     * 8 MB with M_TRIM_THRESHOLD 32 MB: the 0.13-0.24 page faults per
+     * request of (b) and (c), all in librdkafka's broker thread filling
+     * fresh produce buffers, went to none, but that thread's CPU per
+     * request moved within the noise (1.4 -> 1.1 us in (c), 1.6 -> 1.5
+     * in (b)), and a worker would keep 32 MB it no longer uses.
      */
     if (ngx_http_capture_kafka_set(cycle->log, conf, "bootstrap.servers",
                                    (char *) brokers) != NGX_OK
