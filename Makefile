@@ -37,7 +37,8 @@ SAN         := -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
                -fno-sanitize-recover=undefined
 
 .PHONY: all modules worker deps unit unit-build fuzz fuzz-build test integration run \
-        stop bench bench-json bench-capture bench-capture-build bench-decide \
+        stop bench bench-json bench-capture bench-capture-build \
+        bench-capture-alloc bench-decide \
         bench-decide-engine bench-worker bench-worker-build clean lint
 
 all: modules worker
@@ -149,6 +150,15 @@ bench-capture-build:
 	    -o $(BUILD)/bench/capture_build bench/capture_build.c \
 	    $(CAPTURE_CORE_SRCS) $(COMMON_SRCS) $(LIBS)
 	@$(BUILD)/bench/capture_build $(BENCH_N)
+
+# one request's heap traffic: the builder, librdkafka's produce and its
+# delivery reports in bursts, nginx's 4 KB pool and buffer (no broker)
+bench-capture-alloc:
+	@mkdir -p $(BUILD)/bench
+	@$(CC) -O2 -g $(WARN) -Icommon -Ingx_capture_module \
+	    -o $(BUILD)/bench/capture_alloc bench/capture_alloc.c \
+	    $(CAPTURE_CORE_SRCS) $(COMMON_SRCS) $(LIBS)
+	@$(BUILD)/bench/capture_alloc $(BENCH_N) $(BENCH_ARGS)
 
 bench-decide: all
 	@$(PYTHON) bench/decide.py

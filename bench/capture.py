@@ -35,6 +35,9 @@ def conns_of(key):
 # the nginx worker for each case into dir
 CASES = os.environ.get("BENCH_CASES", "")
 PERF = os.environ.get("BENCH_PERF", "")
+# ... with this perf command instead, e.g. BENCH_PERF_CMD="stat -e
+# probe_libc:malloc" counts the worker's mallocs (perf probe -x libc malloc)
+PERF_CMD = os.environ.get("BENCH_PERF_CMD", "record -q -g").split()
 # BENCH_COMPARE=dir runs every case also against the capture module built
 # in dir (e.g. an older commit), interleaved, so both see the same load
 COMPARE = os.environ.get("BENCH_COMPARE", "")
@@ -154,7 +157,7 @@ def wrk(url, script=None, conns=CONNS, perf=None, pids=()):
         cmd += ["-s", script]
     rec = None
     if perf:
-        rec = subprocess.Popen(["perf", "record", "-q", "-g", "-o", perf[1],
+        rec = subprocess.Popen(["perf"] + PERF_CMD + ["-o", perf[1],
                                 "-p", str(perf[0])],
                                stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)

@@ -32,8 +32,14 @@ static int ngx_http_capture_kafka_stats(rd_kafka_t *rk, char *json,
     size_t len, void *opaque);
 static void ngx_http_capture_kafka_log(const rd_kafka_t *rk, int level,
     const char *fac, const char *buf);
+static ngx_http_capture_waiter_t *ngx_http_capture_waiter_alloc(
+    ngx_http_capture_main_conf_t *mcf, ngx_log_t *log);
+static ngx_int_t ngx_http_capture_waiter_wait(
+    ngx_http_capture_main_conf_t *mcf, ngx_http_capture_waiter_t *w,
+    ngx_msec_t timeout);
+static void ngx_http_capture_waiter_unqueue(ngx_http_capture_waiter_t *w);
 static void ngx_http_capture_waiter_answer(ngx_http_capture_waiter_t *w);
-static void ngx_http_capture_waiter_timeout(ngx_event_t *ev);
+static void ngx_http_capture_ack_timeout(ngx_event_t *ev);
 static void ngx_http_capture_waiter_cleanup(void *data);
 static void ngx_http_capture_waiter_free(ngx_http_capture_waiter_t *w);
 
@@ -114,6 +120,15 @@ ngx_http_capture_kafka_init_process(ngx_cycle_t *cycle,
     {
         return NGX_ERROR;
     }
+
+    if (ngx_array_init(&mcf->ack_queues, cycle->pool, 2,
+                       sizeof(ngx_http_capture_ack_queue_t *))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_queue_init(&mcf->free_waiters);
 
     conf = rd_kafka_conf_new();
 
@@ -217,6 +232,13 @@ ngx_http_capture_kafka_conf(ngx_cycle_t *cycle,
      * throughput), message.copy.max.bytes 0 (no change: lz4 copies the
      * values anyway), and glibc's tcache_count 4096 for the worker's
      * burst of header frees (event loop CPU per batch 180 -> 232 us).
+     * Session 5, also kept out: glibc without fastbins (mallopt M_MXFAST
+     * 0; bench-capture-alloc: no change), and mallopt M_MMAP_THRESHOLD
+     * 8 MB with M_TRIM_THRESHOLD 32 MB: the 0.13-0.24 page faults per
+     * request of (b) and (c), all in librdkafka's broker thread filling
+     * fresh produce buffers, went to none, but that thread's CPU per
+     * request moved within the noise (1.4 -> 1.1 us in (c), 1.6 -> 1.5
+     * in (b)), and a worker would keep 32 MB it no longer uses.
      */
     if (ngx_http_capture_kafka_set(cycle->log, conf, "bootstrap.servers",
                                    (char *) brokers) != NGX_OK
@@ -300,12 +322,13 @@ ngx_http_capture_kafka_exit_process(ngx_cycle_t *cycle,
 {
     int                        left;
     ngx_uint_t                 i;
-    rd_kafka_queue_t          *q;
+    ngx_queue_t               *q;
+    rd_kafka_queue_t          *rkq;
     ngx_http_capture_topic_t  *t;
 
-    q = rd_kafka_queue_get_main(mcf->rk);
-    rd_kafka_queue_io_event_enable(q, -1, NULL, 0);
-    rd_kafka_queue_destroy(q);
+    rkq = rd_kafka_queue_get_main(mcf->rk);
+    rd_kafka_queue_io_event_enable(rkq, -1, NULL, 0);
+    rd_kafka_queue_destroy(rkq);
 
     if (mcf->notify) {
         ngx_close_connection(mcf->notify);
@@ -333,6 +356,12 @@ ngx_http_capture_kafka_exit_process(ngx_cycle_t *cycle,
 
     rd_kafka_destroy(mcf->rk);
     mcf->rk = NULL;
+
+    while (!ngx_queue_empty(&mcf->free_waiters)) {
+        q = ngx_queue_head(&mcf->free_waiters);
+        ngx_queue_remove(q);
+        ngx_free(ngx_queue_data(q, ngx_http_capture_waiter_t, queue));
+    }
 
     /* blocks of messages never reported stay allocated until exit */
     capture_blocks_destroy(mcf->blocks);
@@ -477,7 +506,7 @@ ngx_http_capture_kafka_produce(ngx_http_request_t *r, capture_msg_t *msgs,
 {
     size_t                         h;
     ngx_str_t                      name;
-    ngx_uint_t                     i;
+    ngx_uint_t                     i, produced;
     rd_kafka_topic_t              *rkt;
     ngx_pool_cleanup_t            *cln;
     rd_kafka_headers_t            *hdrs;
@@ -495,21 +524,22 @@ ngx_http_capture_kafka_produce(ngx_http_request_t *r, capture_msg_t *msgs,
     }
 
     w = NULL;
+    produced = 0;
 
     if (lcf->ack == NGX_HTTP_CAPTURE_ACK_DELIVERY) {
         cln = ngx_pool_cleanup_add(r->pool, 0);
-        w = ngx_calloc(sizeof(ngx_http_capture_waiter_t), r->connection->log);
-        if (cln == NULL || w == NULL) {
-            ngx_free(w);
+        if (cln == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        w = ngx_http_capture_waiter_alloc(mcf, r->connection->log);
+        if (w == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
         w->r = r;
         w->start = ngx_current_msec;
         w->done = done;
-        w->timer.handler = ngx_http_capture_waiter_timeout;
-        w->timer.data = w;
-        w->timer.log = r->connection->log;
 
         cln->handler = ngx_http_capture_waiter_cleanup;
         cln->data = w;
@@ -574,13 +604,23 @@ ngx_http_capture_kafka_produce(ngx_http_request_t *r, capture_msg_t *msgs,
          * values in it were copied by producev
          */
         msgs[i].value = NULL;
+        produced++;
 
         if (w) {
             w->pending++;
         }
     }
 
-    ngx_http_capture_kafka_arm_timer(mcf);
+    /*
+     * a message just produced keeps the queue busy: once the safety timer
+     * is uncancelable nothing changes, and the depth gauge waits for the
+     * next poll (rd_kafka_outq_len() takes two of librdkafka's locks)
+     */
+    if (produced == 0
+        || !mcf->poll_timer.timer_set || mcf->poll_timer.cancelable)
+    {
+        ngx_http_capture_kafka_arm_timer(mcf);
+    }
 
     if (w == NULL) {
         done(r, NGX_HTTP_OK);
@@ -592,7 +632,12 @@ ngx_http_capture_kafka_produce(ngx_http_request_t *r, capture_msg_t *msgs,
         return NGX_DONE;
     }
 
-    ngx_add_timer(&w->timer, lcf->ack_timeout);
+    if (ngx_http_capture_waiter_wait(mcf, w, lcf->ack_timeout) != NGX_OK) {
+        /* the reports still come; the request cannot wait for them */
+        w->failed = 1;
+        w->answered = 1;
+        done(r, NGX_HTTP_SERVICE_UNAVAILABLE);
+    }
 
     return NGX_DONE;
 
@@ -744,6 +789,109 @@ ngx_http_capture_kafka_log(const rd_kafka_t *rk, int level, const char *fac,
 }
 
 
+/*
+ * Waiters are reused: a request with capture_ack delivery would otherwise
+ * take a malloc() and a free() of its own
+ */
+
+static ngx_http_capture_waiter_t *
+ngx_http_capture_waiter_alloc(ngx_http_capture_main_conf_t *mcf,
+    ngx_log_t *log)
+{
+    ngx_queue_t                *q;
+    ngx_http_capture_waiter_t  *w;
+
+    if (ngx_queue_empty(&mcf->free_waiters)) {
+        return ngx_calloc(sizeof(ngx_http_capture_waiter_t), log);
+    }
+
+    q = ngx_queue_head(&mcf->free_waiters);
+    ngx_queue_remove(q);
+
+    w = ngx_queue_data(q, ngx_http_capture_waiter_t, queue);
+    ngx_memzero(w, sizeof(ngx_http_capture_waiter_t));
+
+    return w;
+}
+
+
+/*
+ * One timer per ack timeout instead of one per request: a request's
+ * timer took two operations on the worker's timer tree, with a thousand
+ * requests waiting (bench-capture (b)) each some ten levels deep
+ */
+
+static ngx_int_t
+ngx_http_capture_waiter_wait(ngx_http_capture_main_conf_t *mcf,
+    ngx_http_capture_waiter_t *w, ngx_msec_t timeout)
+{
+    ngx_uint_t                      i;
+    ngx_http_capture_ack_queue_t  **aqs, *aq, **p;
+
+    aq = NULL;
+    aqs = mcf->ack_queues.elts;
+
+    for (i = 0; i < mcf->ack_queues.nelts; i++) {
+        if (aqs[i]->timeout == timeout) {
+            aq = aqs[i];
+            break;
+        }
+    }
+
+    if (aq == NULL) {
+        aq = ngx_pcalloc(mcf->ack_queues.pool,
+                         sizeof(ngx_http_capture_ack_queue_t));
+        p = ngx_array_push(&mcf->ack_queues);
+        if (aq == NULL || p == NULL) {
+            return NGX_ERROR;
+        }
+
+        *p = aq;
+
+        aq->timeout = timeout;
+        ngx_queue_init(&aq->waiters);
+        aq->timer.handler = ngx_http_capture_ack_timeout;
+        aq->timer.data = aq;
+        aq->timer.log = mcf->log;
+    }
+
+    w->ack = aq;
+    w->deadline = ngx_current_msec + timeout;
+    ngx_queue_insert_tail(&aq->waiters, &w->queue);
+
+    /*
+     * not cancelable, as the timers of requests are not: a quitting
+     * worker still answers its waiters
+     */
+    if (!aq->timer.timer_set) {
+        ngx_add_timer(&aq->timer, timeout);
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_capture_waiter_unqueue(ngx_http_capture_waiter_t *w)
+{
+    ngx_http_capture_ack_queue_t  *aq;
+
+    aq = w->ack;
+
+    if (aq == NULL) {
+        return;
+    }
+
+    ngx_queue_remove(&w->queue);
+    w->ack = NULL;
+
+    /* an idle timer would keep a quitting worker until it fires */
+    if (ngx_queue_empty(&aq->waiters) && aq->timer.timer_set) {
+        ngx_del_timer(&aq->timer);
+    }
+}
+
+
 static void
 ngx_http_capture_waiter_answer(ngx_http_capture_waiter_t *w)
 {
@@ -755,9 +903,7 @@ ngx_http_capture_waiter_answer(ngx_http_capture_waiter_t *w)
 
     w->answered = 1;
 
-    if (w->timer.timer_set) {
-        ngx_del_timer(&w->timer);
-    }
+    ngx_http_capture_waiter_unqueue(w);
 
     /* may free the waiter through the request pool cleanup */
     w->done(r, w->failed ? NGX_HTTP_SERVICE_UNAVAILABLE : NGX_HTTP_OK);
@@ -767,22 +913,32 @@ ngx_http_capture_waiter_answer(ngx_http_capture_waiter_t *w)
 
 
 static void
-ngx_http_capture_waiter_timeout(ngx_event_t *ev)
+ngx_http_capture_ack_timeout(ngx_event_t *ev)
 {
-    ngx_http_capture_waiter_t  *w;
+    ngx_queue_t                   *q;
+    ngx_http_capture_waiter_t     *w;
+    ngx_http_capture_ack_queue_t  *aq;
 
-    w = ev->data;
+    aq = ev->data;
 
-    if (w->answered || w->r == NULL) {
-        return;
+    while (!ngx_queue_empty(&aq->waiters)) {
+        q = ngx_queue_head(&aq->waiters);
+        w = ngx_queue_data(q, ngx_http_capture_waiter_t, queue);
+
+        if ((ngx_msec_int_t) (w->deadline - ngx_current_msec) > 0) {
+            ngx_add_timer(ev, w->deadline - ngx_current_msec);
+            return;
+        }
+
+        /* queued waiters have a request and no answer yet */
+
+        ngx_log_error(NGX_LOG_ERR, w->r->connection->log, 0,
+                      "capture: no kafka acknowledgement in time, "
+                      "%ui messages pending", w->pending);
+
+        w->failed = 1;
+        ngx_http_capture_waiter_answer(w);
     }
-
-    ngx_log_error(NGX_LOG_ERR, ev->log, 0,
-                  "capture: no kafka acknowledgement in time, "
-                  "%ui messages pending", w->pending);
-
-    w->failed = 1;
-    ngx_http_capture_waiter_answer(w);
 }
 
 
@@ -793,9 +949,7 @@ ngx_http_capture_waiter_cleanup(void *data)
 
     w->r = NULL;
 
-    if (w->timer.timer_set) {
-        ngx_del_timer(&w->timer);
-    }
+    ngx_http_capture_waiter_unqueue(w);
 
     /* freed by whichever comes last: the request or the last report */
     if (w->pending == 0) {
@@ -807,9 +961,10 @@ ngx_http_capture_waiter_cleanup(void *data)
 static void
 ngx_http_capture_waiter_free(ngx_http_capture_waiter_t *w)
 {
-    if (w->timer.timer_set) {
-        ngx_del_timer(&w->timer);
-    }
+    ngx_http_capture_main_conf_t  *mcf;
 
-    ngx_free(w);
+    mcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
+                                              ngx_http_capture_module);
+
+    ngx_queue_insert_head(&mcf->free_waiters, &w->queue);
 }

@@ -25,13 +25,28 @@ typedef void (*ngx_http_capture_done_pt)(ngx_http_request_t *r,
     ngx_int_t status);
 
 struct ngx_http_capture_waiter_s {
-    ngx_http_request_t         *r;         /* NULL once the request is gone */
-    ngx_http_capture_done_pt    done;
+    ngx_http_request_t            *r;      /* NULL once the request is gone */
+    ngx_http_capture_done_pt       done;
+    /* in its ack queue while waiting, else in the free list */
+    ngx_queue_t                    queue;
+    ngx_http_capture_ack_queue_t  *ack;    /* NULL: not in an ack queue */
+    ngx_msec_t                     deadline;
+    ngx_msec_t                     start;
+    ngx_uint_t                     pending;
+    unsigned                       failed:1;
+    unsigned                       answered:1;
+};
+
+
+/*
+ * The waiters of one capture_ack_timeout value in the order they came,
+ * so also in the order of their deadlines: one timer serves them all,
+ * armed for the first (ngx_current_msec never goes back)
+ */
+struct ngx_http_capture_ack_queue_s {
+    ngx_msec_t                  timeout;
+    ngx_queue_t                 waiters;
     ngx_event_t                 timer;
-    ngx_msec_t                  start;
-    ngx_uint_t                  pending;
-    unsigned                    failed:1;
-    unsigned                    answered:1;
 };
 
 

@@ -32,6 +32,8 @@ typedef struct {
 typedef struct ngx_http_capture_restriction_s
     ngx_http_capture_restriction_t;
 
+typedef struct ngx_http_capture_ack_queue_s  ngx_http_capture_ack_queue_t;
+
 
 typedef struct {
     ngx_flag_t                  enabled;      /* some location captures */
@@ -48,6 +50,10 @@ typedef struct {
     ngx_log_t                  *log;
     ngx_uint_t                  delivery_errors;
     time_t                      last_error_log;
+    /* of ngx_http_capture_ack_queue_t *, one per ack timeout in use */
+    ngx_array_t                 ack_queues;
+    /* waiters to reuse: one per request with capture_ack delivery */
+    ngx_queue_t                 free_waiters;
     /* message blocks, freed by the delivery reports (capture_blocks.c) */
     capture_blocks_t           *blocks;
     capture_msg_alloc_t         msg_alloc;

@@ -4,6 +4,7 @@ failures (AC-25(d)) of the capture module."""
 import json
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
@@ -247,6 +248,37 @@ def test_ac25d_queue_full_is_immediate_503(tmp_path):
         assert r.status_code == 503, r.text
         assert time.monotonic() - t0 < 1
         assert r.headers["Retry-After"]
+        assert not nginx.bad_log_lines()
+    finally:
+        nginx.stop()
+
+
+def test_ack_timeout_answers_every_waiter_503(tmp_path):
+    """No broker and messages that never expire: each request waiting for
+    its delivery report gets 503 at capture_ack_timeout, the concurrent
+    ones and one that comes after the queue of waiters emptied."""
+    conf = open(os.path.join(ST.REPO, "conf", "nginx.conf.in")).read()
+    conf = conf.replace("capture_kafka_brokers",
+                        "capture_kafka_option message.timeout.ms 300000;"
+                        "\n    capture_kafka_brokers")
+    conf = conf.replace("capture  on;",
+                        "capture  on;\ncapture_ack_timeout 1s;")
+    nginx = ST.Nginx(str(tmp_path), kafka=f"127.0.0.1:{S.free_port()}",
+                     conf=conf)
+    nginx.start()
+    try:
+        def post(i):
+            return requests.post(nginx.url + "/i/v0/e/",
+                                 json=ev(distinct_id=f"u{i}"), timeout=30)
+        with ThreadPoolExecutor(5) as pool:
+            got = list(pool.map(post, range(5)))
+        got.append(post(5))
+        for r in got:
+            assert r.status_code == 503, r.text
+            assert r.json()["code"] == "transient", r.text
+            assert r.headers["Retry-After"]
+        assert nginx.log_text().count(
+            "no kafka acknowledgement in time, 1 messages pending") == 6
         assert not nginx.bad_log_lines()
     finally:
         nginx.stop()
