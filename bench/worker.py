@@ -12,7 +12,14 @@ Numbers are printed, never asserted.
   (d) $identify merging two existing anonymous persons
 
 BENCH_EVENTS scales the message counts (default 200000 for (a)).
-BENCH_CASES picks cases (default "abcd"; the warm-up runs only for b-d).
+BENCH_CASES picks cases (default "abcd").  Untimed warm-ups go first:
+the persons of b-d, and for (a) BENCH_WARM personless events of a team
+of their own (default BENCH_EVENTS / 4; 0: none), so (a) meets a broker
+whose JIT has compiled and caches that are filled, as in steady state.
+(The broker with the JVM's full JIT instead of the harness's C1 only was
+tried: its C2 compiler threads alone then took 7.4 us/event of a warmed
+(a), 0.7 with C1.)
+BENCH_THREADS=1 prints the services' CPU per event per thread name.
 BENCH_PERF=<dir> records `perf record` of the worker per case there
 (BENCH_PERF_OPTS, default "-g", e.g. "--call-graph dwarf -F 999").
 Each case also prints the worker's own stage log line (where its time
@@ -58,6 +65,10 @@ BATCH = os.environ.get("BENCH_BATCH")
 CONF = [x.strip() for x in os.environ.get("BENCH_CONF", "").split(";")
         if x.strip()]
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
+THREADS = os.environ.get("BENCH_THREADS")
+WARM = int(os.environ.get("BENCH_WARM", str(N // 4)))
+CH_KAFKA = os.environ.get("BENCH_CH_KAFKA",
+                          "fetch_min_bytes=1048576,fetch_wait_max_ms=500")
 PERSONS = int(os.environ.get("BENCH_PERSONS", "10000"))
 MERGES = int(os.environ.get("BENCH_MERGES", str(max(N // 20, 1000))))
 PARTITIONS = 4
@@ -153,6 +164,9 @@ class Bench:
                     cpu0 = cpu(w.pid)
                     svc0 = {k: tree_cpu(v.pid)
                             for k, v in self.services.items()}
+                    thr0 = {k: tree_threads(v.pid)
+                            for k, v in self.services.items()} \
+                        if THREADS else None
                     in0 = m["edgehog_ingest_events_in_total"]
                     break
                 time.sleep(0.005)
@@ -166,6 +180,10 @@ class Bench:
             secs = time.monotonic() - t0
             cpu1 = cpu(w.pid)
             svc1 = {k: tree_cpu(v.pid) for k, v in self.services.items()}
+            if THREADS:
+                for k, v in self.services.items():
+                    print_threads(k, thr0[k], tree_threads(v.pid),
+                                  total - in0)
             m = metrics(port)
             m["cpu"] = [(b - a) / (total - in0) * 1e6
                         for a, b in zip(cpu0, cpu1)]
@@ -289,6 +307,53 @@ def tree_cpu(root):
     return total
 
 
+def tree_threads(root):
+    """CPU seconds per thread of a process tree, keyed by the process's
+    title and the thread's name (BENCH_THREADS: where a service's CPU
+    per event goes)"""
+    tick = os.sysconf("SC_CLK_TCK")
+    kids, out = {}, {}
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+            kids.setdefault(ppid, []).append(int(pid))
+    todo = [root]
+    while todo:
+        pid = todo.pop()
+        todo.extend(kids.get(pid, []))
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                title = f.read().split(b"\0")[0].decode(errors="replace")
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                    s = f.read()
+            except OSError:
+                continue
+            name = s[s.index("(") + 1:s.rindex(")")]
+            name = re.sub(r"\d+", "N", name)
+            fields = s.rsplit(")", 1)[1].split()
+            key = (title[:40], name)
+            out[key] = out.get(key, 0) + \
+                (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def print_threads(svc, before, after, events):
+    rows = sorted(((after[k] - before.get(k, 0)) / events * 1e6, k)
+                  for k in after)
+    for us, (title, name) in reversed(rows):
+        if us >= 0.05:
+            print(f"    {svc:6s} {us:5.2f} us/event  {title} [{name}]")
+
+
 def summary(m):
     def get(label):
         return int(m.get("edgehog_ingest_" + label, 0))
@@ -304,10 +369,32 @@ def summary(m):
             f" clickhouse {m['svc']['ch']:.1f}")
 
 
+class ClickHouse(S.ClickHouse):
+    """ClickHouse whose Kafka engine consumer waits for 1 MiB or 500 ms
+    per fetch (BENCH_CH_KAFKA, librdkafka settings of config.xml's
+    <kafka>; "" for the harness's defaults).  With librdkafka's default
+    (1 byte) every produce request of the worker completes a fetch of
+    ClickHouse at once: the broker then spent ~1.1 us per event more on
+    those small fetches (a Kafka-only experiment, 100k rows of bench
+    (a)'s size at 50k/s).  ClickHouse flushes its blocks every 7.5 s
+    anyway, so the wait adds nothing a user would see."""
+
+    def prepare(self):
+        super().prepare()
+        if not CH_KAFKA:
+            return
+        lines = "".join(f"        <{k}>{v}</{k}>\n" for k, v in
+                        (kv.split("=", 1) for kv in CH_KAFKA.split(",")))
+        with open(self.config) as f:
+            text = f.read()
+        with open(self.config, "w") as f:
+            f.write(text.replace("    </kafka>", lines + "    </kafka>", 1))
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="edgehog-bench-worker-")
     pg, redis = S.Postgres(tmp), S.Redis(tmp)
-    kafka, ch = S.Kafka(tmp), S.ClickHouse(tmp)
+    kafka, ch = S.Kafka(tmp), ClickHouse(tmp)
     started, b = [], None
     try:
         for svc in (pg, redis, kafka, ch):
@@ -354,6 +441,18 @@ def main():
                       props={"$anon_distinct_id": f"anon-{i}"})
               for i in range(MERGES))),
         ]
+        # a freshly started broker, Postgres and ClickHouse spend the
+        # first seconds compiling and filling caches (the broker's JIT
+        # threads alone were 1.7 us/event of a cold (a)): personless
+        # events of a team of their own go through first, untimed
+        if "a" in CASES and WARM:
+            _, tok = admin.team_create("bench warm-up")
+            rate, secs, total, m, _ = b.run("warma", [
+                message(tok, f"warm-pl-{i}",
+                        props={"$process_person_profile": False})
+                for i in range(WARM)])
+            print(f"(-) warm-up: {total} personless events  {rate:10.0f}"
+                  f" events/s  ({secs:.1f}s; {summary(m)})")
         if COMPARE:
             compare(b, admin, token, cases)
             cases = []
@@ -365,6 +464,13 @@ def main():
                   f"({secs:.1f}s; {summary(m)})\n    worker: {st}",
                   flush=True)
         print("targets: (a) >= 100000 events/s, (b) >= 20000 events/s")
+        # the rows reached ClickHouse (its Kafka engine flushes every 7.5 s)
+        rows, last, t = -1, None, time.monotonic()
+        while rows != last and time.monotonic() - t < 60:
+            last = rows
+            time.sleep(8)
+            rows = int(ch.query("SELECT count() FROM events").strip())
+        print(f"clickhouse: {rows} rows in events")
     finally:
         if b:
             b.producer.flush(10)

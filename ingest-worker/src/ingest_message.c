@@ -51,33 +51,47 @@ static const char  *ingest_person_events[] = {
 };
 
 
+/* isxdigit() of the C locale as a table */
+
+static const unsigned char  ingest_hex[256] = {
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1,
+    ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
+    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1,
+    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1
+};
+
+
+/*
+ * Every event's uuid is checked twice (parse, row): 32 table lookups
+ * and-ed together, no branch per byte (a loop of three range tests per
+ * byte was 4.5% of the worker's CPU in bench-worker (a))
+ */
+
 int
 ingest_uuid_valid(const char *s, size_t len)
 {
-    size_t  i;
+    size_t                i;
+    unsigned              ok;
+    const unsigned char  *p;
 
     if (len != 36) {
         return 0;
     }
 
-    for (i = 0; i < 36; i++) {
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (s[i] != '-') {
-                return 0;
-            }
+    p = (const unsigned char *) s;
 
-            continue;
-        }
+    ok = (p[8] == '-') & (p[13] == '-') & (p[18] == '-') & (p[23] == '-');
 
-        /* isxdigit() of the C locale, without its table lookup call */
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')
-              || (s[i] >= 'A' && s[i] <= 'F')))
-        {
-            return 0;
-        }
+    for (i = 0; i < 8; i++) {
+        ok &= ingest_hex[p[i]] & ingest_hex[p[28 + i]];
     }
 
-    return 1;
+    for (i = 0; i < 4; i++) {
+        ok &= ingest_hex[p[9 + i]] & ingest_hex[p[14 + i]]
+              & ingest_hex[p[19 + i]] & ingest_hex[p[24 + i]];
+    }
+
+    return ok;
 }
 
 

@@ -150,20 +150,21 @@ ingest_buckets_grow(ingest_buckets_t *t)
 }
 
 
-/* the bucket named key[0..len), created unused; NULL when out of memory */
+/*
+ * the bucket named key[0..len) (h: its ingest_hash()), created unused;
+ * NULL when out of memory
+ */
 
 static ingest_bucket_slot_t *
-ingest_buckets_get(ingest_buckets_t *t, const char *key, size_t len)
+ingest_buckets_get(ingest_buckets_t *t, const char *key, size_t len,
+    uint32_t h)
 {
     size_t                 i;
-    uint32_t               h;
     ingest_bucket_slot_t  *e;
 
     if ((t->used + 1) * 2 > t->mask + 1 && ingest_buckets_grow(t) != 0) {
         return NULL;
     }
-
-    h = ingest_hash(key, len);
 
     for (i = h & t->mask; t->slots[i].name; i = (i + 1) & t->mask) {
         e = &t->slots[i];
@@ -271,7 +272,9 @@ ingest_buckets_plan(ingest_buckets_t *t, const char *const *keys,
         nul = memchr(g->key, '\0', g->len);
         blen = nul ? (size_t) (nul - g->key) : g->len;
 
-        e = ingest_buckets_get(t, g->key, blen);
+        /* the key's hash is the name's unless a NUL cuts the name */
+        e = ingest_buckets_get(t, g->key, blen,
+                               nul ? ingest_hash(g->key, blen) : g->hash);
         if (e == NULL) {
             free(groups);
             free(of);

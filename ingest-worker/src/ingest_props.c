@@ -662,11 +662,11 @@ ingest_person_uuid(int64_t team_id, const char *distinct_id, size_t len,
     char out[INGEST_PERSON_UUID_LEN + 1])
 {
     int            n;
-    char          *name;
+    char          *name, buf[256];
     unsigned char  u[16];
 
-    /* 20 digits and a sign for the team, ':' and the id */
-    name = malloc(len + 24);
+    /* 20 digits and a sign for the team, ':' and the id; most fit buf */
+    name = (len + 24 <= sizeof(buf)) ? buf : malloc(len + 24);
     if (name == NULL) {
         return -1;
     }
@@ -677,7 +677,9 @@ ingest_person_uuid(int64_t team_id, const char *distinct_id, size_t len,
     eh_uuid_v5(ingest_person_ns, name, n + len, u);
     eh_uuid_format(u, out);
 
-    free(name);
+    if (name != buf) {
+        free(name);
+    }
 
     return 0;
 }

@@ -17,6 +17,8 @@
 #include "eh_time.h"
 #include "eh_person_entry.h"
 #include "ingest_fast.h"
+#include "ingest_hash.h"
+#include "ingest_idset.h"
 #include "ingest_json.h"
 #include "ingest_output.h"
 
@@ -91,7 +93,7 @@ struct worker_persons_s {
     worker_emit_pt              emit;
     worker_warn_pt              warn;
     void                       *data;
-    json_t                     *personless;     /* "team:id" seen */
+    ingest_idset_t             *personless;     /* team:id written */
     /*
      * the prefetch query in flight on its own connection (its keys),
      * NULL when none; early: sent while the batch before it is still
@@ -350,7 +352,7 @@ worker_persons_open(const worker_config_t *cf, worker_emit_pt emit,
     ps->emit = emit;
     ps->warn = warn;
     ps->data = data;
-    ps->personless = json_object();
+    ps->personless = ingest_idset_new(PS_PERSONLESS_CACHE);
 
     if (ps->personless == NULL) {
         free(ps);
@@ -391,7 +393,7 @@ worker_persons_close(worker_persons_t *ps)
     ps_cache_clear(ps);
     free(ps->cache);
     free(ps->by_person);
-    json_decref(ps->personless);
+    ingest_idset_free(ps->personless);
     free(ps);
 }
 
@@ -1466,7 +1468,8 @@ ps_personless(worker_persons_t *ps, worker_person_result_t *res,
     int team_opt_out)
 {
     int          rc, merged;
-    char         key[512], team[24];
+    char         team[24];
+    size_t       len;
     PGresult    *r;
     ps_person_t  p;
     const char  *params[2];
@@ -1478,10 +1481,12 @@ ps_personless(worker_persons_t *ps, worker_person_result_t *res,
         return rc;
     }
 
-    snprintf(key, sizeof(key), "%lld:%s", (long long) ps->team_id,
-             ps->m->distinct_id);
+    len = strlen(ps->m->distinct_id);
 
-    if (!p.exists && json_object_get(ps->personless, key) == NULL) {
+    if (!p.exists
+        && !ingest_idset_has(ps->personless, ps->team_id, ps->m->distinct_id,
+                             len))
+    {
         snprintf(team, sizeof(team), "%lld", (long long) ps->team_id);
         params[0] = team;
         params[1] = ps->m->distinct_id;
@@ -1494,11 +1499,9 @@ ps_personless(worker_persons_t *ps, worker_person_result_t *res,
         merged = PQntuples(r) > 0 && PQgetvalue(r, 0, 0)[0] == 't';
         PQclear(r);
 
-        if (json_object_size(ps->personless) >= PS_PERSONLESS_CACHE) {
-            json_object_clear(ps->personless);
-        }
-
-        json_object_set_new(ps->personless, key, json_true());
+        /* out of memory: written again next time, which is harmless */
+        (void) ingest_idset_add(ps->personless, ps->team_id,
+                                ps->m->distinct_id, len);
 
         if (merged) {
             /* a merge raced us: the person exists by now */
@@ -1890,17 +1893,6 @@ ps_keyset_add(ps_keyset_t *ks, int64_t team_id, const char *distinct_id,
 }
 
 
-/* the "team:id" key of the personless set, as long as it fits */
-
-static int
-ps_key(char *key, size_t size, int64_t team_id, const char *distinct_id)
-{
-    return (size_t) snprintf(key, size, "%lld:%s", (long long) team_id,
-                             distinct_id)
-           < size;
-}
-
-
 /*
  * The query is sent without waiting for it, on a connection of its
  * own: Postgres works on it while the worker processes the batch
@@ -1916,7 +1908,7 @@ worker_persons_prefetch_send(worker_persons_t *ps,
     const worker_person_key_t *early, int nearly)
 {
     int           i, k, merges, pl;
-    char          key[512], num[24];
+    char          num[24];
     ps_pf_key_t  *pk;
     ps_cached_t  *c;
     const char   *params[1];
@@ -1972,9 +1964,8 @@ worker_persons_prefetch_send(worker_persons_t *ps,
     ingest_str_lit(&ps->pf_text, "[");
 
     for (i = 0; i < n; i++) {
-        if (!ps_key(key, sizeof(key), keys[i].team_id, keys[i].distinct_id)
-            || (early && !ps_keyset_add(&before, keys[i].team_id,
-                                        keys[i].distinct_id, 0)))
+        if (early && !ps_keyset_add(&before, keys[i].team_id,
+                                    keys[i].distinct_id, 0))
         {
             continue;
         }
@@ -1989,7 +1980,9 @@ worker_persons_prefetch_send(worker_persons_t *ps,
         pl = !merges && keys[i].personless && (c == NULL || !c->p.exists)
              && ps_keyset_add(&full, keys[i].team_id, keys[i].distinct_id,
                               0)
-             && json_object_get(ps->personless, key) == NULL;
+             && !ingest_idset_has(ps->personless, keys[i].team_id,
+                                  keys[i].distinct_id,
+                                  strlen(keys[i].distinct_id));
 
         if ((c && !pl)
             || !ps_keyset_add(&seen, keys[i].team_id, keys[i].distinct_id, 1))
@@ -2164,7 +2157,6 @@ static int
 ps_prefetch_apply(worker_persons_t *ps, PGresult *res)
 {
     int           i, rows;
-    char          key[512];
     int64_t       team;
     ps_pf_key_t  *pk;
     ps_person_t   p;
@@ -2227,12 +2219,8 @@ ps_prefetch_apply(worker_persons_t *ps, PGresult *res)
             ps_cache_put(ps, team, did, &p);
         }
 
-        if (pk->pl && ps_key(key, sizeof(key), team, did)) {
-            if (json_object_size(ps->personless) >= PS_PERSONLESS_CACHE) {
-                json_object_clear(ps->personless);
-            }
-
-            json_object_set_new(ps->personless, key, json_true());
+        if (pk->pl) {
+            (void) ingest_idset_add(ps->personless, team, did, strlen(did));
         }
     }
 
@@ -2468,16 +2456,9 @@ ps_no_change(json_t *props, const ingest_props_ops_t *ops)
 static uint32_t
 ps_cache_hash(int64_t team_id, const char *distinct_id)
 {
-    uint32_t              h;
-    const unsigned char  *p;
-
-    h = 2166136261u ^ (uint32_t) team_id ^ (uint32_t) (team_id >> 32);
-
-    for (p = (const unsigned char *) distinct_id; *p; p++) {
-        h = (h ^ *p) * 16777619u;
-    }
-
-    return h;
+    /* a word at a time (ingest_hash.h), not a multiply per byte */
+    return ingest_hash(distinct_id, strlen(distinct_id))
+           ^ (uint32_t) team_id ^ (uint32_t) (team_id >> 32);
 }
 
 
