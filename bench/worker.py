@@ -67,8 +67,6 @@ CONF = [x.strip() for x in os.environ.get("BENCH_CONF", "").split(";")
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
 THREADS = os.environ.get("BENCH_THREADS")
 WARM = int(os.environ.get("BENCH_WARM", str(N // 4)))
-CH_KAFKA = os.environ.get("BENCH_CH_KAFKA",
-                          "fetch_min_bytes=1048576,fetch_wait_max_ms=500")
 PERSONS = int(os.environ.get("BENCH_PERSONS", "10000"))
 MERGES = int(os.environ.get("BENCH_MERGES", str(max(N // 20, 1000))))
 PARTITIONS = 4
@@ -369,32 +367,10 @@ def summary(m):
             f" clickhouse {m['svc']['ch']:.1f}")
 
 
-class ClickHouse(S.ClickHouse):
-    """ClickHouse whose Kafka engine consumer waits for 1 MiB or 500 ms
-    per fetch (BENCH_CH_KAFKA, librdkafka settings of config.xml's
-    <kafka>; "" for the harness's defaults).  With librdkafka's default
-    (1 byte) every produce request of the worker completes a fetch of
-    ClickHouse at once: the broker then spent ~1.1 us per event more on
-    those small fetches (a Kafka-only experiment, 100k rows of bench
-    (a)'s size at 50k/s).  ClickHouse flushes its blocks every 7.5 s
-    anyway, so the wait adds nothing a user would see."""
-
-    def prepare(self):
-        super().prepare()
-        if not CH_KAFKA:
-            return
-        lines = "".join(f"        <{k}>{v}</{k}>\n" for k, v in
-                        (kv.split("=", 1) for kv in CH_KAFKA.split(",")))
-        with open(self.config) as f:
-            text = f.read()
-        with open(self.config, "w") as f:
-            f.write(text.replace("    </kafka>", lines + "    </kafka>", 1))
-
-
 def main():
     tmp = tempfile.mkdtemp(prefix="edgehog-bench-worker-")
     pg, redis = S.Postgres(tmp), S.Redis(tmp)
-    kafka, ch = S.Kafka(tmp), ClickHouse(tmp)
+    kafka, ch = S.Kafka(tmp), S.ClickHouse(tmp)
     started, b = [], None
     try:
         for svc in (pg, redis, kafka, ch):
