@@ -112,7 +112,8 @@ def nginx_log_clean(request):
     if "stack" not in request.fixturenames:
         yield
         reports = _crash_reports()
-        assert not reports, "\n\n".join(reports)
+        if reports:
+            pytest.fail("\n\n".join(reports), pytrace=False)
         return
     nginx = request.getfixturevalue("stack").nginx
     start = len(nginx.log_text())
