@@ -652,7 +652,9 @@ def person_team(stack):
              "rollout_percentage": 100}]}},
         {"key": "everyone", "filters": {"groups": [
             {"properties": [], "rollout_percentage": 100}]}}])
+    # `flag put` commits flag by flag: a snapshot may show the first alone
     wait_flag(stack, token, "needs-plan")
+    wait_flag(stack, token, "everyone")
     return tid, token
 
 
@@ -949,6 +951,7 @@ def test_acceptance_37_experience_continuity(stack):
         {"key": "plain", "filters": {"groups": [
             {"properties": [], "rollout_percentage": 100}]}}])
     wait_flag(stack, token, "ec-flag")
+    wait_flag(stack, token, "plain")
     assert _hash01("ec-flag", "anon-1") <= 0.25 < _hash01("ec-flag", "user-1")
 
     before = flags_v2(stack, token, {"distinct_id": "user-1"}).json()
@@ -997,6 +1000,7 @@ def test_group_properties_from_redis_entry(stack):
         {"key": "everyone", "filters": {"groups": [
             {"properties": [], "rollout_percentage": 100}]}}])
     wait_flag(stack, token, "big-company")
+    wait_flag(stack, token, "everyone")
     rc = redis_client(stack)
     # as the ingestion side writes it on $groupidentify
     rc.set(f"edgehog:group:{tid}:0:acme",
