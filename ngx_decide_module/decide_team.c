@@ -449,6 +449,15 @@ decide_team_flag_compile(decide_team_t *team, decide_flag_t *f)
 
     f->early_exit = json_is_true(json_object_get(f->filters, "early_exit"));
 
+    /* a condition that may hash the distinct id: worth a batched hash */
+    for (i = 0; !f->device && i < f->nconds; i++) {
+        if (f->cond[i].agg < 0 && f->cond[i].has_rollout
+            && f->cond[i].rollout != 100.0)
+        {
+            f->prehash = 1;
+        }
+    }
+
     if (json_is_true(json_object_get(f->filters, "feature_enrollment"))
         && snprintf(key, sizeof(key), "$feature_enrollment/%s", f->key)
            < (int) sizeof(key))
