@@ -560,10 +560,10 @@ decide_eval_identifier(decide_ctx_t *ctx, decide_flag_t *f, int agg,
 
 
 /*
- * The rollout hashes of the distinct id for the flags that may need
- * one, computed together up front: with SHA-NI a batch costs about a
- * third of computing them one by one when a condition asks, which pays
- * for the ones no condition gets to.  Without SHA-NI nothing is
+ * The rollout hashes of the distinct id for the flags that will need
+ * one (decide_team.c sets prehash), computed together up front: in
+ * AVX-512VL or SHA-NI lanes a batch costs a half to a third of hashing
+ * them one by one when a condition asks.  Without SHA-NI nothing is
  * batched.
  */
 static void

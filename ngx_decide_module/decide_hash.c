@@ -222,7 +222,8 @@ decide_hash_flush(unsigned char *blocks, size_t k, uint64_t *out)
 
 /*
  * Whether the CPU and the kernel let us use AVX-512F/VL on 256-bit
- * registers (the OS saves the opmask and upper register state).
+ * registers (the OS saves the opmask and upper register state).  A
+ * static for the reason decide_hash_shani() gives.
  */
 static int
 decide_hash_avx512vl(void)
