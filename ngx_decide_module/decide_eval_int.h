@@ -35,6 +35,8 @@
 
 /* decimal group keys and numeric cohort ids */
 #define DECIDE_NUM_BUF          32
+/* flags (the first ones of a team) whose rollout hash is batched */
+#define DECIDE_EVAL_PREHASH     64
 
 /* "$feature_enrollment/<flag key>" must fit this, as on the server */
 #define DECIDE_ENROLL_MAX       512
@@ -195,6 +197,7 @@ typedef struct {
     unsigned               has_super:1;
     unsigned               early_exit:1;
     unsigned               holdout_has_pct:1;
+    unsigned               prehash:1;       /* see decide_eval_prehash() */
 } decide_flag_t;
 
 
@@ -223,6 +226,9 @@ typedef struct {
     json_t                 *distinct_id; /* made on first use */
     const char             *id;          /* req->distinct_id or "" */
     size_t                  id_len;      /* cut for hashing (3.2) */
+    /* decide_hash_n(prefix, id, "") of flag i if bit i of hashed is set */
+    uint64_t                hashed;
+    uint64_t                hash[DECIDE_EVAL_PREHASH];
 } decide_ctx_t;
 
 

@@ -5,6 +5,10 @@
 
 #include <stdlib.h>
 #include <string.h>
+#if (__x86_64__)
+#include <cpuid.h>
+#include <immintrin.h>
+#endif
 
 /*
  * SHA1_Init() and SHA1_Transform() are deprecated in OpenSSL 3 but still
@@ -18,7 +22,61 @@
 
 
 /* what fits in one 64-byte block after the 0x80 and the 8-byte length */
-#define DECIDE_HASH_ONE_BLOCK  55
+#define DECIDE_HASH_ONE_BLOCK  DECIDE_HASH_BATCH_MAX
+
+/*
+ * Blocks hashed side by side, up to 8: with AVX-512VL as eight 32-bit
+ * lanes of plain SHA-1 arithmetic, else (and for a few) two at a time
+ * with SHA-NI, whose single-block speed SHA1RNDS4's latency bounds.
+ * Two SHA-NI chains keep all their state in the 16 registers SHA-NI
+ * can use; four spilled and were slower.
+ */
+#define DECIDE_HASH_LANES      8
+
+
+static void decide_hash_block(unsigned char *block, const char *prefix,
+    size_t prefix_len, const char *id, size_t id_len, const char *salt,
+    size_t salt_len);
+#if (__x86_64__)
+static int decide_hash_shani(void);
+static int decide_hash_avx512vl(void);
+static void decide_hash_flush(unsigned char *blocks, size_t k,
+    uint64_t *out);
+static void decide_hash_shani_x2(const unsigned char *blocks,
+    uint64_t *out);
+static void decide_hash_avx512vl_x8(const unsigned char *blocks,
+    uint64_t *out);
+#endif
+
+
+/* the padded single block of a message of at most 55 bytes */
+static void
+decide_hash_block(unsigned char *block, const char *prefix,
+    size_t prefix_len, const char *id, size_t id_len, const char *salt,
+    size_t salt_len)
+{
+    size_t    len;
+    uint64_t  bits;
+
+    len = prefix_len + id_len + salt_len;
+
+    /* pad by hand (FIPS 180-4 5.1.1) */
+    memcpy(block, prefix, prefix_len);
+    memcpy(block + prefix_len, id, id_len);
+    memcpy(block + prefix_len + id_len, salt, salt_len);
+    block[len] = 0x80;
+    memset(block + len + 1, 0, 56 - len - 1);
+
+    bits = (uint64_t) len * 8;
+    block[56] = (unsigned char) (bits >> 56);
+    block[57] = (unsigned char) (bits >> 48);
+    block[58] = (unsigned char) (bits >> 40);
+    block[59] = (unsigned char) (bits >> 32);
+    block[60] = (unsigned char) (bits >> 24);
+    block[61] = (unsigned char) (bits >> 16);
+    block[62] = (unsigned char) (bits >> 8);
+    block[63] = (unsigned char) bits;
+}
 
 
 uint64_t
@@ -26,29 +84,15 @@ decide_hash_n(const char *prefix, size_t prefix_len, const char *id,
     size_t id_len, const char *salt, size_t salt_len)
 {
     size_t         len;
-    uint64_t       bits;
     SHA_CTX        sha;
     unsigned char  block[64], md[SHA_DIGEST_LENGTH];
 
     len = prefix_len + id_len + salt_len;
 
     if (len <= DECIDE_HASH_ONE_BLOCK) {
-        /* pad by hand (FIPS 180-4 5.1.1) and run one compression */
-        memcpy(block, prefix, prefix_len);
-        memcpy(block + prefix_len, id, id_len);
-        memcpy(block + prefix_len + id_len, salt, salt_len);
-        block[len] = 0x80;
-        memset(block + len + 1, 0, 56 - len - 1);
-
-        bits = (uint64_t) len * 8;
-        block[56] = (unsigned char) (bits >> 56);
-        block[57] = (unsigned char) (bits >> 48);
-        block[58] = (unsigned char) (bits >> 40);
-        block[59] = (unsigned char) (bits >> 32);
-        block[60] = (unsigned char) (bits >> 24);
-        block[61] = (unsigned char) (bits >> 16);
-        block[62] = (unsigned char) (bits >> 8);
-        block[63] = (unsigned char) bits;
+        /* one compression */
+        decide_hash_block(block, prefix, prefix_len, id, id_len, salt,
+                          salt_len);
 
         SHA1_Init(&sha);
         SHA1_Transform(&sha, block);
@@ -70,6 +114,321 @@ decide_hash_n(const char *prefix, size_t prefix_len, const char *id,
 }
 
 
+int
+decide_hash_batch_fast(void)
+{
+#if (__x86_64__)
+    return decide_hash_shani();
+#else
+    return 0;
+#endif
+}
+
+
+/*
+ * decide_hash_n() of n messages that share id and salt, such as the
+ * rollout hashes of every flag for one distinct id: with SHA-NI the
+ * one-block ones go DECIDE_HASH_LANES at a time through interleaved
+ * compressions, which cost about as much as one alone.
+ */
+void
+decide_hash_n_batch(const char *const *prefix, const size_t *prefix_len,
+    size_t n, const char *id, size_t id_len, const char *salt,
+    size_t salt_len, uint64_t *out)
+{
+    size_t         i, j, k, lane[DECIDE_HASH_LANES];
+    uint64_t       h[DECIDE_HASH_LANES];
+    unsigned char  blocks[DECIDE_HASH_LANES * 64];
+
+#if (__x86_64__)
+
+    if (decide_hash_shani()) {
+        k = 0;
+
+        for (i = 0; i < n; i++) {
+            if (prefix_len[i] + id_len + salt_len > DECIDE_HASH_ONE_BLOCK) {
+                out[i] = decide_hash_n(prefix[i], prefix_len[i], id, id_len,
+                                       salt, salt_len);
+
+            } else {
+                decide_hash_block(blocks + k * 64, prefix[i], prefix_len[i],
+                                  id, id_len, salt, salt_len);
+                lane[k++] = i;
+            }
+
+            if (k == DECIDE_HASH_LANES || (k && i == n - 1)) {
+                decide_hash_flush(blocks, k, h);
+
+                for (j = 0; j < k; j++) {
+                    out[lane[j]] = h[j];
+                }
+
+                k = 0;
+            }
+        }
+
+        return;
+    }
+
+#endif
+
+    (void) j;
+    (void) k;
+    (void) lane;
+    (void) h;
+    (void) blocks;
+
+    for (i = 0; i < n; i++) {
+        out[i] = decide_hash_n(prefix[i], prefix_len[i], id, id_len, salt,
+                               salt_len);
+    }
+}
+
+
+#if (__x86_64__)
+
+/* the 60 bits of each of k padded blocks: eight lanes pay from five on */
+static void
+decide_hash_flush(unsigned char *blocks, size_t k, uint64_t *out)
+{
+    size_t    j;
+    uint64_t  h[2];
+
+    if (k > 4 && decide_hash_avx512vl()) {
+        /* idle lanes hash a copy of the first block */
+        for (j = k; j < 8; j++) {
+            memcpy(blocks + j * 64, blocks, 64);
+        }
+
+        decide_hash_avx512vl_x8(blocks, out);
+        return;
+    }
+
+    for (j = 0; j < k; j += 2) {
+        if (j + 1 == k) {
+            memcpy(blocks + (j + 1) * 64, blocks + j * 64, 64);
+        }
+
+        decide_hash_shani_x2(blocks + j * 64, h);
+
+        out[j] = h[0];
+
+        if (j + 1 < k) {
+            out[j + 1] = h[1];
+        }
+    }
+}
+
+
+/*
+ * Whether the CPU and the kernel let us use AVX-512F/VL on 256-bit
+ * registers (the OS saves the opmask and upper register state).  A
+ * static for the reason decide_hash_shani() gives.
+ */
+static int
+decide_hash_avx512vl(void)
+{
+    unsigned int  a, b, c, d, lo, hi;
+    static int    has = -1;
+
+    if (has < 0) {
+        has = 0;
+
+        if (__get_cpuid(1, &a, &b, &c, &d) && (c & bit_OSXSAVE)
+            && __get_cpuid_count(7, 0, &a, &b, &c, &d)
+            && (b & bit_AVX512F) && (b & bit_AVX512VL))
+        {
+            __asm__ volatile ("xgetbv" : "=a" (lo), "=d" (hi) : "c" (0));
+            has = (lo & 0xe6) == 0xe6;
+        }
+    }
+
+    return has;
+}
+
+
+/*
+ * Eight padded blocks as eight lanes of FIPS 180-4 SHA-1 on 256-bit
+ * registers: AVX-512VL gives the rotates (VPROLD) and the round
+ * functions and three-way xors (VPTERNLOGD) in one instruction each.
+ * The words of the blocks are gathered across lanes and byte-swapped.
+ */
+
+#define decide_hash_vrounds(from, to, fn, kk)                                 \
+    _Pragma("GCC unroll 20")                                                  \
+    for (t = from; t < to; t++) {                                             \
+        if (t >= 16) {                                                        \
+            w[t & 15] = _mm256_rol_epi32(_mm256_xor_si256(                    \
+                            _mm256_ternarylogic_epi32(w[(t - 3) & 15],        \
+                                                      w[(t - 8) & 15],        \
+                                                      w[(t - 14) & 15],       \
+                                                      0x96),                  \
+                            w[t & 15]), 1);                                   \
+        }                                                                     \
+        x = _mm256_add_epi32(                                                 \
+                _mm256_add_epi32(_mm256_rol_epi32(a, 5),                      \
+                                 _mm256_ternarylogic_epi32(b, c, d, fn)),     \
+                _mm256_add_epi32(_mm256_add_epi32(e,                          \
+                                                  _mm256_set1_epi32(kk)),     \
+                                 w[t & 15]));                                 \
+        e = d;                                                                \
+        d = c;                                                                \
+        c = _mm256_rol_epi32(b, 30);                                          \
+        b = a;                                                                \
+        a = x;                                                                \
+    }
+
+
+__attribute__((target("avx2,avx512f,avx512vl")))
+static void
+decide_hash_avx512vl_x8(const unsigned char *blocks, uint64_t *out)
+{
+    int       t, l;
+    uint32_t  ha[8], hb[8];
+    __m256i   w[16], a, b, c, d, e, x, idx, swap;
+
+    /* block l's word t is at int offset 16 * l + t */
+    idx = _mm256_setr_epi32(0, 16, 32, 48, 64, 80, 96, 112);
+    swap = _mm256_setr_epi8(3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8,
+                            15, 14, 13, 12, 3, 2, 1, 0, 7, 6, 5, 4,
+                            11, 10, 9, 8, 15, 14, 13, 12);
+
+    _Pragma("GCC unroll 16")
+    for (t = 0; t < 16; t++) {
+        w[t] = _mm256_shuffle_epi8(_mm256_i32gather_epi32(
+                   (const int *) (blocks + 4 * t), idx, 4), swap);
+    }
+
+    a = _mm256_set1_epi32(0x67452301);
+    b = _mm256_set1_epi32((int) 0xefcdab89);
+    c = _mm256_set1_epi32((int) 0x98badcfe);
+    d = _mm256_set1_epi32(0x10325476);
+    e = _mm256_set1_epi32((int) 0xc3d2e1f0);
+
+    /* Ch, parity, majority, parity as VPTERNLOGD truth tables */
+    decide_hash_vrounds(0, 20, 0xca, 0x5a827999);
+    decide_hash_vrounds(20, 40, 0x96, 0x6ed9eba1);
+    decide_hash_vrounds(40, 60, 0xe8, (int) 0x8f1bbcdc);
+    decide_hash_vrounds(60, 80, 0x96, (int) 0xca62c1d6);
+
+    /* h0 and h1 are all the 60 bits need */
+    _mm256_storeu_si256((__m256i *) ha,
+                        _mm256_add_epi32(a, _mm256_set1_epi32(0x67452301)));
+    _mm256_storeu_si256((__m256i *) hb,
+                        _mm256_add_epi32(b,
+                                         _mm256_set1_epi32((int) 0xefcdab89)));
+
+    for (l = 0; l < 8; l++) {
+        out[l] = (((uint64_t) ha[l] << 32) | hb[l]) >> 4;
+    }
+}
+
+
+/*
+ * Whether the CPU has SHA-NI (and the SSSE3/SSE4.1 the code around it
+ * uses).  A static because CPUID is slow and the answer never changes:
+ * threads racing on the first call store the same value.
+ */
+static int
+decide_hash_shani(void)
+{
+    unsigned int  a, b, c, d;
+    static int    has = -1;
+
+    if (has < 0) {
+        has = __get_cpuid(1, &a, &b, &c, &d)
+              && (c & bit_SSSE3) && (c & bit_SSE4_1)
+              && __get_cpuid_count(7, 0, &a, &b, &c, &d)
+              && (b & bit_SHA);
+    }
+
+    return has;
+}
+
+
+/*
+ * Two padded blocks through SHA-1 side by side (the SHA-NI sequence of
+ * Intel's "New Instructions Supporting the Secure Hash Algorithm on
+ * Intel Architecture Processors"), each from the initial state; out[l]
+ * gets the first 60 bits of digest l.  The two chains are independent,
+ * so the CPU overlaps their SHA1RNDS4 latencies.
+ */
+
+#define decide_hash_x2(stmt)                                                  \
+    { int l = 0; stmt; } { int l = 1; stmt; }
+
+/* rounds 4g..4g+3; W for them is in m[l][g % 4] */
+#define decide_hash_rounds(g)                                                 \
+    decide_hash_x2(                                                           \
+        if ((g) >= 4) {                                                       \
+            m[l][(g) % 4] = _mm_sha1msg2_epu32(                               \
+                _mm_xor_si128(_mm_sha1msg1_epu32(m[l][(g) % 4],               \
+                                                 m[l][((g) + 1) % 4]),        \
+                              m[l][((g) + 2) % 4]),                           \
+                m[l][((g) + 3) % 4]);                                         \
+        }                                                                     \
+        e[l] = ((g) == 0) ? _mm_add_epi32(e[l], m[l][0])                      \
+                          : _mm_sha1nexte_epu32(prev[l], m[l][(g) % 4]);      \
+        prev[l] = abcd[l];                                                    \
+        abcd[l] = _mm_sha1rnds4_epu32(abcd[l], e[l], (g) / 5))
+
+
+__attribute__((target("sha,ssse3,sse4.1")))
+static void
+decide_hash_shani_x2(const unsigned char *blocks, uint64_t *out)
+{
+    __m128i  abcd[2], e[2], prev[2], m[2][4], init, mask;
+
+    /* h0 in the top lane, h3 in the bottom one; e (h4) alone on top */
+    init = _mm_set_epi32(0x67452301, (int) 0xefcdab89, (int) 0x98badcfe,
+                         0x10325476);
+    mask = _mm_set_epi64x(0x0001020304050607ULL, 0x08090a0b0c0d0e0fULL);
+
+    decide_hash_x2(
+        abcd[l] = init;
+        e[l] = _mm_set_epi32((int) 0xc3d2e1f0, 0, 0, 0);
+        prev[l] = init;
+        m[l][0] = _mm_shuffle_epi8(_mm_loadu_si128(
+                      (const __m128i *) (blocks + l * 64)), mask);
+        m[l][1] = _mm_shuffle_epi8(_mm_loadu_si128(
+                      (const __m128i *) (blocks + l * 64 + 16)), mask);
+        m[l][2] = _mm_shuffle_epi8(_mm_loadu_si128(
+                      (const __m128i *) (blocks + l * 64 + 32)), mask);
+        m[l][3] = _mm_shuffle_epi8(_mm_loadu_si128(
+                      (const __m128i *) (blocks + l * 64 + 48)), mask))
+
+    decide_hash_rounds(0);
+    decide_hash_rounds(1);
+    decide_hash_rounds(2);
+    decide_hash_rounds(3);
+    decide_hash_rounds(4);
+    decide_hash_rounds(5);
+    decide_hash_rounds(6);
+    decide_hash_rounds(7);
+    decide_hash_rounds(8);
+    decide_hash_rounds(9);
+    decide_hash_rounds(10);
+    decide_hash_rounds(11);
+    decide_hash_rounds(12);
+    decide_hash_rounds(13);
+    decide_hash_rounds(14);
+    decide_hash_rounds(15);
+    decide_hash_rounds(16);
+    decide_hash_rounds(17);
+    decide_hash_rounds(18);
+    decide_hash_rounds(19);
+
+    /* h0 and h1 are all the 60 bits need; e is not finished */
+    decide_hash_x2(
+        abcd[l] = _mm_add_epi32(abcd[l], init);
+        out[l] = (((uint64_t) (uint32_t) _mm_extract_epi32(abcd[l], 3)
+                   << 32)
+                  | (uint32_t) _mm_extract_epi32(abcd[l], 2)) >> 4)
+}
+
+#endif
+
+
 double
 decide_hash_sha1_60(const char *prefix, size_t prefix_len, const char *id,
     size_t id_len, const char *salt, size_t salt_len)
@@ -78,12 +437,7 @@ decide_hash_sha1_60(const char *prefix, size_t prefix_len, const char *id,
 
     n = decide_hash_n(prefix, prefix_len, id, id_len, salt, salt_len);
 
-    /*
-     * Both operands are converted to binary64 first and divided once;
-     * (double) 0xfffffffffffffff is exactly 2^60.  Rounding the exact
-     * quotient instead differs in the last bit for some inputs.
-     */
-    return (double) n / (double) 0xfffffffffffffffULL;
+    return decide_hash_01(n);
 }
 
 

@@ -24,6 +24,31 @@
 uint64_t decide_hash_n(const char *prefix, size_t prefix_len,
     const char *id, size_t id_len, const char *salt, size_t salt_len);
 
+/* the longest prefix + id + salt decide_hash_n_batch() speeds up */
+#define DECIDE_HASH_BATCH_MAX  55
+
+/* whether decide_hash_n_batch() is faster than hashing one by one */
+int decide_hash_batch_fast(void);
+
+/*
+ * decide_hash_n() of n prefixes with the same id and salt into out[];
+ * much faster per hash than one by one where the CPU has SHA-NI.
+ */
+void decide_hash_n_batch(const char *const *prefix, const size_t *prefix_len,
+    size_t n, const char *id, size_t id_len, const char *salt,
+    size_t salt_len, uint64_t *out);
+
+/*
+ * hash01 of n: both operands are converted to binary64 first and divided
+ * once; (double) 0xfffffffffffffff is exactly 2^60.  Rounding the exact
+ * quotient instead differs in the last bit for some inputs.
+ */
+static inline double
+decide_hash_01(uint64_t n)
+{
+    return (double) n / (double) 0xfffffffffffffffULL;
+}
+
 /* hash01: (double) n / (double) 0xfffffffffffffff, one binary64 division */
 double decide_hash_sha1_60(const char *prefix, size_t prefix_len,
     const char *id, size_t id_len, const char *salt, size_t salt_len);

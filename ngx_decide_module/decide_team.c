@@ -449,6 +449,16 @@ decide_team_flag_compile(decide_team_t *team, decide_flag_t *f)
 
     f->early_exit = json_is_true(json_object_get(f->filters, "early_exit"));
 
+    /*
+     * A first condition without filters and with a partial rollout
+     * hashes the distinct id whenever the flag is evaluated: worth a
+     * batched hash.  Behind filters a hash is often not needed at all,
+     * and computing it anyway would cost more than the batch saves.
+     */
+    f->prehash = !f->device && f->nconds && f->cond[0].agg < 0
+                 && f->cond[0].filters.n == 0 && f->cond[0].has_rollout
+                 && f->cond[0].rollout != 100.0;
+
     if (json_is_true(json_object_get(f->filters, "feature_enrollment"))
         && snprintf(key, sizeof(key), "$feature_enrollment/%s", f->key)
            < (int) sizeof(key))

@@ -40,12 +40,23 @@ def wait_for(cond, timeout=60.0, what="condition", interval=0.2):
         time.sleep(interval)  # poll interval of this condition wait
 
 
+def _crash_reports():
+    """Crash reports of every nginx started so far (the session's and the
+    tests' own), each read from where the last check stopped."""
+    return [rep for rep in (n.crash_report() for n in ST.Nginx.instances)
+            if rep]
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory):
     st = ST.Stack(str(tmp_path_factory.mktemp("stack")))
     st.start()
     yield st
     st.stop()
+    # a crash after the last test's check, or while stopping
+    reports = _crash_reports()
+    if reports:
+        pytest.fail("\n\n".join(reports), pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -94,12 +105,21 @@ def cluster(stack, tmp_path_factory):
 @pytest.fixture(autouse=True)
 def nginx_log_clean(request):
     """nginx-tests' rule: a test fails when the error log of the nginx it
-    used shows [alert], [crit], [emerg] or a sanitizer report."""
+    used shows [alert], [crit], [emerg] or a sanitizer report.  And any test
+    fails when a worker of any nginx crashed meanwhile, whether or not the
+    test looks at that nginx's log: the crash lines, the log lines before
+    them and where the core file went are the report."""
     if "stack" not in request.fixturenames:
         yield
+        reports = _crash_reports()
+        if reports:
+            pytest.fail("\n\n".join(reports), pytrace=False)
         return
     nginx = request.getfixturevalue("stack").nginx
     start = len(nginx.log_text())
     yield
+    reports = _crash_reports()
+    if reports:
+        pytest.fail("\n\n".join(reports), pytrace=False)
     bad = nginx.bad_log_lines(start)
     assert not bad, "nginx error log:\n" + "\n".join(bad)

@@ -6,6 +6,8 @@ import base64
 import gzip
 import json
 import os
+import resource
+import signal
 import tempfile
 import time
 import urllib.parse
@@ -650,7 +652,9 @@ def person_team(stack):
              "rollout_percentage": 100}]}},
         {"key": "everyone", "filters": {"groups": [
             {"properties": [], "rollout_percentage": 100}]}}])
+    # `flag put` commits flag by flag: a snapshot may show the first alone
     wait_flag(stack, token, "needs-plan")
+    wait_flag(stack, token, "everyone")
     return tid, token
 
 
@@ -740,6 +744,45 @@ def test_no_snapshot_yet_is_503_with_retry_after(stack, tmp_path):
             assert r.headers["Retry-After"] == "1"
             assert r.headers["Access-Control-Allow-Origin"]
             assert r.json()["code"] == "service_unavailable"
+    finally:
+        nginx.stop()
+
+
+def test_worker_crash_is_reported_with_its_core(stack, tmp_path):
+    """The harness keeps evidence of a crash: a worker that aborts is a
+    report (its log lines, where the core went) that fails whichever test
+    was running, and the core lands in the nginx prefix when the system's
+    core_pattern writes a plain file and the hard core limit allows it."""
+    nginx = ST.Nginx(str(tmp_path), kafka=stack.kafka.bootstrap,
+                     redis=f"127.0.0.1:{S.free_port()}")
+    nginx.start()
+    try:
+        def workers():
+            try:
+                with open(f"/proc/{nginx.pid}/task/{nginx.pid}/children") as f:
+                    return {int(p) for p in f.read().split()}
+            except OSError:
+                return set()
+        old = wait_for(workers, timeout=10, what="an nginx worker")
+        os.kill(min(old), signal.SIGABRT)
+        wait_for(lambda: "exited on signal 6" in nginx.log_text(),
+                 timeout=10, what="the master logging the crash")
+        report = nginx.crash_report()
+        assert report and "exited on signal 6" in report, report
+        # read once: the fixture's check after this test sees nothing new
+        assert nginx.crash_report() is None
+        with open("/proc/sys/kernel/core_pattern") as f:
+            pattern = f.read().strip()
+        hard = resource.getrlimit(resource.RLIMIT_CORE)[1]
+        if not pattern.startswith("|") and "/" not in pattern and hard:
+            assert "core file(s): " + nginx.workdir in report, report
+        wait_for(lambda: workers() - old, timeout=10,
+                 what="the master's new worker")
+        # a SIGKILL comes from outside (a test, the OOM killer): no crash
+        os.kill(min(workers()), signal.SIGKILL)
+        wait_for(lambda: "exited on signal 9" in nginx.log_text(),
+                 timeout=10, what="the master logging the kill")
+        assert nginx.crash_report() is None
     finally:
         nginx.stop()
 
@@ -908,6 +951,7 @@ def test_acceptance_37_experience_continuity(stack):
         {"key": "plain", "filters": {"groups": [
             {"properties": [], "rollout_percentage": 100}]}}])
     wait_flag(stack, token, "ec-flag")
+    wait_flag(stack, token, "plain")
     assert _hash01("ec-flag", "anon-1") <= 0.25 < _hash01("ec-flag", "user-1")
 
     before = flags_v2(stack, token, {"distinct_id": "user-1"}).json()
@@ -956,6 +1000,7 @@ def test_group_properties_from_redis_entry(stack):
         {"key": "everyone", "filters": {"groups": [
             {"properties": [], "rollout_percentage": 100}]}}])
     wait_flag(stack, token, "big-company")
+    wait_flag(stack, token, "everyone")
     rc = redis_client(stack)
     # as the ingestion side writes it on $groupidentify
     rc.set(f"edgehog:group:{tid}:0:acme",

@@ -13,6 +13,7 @@ import glob
 import json
 import os
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -46,6 +47,14 @@ OUTPUT_TOPICS = [
 # lines that fail a test when nginx logs them (nginx-tests' rule)
 BAD_LOG = re.compile(r"\[(alert|crit|emerg)\]|Sanitizer|runtime error:")
 
+# the master's line for a worker that died of a signal; any signal but
+# SIGKILL (which only comes from outside: a test, the OOM killer) is a crash
+CRASH_LOG = re.compile(r"exited on signal (\d+)")
+
+# a worker's core file, if the kernel writes one, should hold the whole
+# process; the cores are sparse on disk
+CORE_LIMIT = 8 << 30
+
 
 def _render(template, dest, **values):
     with open(os.path.join(REPO, "conf", template)) as f:
@@ -56,12 +65,50 @@ def _render(template, dest, **values):
         f.write(text)
 
 
+def core_directives(prefix):
+    """Main-context directives that let a crashing worker leave a core file
+    in `prefix`: nginx raises the workers' RLIMIT_CORE (soft and hard) to
+    worker_rlimit_core, chdir()s them to working_directory and marks them
+    dumpable again after setuid().  Only up to the hard limit we were given,
+    which even root may lack the capability to raise: above it setrlimit()
+    fails with an [alert].  The system's core_pattern is left alone; with
+    a pipe (systemd-coredump) the core goes there instead."""
+    hard = resource.getrlimit(resource.RLIMIT_CORE)[1]
+    limit = CORE_LIMIT if hard == resource.RLIM_INFINITY \
+        else min(CORE_LIMIT, hard)
+    text = f"\n# set by t/lib/stack.py: cores of crashed workers land here\n" \
+           f"working_directory  {prefix};\n"
+    if limit > 0:
+        text += f"worker_rlimit_core  {limit};\n"
+    return text
+
+
+def core_location(prefix):
+    """Where the kernel put the core of a crashed worker, for the report."""
+    cores = sorted(glob.glob(os.path.join(prefix, "core*")))
+    if cores:
+        return "core file(s): " + ", ".join(cores)
+    try:
+        with open("/proc/sys/kernel/core_pattern") as f:
+            pattern = f.read().strip()
+    except OSError:
+        pattern = "?"
+    if pattern.startswith("|"):
+        return (f"no core file in {prefix}: core_pattern pipes to "
+                f"{pattern[1:].split()[0]} (try coredumpctl)")
+    return (f"no core file in {prefix} (core_pattern {pattern!r}, hard "
+            f"RLIMIT_CORE {resource.getrlimit(resource.RLIMIT_CORE)[1]})")
+
+
 class Nginx(S.Service):
     """Debian's /usr/sbin/nginx with our modules, in its own prefix with its
     own error log.  `conf` replaces the whole nginx.conf when given; else
-    conf/nginx.conf.in is rendered with `extra` inside the server block."""
+    conf/nginx.conf.in is rendered with `extra` inside the server block.
+    Every instance is remembered in `instances` so the test fixtures can
+    check each one's log for crashed workers."""
 
     start_timeout = 30.0
+    instances = []
 
     def __init__(self, dir, kafka="127.0.0.1:9092", redis="127.0.0.1:6379",
                  port=None, workers=1, extra="", conf=None, name="nginx",
@@ -74,6 +121,9 @@ class Nginx(S.Service):
         self.conf_path = os.path.join(self.workdir, "nginx.conf")
         self.error_log = os.path.join(self.workdir, "error.log")
         self.url = f"http://127.0.0.1:{self.port}"
+        # how far crash_report() has read the error log
+        self.crash_checked = 0
+        Nginx.instances.append(self)
 
     def values(self):
         return dict(modules=MODULES, prefix=self.workdir, port=self.port,
@@ -91,6 +141,11 @@ class Nginx(S.Service):
                 text = text.replace(f"@{k.upper()}@", str(v))
             with open(self.conf_path, "w") as f:
                 f.write(text)
+        # appended, so the line numbers of nginx -t messages stay those of
+        # the config text; a config with its own working_directory keeps it
+        with open(self.conf_path, "r+") as f:
+            if not re.search(r"^\s*working_directory\b", f.read(), re.M):
+                f.write(core_directives(self.workdir))
 
     def cmd(self, *extra):
         return [NGINX_BIN, "-p", self.workdir + "/", "-c", self.conf_path,
@@ -127,6 +182,24 @@ class Nginx(S.Service):
     def bad_log_lines(self, since=0):
         return [l for l in self.log_text()[since:].splitlines()
                 if BAD_LOG.search(l)]
+
+    def crash_report(self, context=40):
+        """None, or a report of the workers that crashed since the last call:
+        each crash line with the log lines before it (a glibc or sanitizer
+        abort message lands there too: nginx points stderr at the error
+        log) and where the core went."""
+        text = self.log_text()
+        lines = text[self.crash_checked:].splitlines()
+        self.crash_checked = len(text)
+        report = []
+        for i, line in enumerate(lines):
+            m = CRASH_LOG.search(line)
+            if m and int(m.group(1)) != signal.SIGKILL:
+                report += ["...", *lines[max(0, i - context):i + 1]]
+        if not report:
+            return None
+        return "\n".join([f"nginx worker crashed ({self.error_log}):",
+                          *report, core_location(self.workdir)])
 
 
 class Worker(S.Service):

@@ -26,6 +26,7 @@ static void decide_t_threshold(json_t *v);
 static void decide_t_variant(json_t *v);
 static int decide_t_variant_select(double h, json_t *variants);
 static uint64_t decide_t_bits(double d);
+static void decide_t_batch(void);
 
 
 int
@@ -66,7 +67,67 @@ main(void)
 
     json_decref(root);
 
+    decide_t_batch();
+
     return done_testing();
+}
+
+
+/*
+ * decide_hash_n_batch() (AVX-512VL and SHA-NI lanes where the CPU has
+ * them) against decide_hash_n() one by one: random bytes of every length
+ * around the one-block limit, batches of every size up to three groups
+ * of eight, with and without a salt; the longer messages take the slow
+ * path inside a batch.
+ */
+static void
+decide_t_batch(void)
+{
+    int            round, bad;
+    char           pool[4][80], id[80];
+    size_t         i, j, n, idlen, slen, len[24];
+    uint64_t       out[24], want;
+    const char    *prefix[24], *salt;
+
+    srand(20261121);
+    bad = 0;
+
+    diag("decide_hash_batch_fast: %d", decide_hash_batch_fast());
+
+    for (round = 0; round < 20000; round++) {
+        n = 1 + (size_t) rand() % 24;
+        idlen = (size_t) rand() % 60;
+        salt = (round & 1) ? "variant" : "";
+        slen = strlen(salt);
+
+        for (j = 0; j < idlen; j++) {
+            id[j] = (char) (rand() & 0xff);
+        }
+
+        for (i = 0; i < 4; i++) {
+            for (j = 0; j < sizeof(pool[i]); j++) {
+                pool[i][j] = (char) (rand() & 0xff);
+            }
+        }
+
+        for (i = 0; i < n; i++) {
+            prefix[i] = pool[rand() % 4] + rand() % 8;
+            len[i] = (size_t) rand() % 60;
+        }
+
+        decide_hash_n_batch(prefix, len, n, id, idlen, salt, slen, out);
+
+        for (i = 0; i < n; i++) {
+            want = decide_hash_n(prefix[i], len[i], id, idlen, salt, slen);
+
+            if (out[i] != want && bad++ < 5) {
+                diag("round %d: message %zu of %zu, %zu+%zu+%zu bytes",
+                     round, i, n, len[i], idlen, slen);
+            }
+        }
+    }
+
+    is_int(bad, 0, "batched hashes equal one-by-one ones (20000 batches)");
 }
 
 
