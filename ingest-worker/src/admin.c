@@ -103,15 +103,26 @@ worker_cmd_flag(const worker_config_t *cf, int argc, char **argv)
             return 2;
         }
 
-        rc = 0;
+        /*
+         * the flags and their tags change together: one snapshot
+         * publish, and decide never sees some of the flags alone
+         */
+        rc = worker_admin_exec(conn, "BEGIN");
 
         if (json_is_array(flag)) {
             for (i = 0; rc == 0 && (size_t) i < json_array_size(flag); i++) {
                 rc = worker_flag_put(conn, id, json_array_get(flag, i));
             }
 
-        } else {
+        } else if (rc == 0) {
             rc = worker_flag_put(conn, id, flag);
+        }
+
+        if (rc == 0) {
+            rc = worker_admin_exec(conn, "COMMIT");
+
+        } else {
+            (void) worker_admin_exec(conn, "ROLLBACK");
         }
 
         json_decref(flag);
@@ -240,12 +251,6 @@ worker_flag_put(PGconn *conn, const char *team, json_t *flag)
         return 1;
     }
 
-    /* the flag and its tags change together: one snapshot publish */
-    if (worker_admin_exec(conn, "BEGIN") != 0) {
-        free(text);
-        return 1;
-    }
-
     params[0] = team;
     params[1] = text;
 
@@ -287,16 +292,14 @@ worker_flag_put(PGconn *conn, const char *team, json_t *flag)
         fprintf(stderr, "ingest-worker: flag put failed: %s",
                 PQresultErrorMessage(res));
         PQclear(res);
-        (void) worker_admin_exec(conn, "ROLLBACK");
         return 1;
     }
 
     id = PQgetvalue(res, 0, 0);
     rc = worker_flag_tags(conn, team, id, json_is_array(tags) ? tags : NULL);
 
-    if (rc != 0 || worker_admin_exec(conn, "COMMIT") != 0) {
+    if (rc != 0) {
         PQclear(res);
-        (void) worker_admin_exec(conn, "ROLLBACK");
         return 1;
     }
 

@@ -76,6 +76,23 @@ def test_flag_put_reaches_flags_endpoint(stack, team):
     assert f["reason"]["code"] == "condition_match"
 
 
+def test_flag_put_of_an_array_is_all_or_nothing(stack, team, tmp_path):
+    """One bad flag in the file: none of them is written, so decide never
+    serves part of a file."""
+    tid, token = team
+    path = tmp_path / "flags.json"
+    path.write_text(json.dumps([
+        {"key": "atomic-first", "filters": {"groups": [
+            {"properties": [], "rollout_percentage": 100}]}},
+        {"key": "atomic-bad", "filters": []}]))
+    out = stack.worker.run_cmd("flag", "put", "--team", str(tid), "--file",
+                               str(path), check=False)
+    assert out.returncode != 0
+    assert '"filters" must be an object' in out.stderr
+    assert psql(stack, "SELECT count(*) FROM posthog_featureflag WHERE "
+                f"team_id = {tid} AND key LIKE 'atomic-%'").strip() == "0"
+
+
 def psql(stack, sql):
     return stack.postgres.psql(sql, dbname="edgehog")
 
