@@ -89,6 +89,8 @@ typedef struct {
 /* the input topic's partitions a worker may hold at once */
 #define WORKER_REPLAY_MAX  1024
 
+#define WORKER_TRIM_PERIOD_S  3600
+
 
 typedef struct {
     const worker_config_t      *cf;
@@ -124,6 +126,7 @@ typedef struct {
      */
     worker_replay_t             replay[WORKER_REPLAY_MAX];
     int                         nreplay;
+    time_t                      trim_at;    /* worker_pg_trim_deletions */
 
     /*
      * The broker refused a produce request as too large (a topic whose
@@ -307,6 +310,11 @@ worker_run(const worker_config_t *cf)
                cf->input_topic, cf->group_id);
 
     while (!worker_stop) {
+
+        if (time(NULL) >= ctx.trim_at) {
+            worker_pg_trim_deletions(ctx.pg);
+            ctx.trim_at = time(NULL) + WORKER_TRIM_PERIOD_S;
+        }
 
         n = worker_collect(&ctx, cur);
 

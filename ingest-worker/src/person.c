@@ -291,7 +291,7 @@ static const ps_stmt_t  ps_stmts[] = {
     /*
      * the source goes, its row is kept for a replay (worker_persons_replay)
      * under the target, with the rows of persons merged into the source
-     * before; old rows are pruned without waiting on a concurrent merge
+     * before (old rows: worker_pg_trim_deletions)
      */
     { "ps_merge_delete",
       "WITH d AS (DELETE FROM posthog_person WHERE team_id = $1 AND id = $2 "
@@ -306,11 +306,7 @@ static const ps_stmt_t  ps_stmts[] = {
       "is_identified = EXCLUDED.is_identified, version = EXCLUDED.version, "
       "deleted_at = now()), "
       "moved AS (UPDATE edgehog_person_deletion SET person_id = $3 "
-      "WHERE team_id = $1 AND person_id = $2), "
-      "pruned AS (DELETE FROM edgehog_person_deletion WHERE ctid = ANY "
-      "(ARRAY(SELECT ctid FROM edgehog_person_deletion "
-      "WHERE deleted_at < now() - interval '7 days' "
-      "LIMIT 10 FOR UPDATE SKIP LOCKED))) "
+      "WHERE team_id = $1 AND person_id = $2) "
       "SELECT version FROM d" },
 
     { "ps_distinct_ids",

@@ -90,6 +90,7 @@ int worker_pg_team_create(worker_pg_t *pg, const char *name,
 /* 1 found, 0 unknown token, -1 database error; sets *flags when found */
 int worker_pg_team_lookup(worker_pg_t *pg, const char *token,
     int64_t *team_id, int *flags);
+void worker_pg_trim_deletions(worker_pg_t *pg);
 
 /* clickhouse.c */
 int worker_clickhouse_migrate(const worker_config_t *cf);
