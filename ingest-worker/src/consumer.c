@@ -70,6 +70,7 @@ typedef struct {
     int                         nkeys;
     unsigned                    merges:1;   /* one of them may merge */
     unsigned                    asked:1;    /* its persons query sent */
+    unsigned                    saved:1;    /* worker_progress_save */
     int                         n;
     long                        in_flight;
     long                        failed;
@@ -184,6 +185,11 @@ static void worker_replay_mark(worker_ctx_t *ctx, rd_kafka_message_t **msgs,
     int n);
 static int worker_replaying(worker_ctx_t *ctx, rd_kafka_message_t *msg,
     int forget);
+static void worker_replay_until(worker_ctx_t *ctx, int32_t partition,
+    int64_t offset);
+static int worker_progress_save(worker_ctx_t *ctx, worker_batch_t *b);
+static void worker_progress_mark(void *data, int32_t partition,
+    int64_t offset);
 static int worker_replay_persons(worker_ctx_t *ctx, int64_t team_id,
     ingest_message_t *m);
 static int worker_wait_deliveries(worker_ctx_t *ctx, worker_batch_t *b);
@@ -507,6 +513,7 @@ worker_parse_batch(worker_ctx_t *ctx, worker_batch_t *b)
 
     memset(b->items, 0, b->n * sizeof(worker_item_t));
 
+    b->saved = 0;
     rc = WORKER_OK;
 
     for (i = 0; i < b->n && rc == WORKER_OK; i++) {
@@ -839,6 +846,13 @@ worker_parse(worker_ctx_t *ctx, rd_kafka_message_t *msg, worker_item_t *it)
 
         ingest_message_free(m);
         return rc > 0 ? WORKER_OK : WORKER_RETRY;
+    }
+
+    if (m->process_person && !ctx->acct->saved
+        && worker_progress_save(ctx, ctx->acct) != 0)
+    {
+        ingest_message_free(m);
+        return WORKER_RETRY;
     }
 
     /* hook: $group_N properties, $groupidentify upserts (groups.c) */
@@ -1501,6 +1515,20 @@ worker_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     error = NULL;
 
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        /*
+         * marks of partitions not assigned here are never met: their
+         * messages are not read; an outage only costs the re-emission
+         */
+        if (worker_pg_progress_load(ctx->pg, ctx->cf->group_id,
+                                    ctx->cf->input_topic,
+                                    worker_progress_mark, ctx)
+            != 0)
+        {
+            worker_log(WORKER_LOG_WARN, "rebalance: where the last owner "
+                       "got to is unknown: rows it may not have emitted "
+                       "are not emitted again");
+        }
+
         if (cooperative) {
             error = rd_kafka_incremental_assign(rk, parts);
 
@@ -1627,29 +1655,123 @@ worker_revoke(worker_ctx_t *ctx, rd_kafka_topic_partition_list_t *revoked)
 static void
 worker_replay_mark(worker_ctx_t *ctx, rd_kafka_message_t **msgs, int n)
 {
-    int  i, j;
+    int  i;
 
     for (i = 0; i < n; i++) {
-        for (j = 0; j < ctx->nreplay; j++) {
-            if (ctx->replay[j].partition == msgs[i]->partition) {
-                break;
-            }
-        }
+        worker_replay_until(ctx, msgs[i]->partition, msgs[i]->offset);
+    }
+}
 
-        if (j == ctx->nreplay) {
-            if (j == WORKER_REPLAY_MAX) {
-                continue;
-            }
 
-            ctx->nreplay++;
-            ctx->replay[j].partition = msgs[i]->partition;
-            ctx->replay[j].until = msgs[i]->offset;
-        }
+static void
+worker_replay_until(worker_ctx_t *ctx, int32_t partition, int64_t offset)
+{
+    int  j;
 
-        if (ctx->replay[j].until < msgs[i]->offset) {
-            ctx->replay[j].until = msgs[i]->offset;
+    for (j = 0; j < ctx->nreplay; j++) {
+        if (ctx->replay[j].partition == partition) {
+            break;
         }
     }
+
+    if (j == ctx->nreplay) {
+        if (j == WORKER_REPLAY_MAX) {
+            return;
+        }
+
+        ctx->nreplay++;
+        ctx->replay[j].partition = partition;
+        ctx->replay[j].until = offset;
+    }
+
+    if (ctx->replay[j].until < offset) {
+        ctx->replay[j].until = offset;
+    }
+}
+
+
+/*
+ * Before a batch changes persons or groups, how far it reaches in each
+ * partition is saved (edgehog_partition_progress).  A worker killed
+ * after Postgres changed but before the rows reached Kafka commits
+ * nothing; the next owner reads those messages again, and up to that
+ * mark treats them as read again after a failure (ctx->replay): their
+ * rows are emitted again.  Personless batches skip the round trip.
+ */
+
+static int
+worker_progress_save(worker_ctx_t *ctx, worker_batch_t *b)
+{
+    int      i, j, np, rc;
+    char    *parts, *offs, *pp, *op;
+    int32_t *pn;
+    int64_t *on;
+
+    pn = malloc(b->n * sizeof(int32_t));
+    on = malloc(b->n * sizeof(int64_t));
+    parts = malloc(b->n * 12 + 3);
+    offs = malloc(b->n * 21 + 3);
+
+    rc = -1;
+
+    if (pn == NULL || on == NULL || parts == NULL || offs == NULL) {
+        goto done;
+    }
+
+    np = 0;
+
+    for (i = 0; i < b->n; i++) {
+        for (j = 0; j < np && pn[j] != b->msgs[i]->partition; j++) {
+            /* void */
+        }
+
+        if (j == np) {
+            pn[np] = b->msgs[i]->partition;
+            on[np++] = b->msgs[i]->offset;
+
+        } else if (on[j] < b->msgs[i]->offset) {
+            on[j] = b->msgs[i]->offset;
+        }
+    }
+
+    pp = parts;
+    op = offs;
+    *pp++ = '{';
+    *op++ = '{';
+
+    for (j = 0; j < np; j++) {
+        pp += sprintf(pp, j ? ",%d" : "%d", (int) pn[j]);
+        op += sprintf(op, j ? ",%lld" : "%lld", (long long) on[j]);
+    }
+
+    strcpy(pp, "}");
+    strcpy(op, "}");
+
+    rc = worker_pg_progress_save(ctx->pg, ctx->cf->group_id,
+                                 ctx->cf->input_topic, parts, offs);
+    if (rc == 0) {
+        b->saved = 1;
+    }
+
+done:
+
+    free(pn);
+    free(on);
+    free(parts);
+    free(offs);
+
+    return rc;
+}
+
+
+/* a partition assigned to this worker: see worker_progress_save */
+
+static void
+worker_progress_mark(void *data, int32_t partition, int64_t offset)
+{
+    worker_ctx_t  *ctx = data;
+
+    worker_replay_until(ctx, partition, offset);
 }
 
 

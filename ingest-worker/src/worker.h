@@ -90,6 +90,12 @@ int worker_pg_team_create(worker_pg_t *pg, const char *name,
 /* 1 found, 0 unknown token, -1 database error; sets *flags when found */
 int worker_pg_team_lookup(worker_pg_t *pg, const char *token,
     int64_t *team_id, int *flags);
+/* 0, or -1 on a database error */
+int worker_pg_progress_save(worker_pg_t *pg, const char *group,
+    const char *topic, const char *partitions, const char *offsets);
+int worker_pg_progress_load(worker_pg_t *pg, const char *group,
+    const char *topic, void (*mark)(void *data, int32_t partition,
+    int64_t offset), void *data);
 void worker_pg_trim_deletions(worker_pg_t *pg);
 
 /* clickhouse.c */

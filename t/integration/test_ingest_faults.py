@@ -471,6 +471,56 @@ def test_person_rows_of_a_failed_batch_are_emitted_again(stack, tmp_path):
 
 
 
+def test_rows_a_killed_worker_never_emitted_come_from_the_next(
+        stack, tmp_path):
+    """A worker changes persons in Postgres, but their rows cannot be
+    delivered (the person and distinct id topics do not exist) and it is
+    killed before it commits.  The next worker of the group reads the
+    messages again; they change nothing in Postgres, yet it emits the rows
+    the killed one never delivered."""
+    rows = ["clickhouse_person", "clickhouse_person_distinct_id"]
+    t, name, topic_in = topics_without(stack, "kr", rows)
+    opts = dict(input_topic=topic_in, kafka_producer_option=UNDELIVERED)
+    w = own_worker(stack, tmp_path / "w1", name, **opts)
+    w.start()
+    ids = [f"{t}-{i}" for i in range(3)]
+    try:
+        produce_captured(stack, topic_in,
+                         [(d, "kr", {"$set": {"n": 1}}) for d in ids])
+        wait_for(lambda: w.log_tail(400).count("not committed") >= 1,
+                 timeout=60, what="the batch failing")
+        assert all(stack.postgres.psql(
+            f"SELECT 1 FROM posthog_persondistinctid WHERE distinct_id = "
+            f"'{d}'", dbname="edgehog").strip() for d in ids)
+    finally:
+        if w.proc:
+            os.kill(w.pid, signal.SIGKILL)
+            w.proc.wait()
+            w.proc = None
+
+    stack.kafka.create_topics([f"{name}_{x}" for x in rows], partitions=1)
+    w = own_worker(stack, tmp_path / "w2", name, **opts)
+    w.start()
+    try:
+        pdi = wait_for(lambda: (lambda got: got if set(ids) <= set(got)
+                                else None)({
+            v["distinct_id"]: v for v in consume_values(
+                stack, f"{name}_clickhouse_person_distinct_id")}),
+            timeout=60, what="every distinct id row")
+        persons = wait_for(lambda: (lambda got: got if {
+            person_uuid(stack.team_id, d) for d in ids} <= set(got)
+            else None)({v["id"]: v for v in consume_values(
+                stack, f"{name}_clickhouse_person")}),
+            timeout=60, what="every person row")
+        for d in ids:
+            u = person_uuid(stack.team_id, d)
+            assert pdi[d]["person_id"] == u
+            assert persons[u]["version"] == 0
+            assert json.loads(persons[u]["properties"])["n"] == 1
+    finally:
+        w.stop()
+
+
 def test_merge_rows_of_a_failed_batch_are_emitted_again(stack, tmp_path):
     """A batch merges two persons, but its person and distinct id rows
     cannot be delivered.  Postgres no longer has the merged-away person,
