@@ -19,8 +19,6 @@
 
 #include "capture_blocks.h"
 #include "capture_event.h"
-
-
 #include "capture_bench_event.h"
 
 
