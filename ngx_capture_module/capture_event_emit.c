@@ -359,22 +359,6 @@ capture_sbuf_reserve(capture_sbuf_t *b, size_t len)
 }
 
 
-void
-capture_sbuf_add(capture_sbuf_t *b, const char *p, size_t len)
-{
-    if (b->len + len > b->cap) {
-        capture_sbuf_reserve(b, len);
-    }
-
-    if (b->failed) {
-        return;
-    }
-
-    memcpy(b->data + b->len, p, len);
-    b->len += len;
-}
-
-
 /* serde_json's escaping: '"', '\\', control characters; UTF-8 as is */
 
 void

@@ -15,6 +15,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "capture_alloc.h"
 #include "capture_event.h"
@@ -96,8 +97,29 @@ int capture_event_emit(capture_ctx_t *ctx, capture_fields_t *f,
     capture_error_t *err);
 
 void capture_sbuf_reserve(capture_sbuf_t *b, size_t len);
-void capture_sbuf_add(capture_sbuf_t *b, const char *p, size_t len);
 void capture_sbuf_esc(capture_sbuf_t *b, const char *s, size_t len);
+
+
+/*
+ * inline: most additions are a literal of a few bytes (",", ":", a field
+ * name), whose memcpy() then compiles to a store or two instead of a
+ * call into libc through the PLT
+ */
+
+static inline void
+capture_sbuf_add(capture_sbuf_t *b, const char *p, size_t len)
+{
+    if (b->len + len > b->cap) {
+        capture_sbuf_reserve(b, len);
+    }
+
+    if (b->failed) {
+        return;
+    }
+
+    memcpy(b->data + b->len, p, len);
+    b->len += len;
+}
 
 
 #endif /* _CAPTURE_EVENT_INT_H_INCLUDED_ */
