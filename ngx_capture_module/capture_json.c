@@ -9,7 +9,11 @@
 #if (__SSE2__)
 #include <emmintrin.h>
 #endif
+#if (__x86_64__)
+#include <immintrin.h>
+#endif
 
+#include "capture_cpu.h"
 #include "capture_json.h"
 #include "capture_normalize.h"
 
@@ -40,6 +44,10 @@ static int capture_json_hex4(const u_char *p, uint32_t *cp);
 static int capture_json_special8(const u_char *p);
 #if (__SSE2__)
 static int capture_json_plain16(const u_char *p);
+#endif
+#if (__x86_64__)
+static const u_char *capture_json_plain_avx2(const u_char *p,
+    const u_char *end);
 #endif
 
 
@@ -265,6 +273,12 @@ capture_json_string(capture_json_scan_t *s, int key)
             if (n < 16) {
                 break;
             }
+
+#if (__x86_64__)
+            if (end - p >= 32 && capture_cpu_avx2()) {
+                p = capture_json_plain_avx2(p, end);
+            }
+#endif
         }
 #endif
 
@@ -570,6 +584,49 @@ capture_json_special8(const u_char *p)
             | v)
            & 0x8080808080808080ULL ? 1 : 0;
 }
+
+
+#if (__x86_64__)
+
+/*
+ * a long string's plain bytes, 32 at a time: returns where the first
+ * byte that needs a look is, or where fewer than 32 bytes are left.
+ * Taken only after 16 plain bytes, so keys and short values pay nothing:
+ * bench-capture-build arena ns/event, medians of 7 interleaved runs,
+ * single 1048 -> 1026, batch of 50 804 -> 785.  The same for the escaped
+ * copy of "data" (capture_fast_copy()) gave 1% more, within the noise,
+ * and was left out.
+ */
+
+__attribute__((target("avx2")))
+static const u_char *
+capture_json_plain_avx2(const u_char *p, const u_char *end)
+{
+    unsigned  mask;
+    __m256i   v, m;
+
+    while (end - p >= 32) {
+        v = _mm256_loadu_si256((const __m256i *) p);
+
+        m = _mm256_or_si256(
+                _mm256_or_si256(_mm256_cmpeq_epi8(v, _mm256_set1_epi8('"')),
+                                _mm256_cmpeq_epi8(v,
+                                                  _mm256_set1_epi8('\\'))),
+                _mm256_cmpgt_epi8(_mm256_set1_epi8(0x20), v));
+
+        mask = (unsigned) _mm256_movemask_epi8(m);
+
+        if (mask) {
+            return p + __builtin_ctz(mask);
+        }
+
+        p += 32;
+    }
+
+    return p;
+}
+
+#endif
 
 
 #if (__SSE2__)
