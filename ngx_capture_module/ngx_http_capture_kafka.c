@@ -239,6 +239,15 @@ ngx_http_capture_kafka_conf(ngx_cycle_t *cycle,
      * fresh produce buffers, went to none, but that thread's CPU per
      * request moved within the noise (1.4 -> 1.1 us in (c), 1.6 -> 1.5
      * in (b)), and a worker would keep 32 MB it no longer uses.
+     * Session 6, kept out after A/B on bench-capture's stack (nginx CPU
+     * per (d) batch, medians of 4-5 interleaved rounds): header sets
+     * detached in the delivery report (rd_kafka_message_detach_headers)
+     * and destroyed just before the next set is built, so their nine
+     * blocks go through glibc's tcache (bench-capture-alloc: 1530 -> 1345
+     * ns per event), made it worse, 164 -> 172 us, the broker thread's
+     * share most: recycled blocks are scattered, where carved from
+     * consolidated memory a message's headers sit together; and mallopt
+     * M_MXFAST 0 in the worker, 170 -> 173 us.
      */
     if (ngx_http_capture_kafka_set(cycle->log, conf, "bootstrap.servers",
                                    (char *) brokers) != NGX_OK
