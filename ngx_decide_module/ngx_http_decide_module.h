@@ -22,11 +22,16 @@
 
 #include "decide_eval.h"
 #include "decide_request.h"
+#include "decide_json_arena.h"
 
 
 #define NGX_HTTP_DECIDE_ENDPOINT_AUTO    0
 #define NGX_HTTP_DECIDE_ENDPOINT_DECIDE  1
 #define NGX_HTTP_DECIDE_ENDPOINT_FLAGS   2
+
+/* request body arena (decide_json_arena.h): slots and bytes per slot */
+#define NGX_HTTP_DECIDE_ARENA_SLOTS      4096
+#define NGX_HTTP_DECIDE_ARENA_SLOT       16384
 
 
 typedef struct {
@@ -156,7 +161,8 @@ typedef enum {
 
 typedef struct {
     ngx_http_decide_team_t     *team;           /* referenced */
-    json_t                     *body;
+    json_t                     *body;           /* mostly in arena */
+    decide_json_arena_t         arena;          /* released last */
     json_t                     *person_props;   /* merged, owned */
     json_t                     *static_cohorts; /* owned */
     json_t                     *group_props;    /* stored + request */
