@@ -454,8 +454,11 @@ ngx_http_decide_evaluate(ngx_http_request_t *r, ngx_http_decide_ctx_t *ctx)
 
     n = decide_team_nflags(ctx->team->team);
 
-    ctx->results = ngx_pcalloc(r->pool, (n + 1) * sizeof(decide_result_t));
-    ctx->needed = ngx_pcalloc(r->pool, n + 1);
+    ctx->results = ngx_http_decide_scratch_alloc(r, ctx,
+                                        (n + 1) * sizeof(decide_result_t),
+                                        ngx_http_decide_scratch_hint(n), 1);
+    ctx->needed = ngx_http_decide_scratch_alloc(r, ctx, n + 1,
+                                        ngx_http_decide_scratch_hint(n), 1);
 
     if (ctx->results == NULL || ctx->needed == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -1153,6 +1156,7 @@ ngx_http_decide_ctx_cleanup(void *data)
 
     /* after everything that could hold a reference into the body */
     decide_json_arena_release(&ctx->arena);
+    ngx_http_decide_scratch_release(ctx);
 
     if (ctx->team) {
         ngx_http_decide_team_unref(ctx->team);
