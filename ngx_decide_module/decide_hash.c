@@ -52,6 +52,9 @@ static void decide_hash_avx512vl_x8(const unsigned char *blocks,
 static int decide_hash_avx512bw(void);
 static void decide_hash_avx512_x16(const unsigned char *blocks,
     uint64_t *out);
+static void decide_hash_block_avx512(unsigned char *block,
+    const char *prefix, size_t prefix_len, const char *id, size_t id_len,
+    const char *salt, size_t salt_len);
 #endif
 
 
@@ -157,6 +160,12 @@ decide_hash_n_batch(const char *const *prefix, const size_t *prefix_len,
             {
                 out[i] = decide_hash_n(prefix[i], prefix_len[i], id, id_len,
                                        salt[i], salt_len[i]);
+
+            } else if (decide_hash_avx512bw()) {
+                decide_hash_block_avx512(blocks + k * 64, prefix[i],
+                                         prefix_len[i], id, id_len, salt[i],
+                                         salt_len[i]);
+                lane[k++] = i;
 
             } else {
                 decide_hash_block(blocks + k * 64, prefix[i], prefix_len[i],
@@ -361,6 +370,47 @@ decide_hash_avx512bw(void)
     }
 
     return has;
+}
+
+
+/*
+ * decide_hash_block() in one 512-bit register: each part is a masked
+ * load at its offset (bytes outside the mask are not read, so the
+ * loads never reach past a part's end), then the 0x80 and the bit
+ * length, which fits the last two bytes for one-block messages.  Three
+ * short memcpy() calls and a memset() per block were a quarter of the
+ * batch's time (decide_engine).
+ */
+__attribute__((target("avx512f,avx512bw")))
+static void
+decide_hash_block_avx512(unsigned char *block, const char *prefix,
+    size_t prefix_len, const char *id, size_t id_len, const char *salt,
+    size_t salt_len)
+{
+    size_t     len, at;
+    __m512i    v;
+    uintptr_t  base;
+
+    len = prefix_len + id_len + salt_len;
+
+    v = _mm512_maskz_loadu_epi8(((uint64_t) 1 << prefix_len) - 1, prefix);
+
+    /* each part's bytes at [at, at + n): the load starts at part - at */
+    at = prefix_len;
+    base = (uintptr_t) id - at;
+    v = _mm512_mask_loadu_epi8(v, (((uint64_t) 1 << id_len) - 1) << at,
+                               (const void *) base);
+
+    at += id_len;
+    base = (uintptr_t) salt - at;
+    v = _mm512_mask_loadu_epi8(v, (((uint64_t) 1 << salt_len) - 1) << at,
+                               (const void *) base);
+
+    v = _mm512_mask_set1_epi8(v, (uint64_t) 1 << len, (char) 0x80);
+    v = _mm512_mask_set1_epi8(v, (uint64_t) 1 << 62, (char) (len * 8 >> 8));
+    v = _mm512_mask_set1_epi8(v, (uint64_t) 1 << 63, (char) (len * 8));
+
+    _mm512_storeu_si512(block, v);
 }
 
 
