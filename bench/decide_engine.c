@@ -22,6 +22,7 @@
 #include "decide_eval.h"
 #include "decide_hash.h"
 #include "decide_request.h"
+#include "decide_json_arena.h"
 
 
 #define BENCH_ITERS  200000
@@ -112,11 +113,18 @@ main(int argc, char **argv)
     decide_result_t     *out;
     decide_request_t     req;
     decide_body_opts_t   opts;
+    decide_json_arena_t  arena;
     const char          *only;
     volatile double      sink;
 
     iters = (argc > 1) ? atoi(argv[1]) : BENCH_ITERS;
     only = (argc > 2) ? argv[2] : "";
+
+    if (getenv("BENCH_MALLOC") == NULL) {
+        (void) decide_json_arena_init(16, 16384);
+    }
+
+    memset(&arena, 0, sizeof(arena));
 
     flags = bench_flags();
     team = decide_team_create(flags, NULL, NULL, err, sizeof(err));
@@ -162,13 +170,18 @@ main(int argc, char **argv)
 
     for (i = 0; strcmp(only, "decode") == 0 && i < iters; i++) {
         json_decref(body);
+        decide_json_arena_release(&arena);
+        decide_json_arena_take(&arena);
+        decide_json_arena_begin(&arena);
         (void) decide_body_decode((const unsigned char *) bench_body,
                                   sizeof(bench_body) - 1, &opts, &body, err,
                                   sizeof(err));
+        decide_json_arena_end();
         decide_fields_get(body, &fields);
     }
 
     json_decref(body);
+    decide_json_arena_release(&arena);
 
     if (only[0]) {
         decide_team_free(team);
@@ -180,6 +193,10 @@ main(int argc, char **argv)
     for (i = 0; i < iters; i++) {
         t0 = bench_now();
 
+        /* as the module does: the tree in an arena slot (BENCH_MALLOC: not) */
+        decide_json_arena_take(&arena);
+        decide_json_arena_begin(&arena);
+
         if (decide_body_decode((const unsigned char *) bench_body,
                                sizeof(bench_body) - 1, &opts, &body, err,
                                sizeof(err))
@@ -189,6 +206,7 @@ main(int argc, char **argv)
             return 1;
         }
 
+        decide_json_arena_end();
         decide_fields_get(body, &fields);
 
         t1 = bench_now();
@@ -222,6 +240,7 @@ main(int argc, char **argv)
         }
 
         json_decref(body);
+        decide_json_arena_release(&arena);
     }
 
     t0 = bench_now();

@@ -116,6 +116,9 @@ typedef struct {
     unsigned           person_loaded:1;
     unsigned           groups_loaded:1;
     unsigned           overrides_loaded:1;
+
+    /* tests: every hash on demand, as on a CPU without SHA-NI */
+    unsigned           no_prehash:1;
 } decide_request_t;
 
 

@@ -38,6 +38,10 @@
 /* flags (the first ones of a team) whose rollout hash is batched */
 #define DECIDE_EVAL_PREHASH     64
 
+/* flag i's bit in decide_ctx_t's masks, none past DECIDE_EVAL_PREHASH */
+#define decide_eval_bit(i)                                                    \
+    ((size_t) (i) < DECIDE_EVAL_PREHASH ? (uint64_t) 1 << (i) : 0)
+
 /* "$feature_enrollment/<flag key>" must fit this, as on the server */
 #define DECIDE_ENROLL_MAX       512
 
@@ -198,6 +202,7 @@ typedef struct {
     unsigned               early_exit:1;
     unsigned               holdout_has_pct:1;
     unsigned               prehash:1;       /* see decide_eval_prehash() */
+    unsigned               prefilter:1;     /* see decide_eval_prehash() */
 } decide_flag_t;
 
 
@@ -229,6 +234,12 @@ typedef struct {
     /* decide_hash_n(prefix, id, "") of flag i if bit i of hashed is set */
     uint64_t                hashed;
     uint64_t                hash[DECIDE_EVAL_PREHASH];
+    /* decide_hash_n(prefix, id, "variant") likewise */
+    uint64_t                vhashed;
+    uint64_t                vhash[DECIDE_EVAL_PREHASH];
+    /* flag i's first condition's filters said yes (no) if bit i is set */
+    uint64_t                c0_yes;
+    uint64_t                c0_no;
 } decide_ctx_t;
 
 

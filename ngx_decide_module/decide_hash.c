@@ -25,13 +25,16 @@
 #define DECIDE_HASH_ONE_BLOCK  DECIDE_HASH_BATCH_MAX
 
 /*
- * Blocks hashed side by side, up to 8: with AVX-512VL as eight 32-bit
- * lanes of plain SHA-1 arithmetic, else (and for a few) two at a time
- * with SHA-NI, whose single-block speed SHA1RNDS4's latency bounds.
- * Two SHA-NI chains keep all their state in the 16 registers SHA-NI
- * can use; four spilled and were slower.
+ * Blocks hashed side by side, up to 16: with AVX-512 as 32-bit lanes of
+ * plain SHA-1 arithmetic (8 on 256-bit registers, 16 on 512-bit ones),
+ * else (and for a few) two at a time with SHA-NI, whose single-block
+ * speed SHA1RNDS4's latency bounds.  Two SHA-NI chains keep all their
+ * state in the 16 registers SHA-NI can use; four spilled and were
+ * slower.  The lanes are latency-bound too: 16 lanes took 150 ns, 8
+ * lanes 145 ns, two interleaved 16-lane chains (32) 277 ns, so 16 is
+ * where more lanes stop being free (micro-benchmark, this Xeon).
  */
-#define DECIDE_HASH_LANES      8
+#define DECIDE_HASH_LANES      16
 
 
 static void decide_hash_block(unsigned char *block, const char *prefix,
@@ -46,6 +49,12 @@ static void decide_hash_shani_x2(const unsigned char *blocks,
     uint64_t *out);
 static void decide_hash_avx512vl_x8(const unsigned char *blocks,
     uint64_t *out);
+static int decide_hash_avx512bw(void);
+static void decide_hash_avx512_x16(const unsigned char *blocks,
+    uint64_t *out);
+static void decide_hash_block_avx512(unsigned char *block,
+    const char *prefix, size_t prefix_len, const char *id, size_t id_len,
+    const char *salt, size_t salt_len);
 #endif
 
 
@@ -133,8 +142,8 @@ decide_hash_batch_fast(void)
  */
 void
 decide_hash_n_batch(const char *const *prefix, const size_t *prefix_len,
-    size_t n, const char *id, size_t id_len, const char *salt,
-    size_t salt_len, uint64_t *out)
+    size_t n, const char *id, size_t id_len, const char *const *salt,
+    const size_t *salt_len, uint64_t *out)
 {
     size_t         i, j, k, lane[DECIDE_HASH_LANES];
     uint64_t       h[DECIDE_HASH_LANES];
@@ -146,13 +155,21 @@ decide_hash_n_batch(const char *const *prefix, const size_t *prefix_len,
         k = 0;
 
         for (i = 0; i < n; i++) {
-            if (prefix_len[i] + id_len + salt_len > DECIDE_HASH_ONE_BLOCK) {
+            if (prefix_len[i] + id_len + salt_len[i]
+                > DECIDE_HASH_ONE_BLOCK)
+            {
                 out[i] = decide_hash_n(prefix[i], prefix_len[i], id, id_len,
-                                       salt, salt_len);
+                                       salt[i], salt_len[i]);
+
+            } else if (decide_hash_avx512bw()) {
+                decide_hash_block_avx512(blocks + k * 64, prefix[i],
+                                         prefix_len[i], id, id_len, salt[i],
+                                         salt_len[i]);
+                lane[k++] = i;
 
             } else {
                 decide_hash_block(blocks + k * 64, prefix[i], prefix_len[i],
-                                  id, id_len, salt, salt_len);
+                                  id, id_len, salt[i], salt_len[i]);
                 lane[k++] = i;
             }
 
@@ -179,8 +196,8 @@ decide_hash_n_batch(const char *const *prefix, const size_t *prefix_len,
     (void) blocks;
 
     for (i = 0; i < n; i++) {
-        out[i] = decide_hash_n(prefix[i], prefix_len[i], id, id_len, salt,
-                               salt_len);
+        out[i] = decide_hash_n(prefix[i], prefix_len[i], id, id_len, salt[i],
+                               salt_len[i]);
     }
 }
 
@@ -193,6 +210,21 @@ decide_hash_flush(unsigned char *blocks, size_t k, uint64_t *out)
 {
     size_t    j;
     uint64_t  h[2];
+
+    if (k > 8 && decide_hash_avx512bw()) {
+        for (j = k; j < 16; j++) {
+            memcpy(blocks + j * 64, blocks, 64);
+        }
+
+        decide_hash_avx512_x16(blocks, out);
+        return;
+    }
+
+    if (k > 8) {
+        decide_hash_flush(blocks, 8, out);
+        decide_hash_flush(blocks + 8 * 64, k - 8, out + 8);
+        return;
+    }
 
     if (k > 4 && decide_hash_avx512vl()) {
         /* idle lanes hash a copy of the first block */
@@ -319,6 +351,133 @@ decide_hash_avx512vl_x8(const unsigned char *blocks, uint64_t *out)
                                          _mm256_set1_epi32((int) 0xefcdab89)));
 
     for (l = 0; l < 8; l++) {
+        out[l] = (((uint64_t) ha[l] << 32) | hb[l]) >> 4;
+    }
+}
+
+
+/* whether AVX-512F/BW on 512-bit registers is usable, as above */
+static int
+decide_hash_avx512bw(void)
+{
+    unsigned int  a, b, c, d;
+    static int    has = -1;
+
+    if (has < 0) {
+        has = decide_hash_avx512vl()
+              && __get_cpuid_count(7, 0, &a, &b, &c, &d)
+              && (b & bit_AVX512BW);
+    }
+
+    return has;
+}
+
+
+/*
+ * decide_hash_block() in one 512-bit register: each part is a masked
+ * load at its offset (bytes outside the mask are not read, so the
+ * loads never reach past a part's end), then the 0x80 and the bit
+ * length, which fits the last two bytes for one-block messages.  Three
+ * short memcpy() calls and a memset() per block were a quarter of the
+ * batch's time (decide_engine).
+ */
+__attribute__((target("avx512f,avx512bw")))
+static void
+decide_hash_block_avx512(unsigned char *block, const char *prefix,
+    size_t prefix_len, const char *id, size_t id_len, const char *salt,
+    size_t salt_len)
+{
+    size_t     len, at;
+    __m512i    v;
+    uintptr_t  base;
+
+    len = prefix_len + id_len + salt_len;
+
+    v = _mm512_maskz_loadu_epi8(((uint64_t) 1 << prefix_len) - 1, prefix);
+
+    /* each part's bytes at [at, at + n): the load starts at part - at */
+    at = prefix_len;
+    base = (uintptr_t) id - at;
+    v = _mm512_mask_loadu_epi8(v, (((uint64_t) 1 << id_len) - 1) << at,
+                               (const void *) base);
+
+    at += id_len;
+    base = (uintptr_t) salt - at;
+    v = _mm512_mask_loadu_epi8(v, (((uint64_t) 1 << salt_len) - 1) << at,
+                               (const void *) base);
+
+    v = _mm512_mask_set1_epi8(v, (uint64_t) 1 << len, (char) 0x80);
+    v = _mm512_mask_set1_epi8(v, (uint64_t) 1 << 62, (char) (len * 8 >> 8));
+    v = _mm512_mask_set1_epi8(v, (uint64_t) 1 << 63, (char) (len * 8));
+
+    _mm512_storeu_si512(block, v);
+}
+
+
+/* decide_hash_avx512vl_x8() on 512-bit registers: sixteen lanes */
+
+#define decide_hash_zrounds(from, to, fn, kk)                                 \
+    _Pragma("GCC unroll 20")                                                  \
+    for (t = from; t < to; t++) {                                             \
+        if (t >= 16) {                                                        \
+            w[t & 15] = _mm512_rol_epi32(_mm512_xor_si512(                    \
+                            _mm512_ternarylogic_epi32(w[(t - 3) & 15],        \
+                                                      w[(t - 8) & 15],        \
+                                                      w[(t - 14) & 15],       \
+                                                      0x96),                  \
+                            w[t & 15]), 1);                                   \
+        }                                                                     \
+        x = _mm512_add_epi32(                                                 \
+                _mm512_add_epi32(_mm512_rol_epi32(a, 5),                      \
+                                 _mm512_ternarylogic_epi32(b, c, d, fn)),     \
+                _mm512_add_epi32(_mm512_add_epi32(e,                          \
+                                                  _mm512_set1_epi32(kk)),     \
+                                 w[t & 15]));                                 \
+        e = d;                                                                \
+        d = c;                                                                \
+        c = _mm512_rol_epi32(b, 30);                                          \
+        b = a;                                                                \
+        a = x;                                                                \
+    }
+
+
+__attribute__((target("avx2,avx512f,avx512bw")))
+static void
+decide_hash_avx512_x16(const unsigned char *blocks, uint64_t *out)
+{
+    int       t, l;
+    uint32_t  ha[16], hb[16];
+    __m512i   w[16], a, b, c, d, e, x, idx, swap;
+
+    idx = _mm512_setr_epi32(0, 16, 32, 48, 64, 80, 96, 112, 128, 144, 160,
+                            176, 192, 208, 224, 240);
+    swap = _mm512_broadcast_i32x4(_mm_setr_epi8(3, 2, 1, 0, 7, 6, 5, 4,
+                                                11, 10, 9, 8, 15, 14, 13,
+                                                12));
+
+    _Pragma("GCC unroll 16")
+    for (t = 0; t < 16; t++) {
+        w[t] = _mm512_shuffle_epi8(_mm512_i32gather_epi32(idx,
+                   (const int *) (blocks + 4 * t), 4), swap);
+    }
+
+    a = _mm512_set1_epi32(0x67452301);
+    b = _mm512_set1_epi32((int) 0xefcdab89);
+    c = _mm512_set1_epi32((int) 0x98badcfe);
+    d = _mm512_set1_epi32(0x10325476);
+    e = _mm512_set1_epi32((int) 0xc3d2e1f0);
+
+    decide_hash_zrounds(0, 20, 0xca, 0x5a827999);
+    decide_hash_zrounds(20, 40, 0x96, 0x6ed9eba1);
+    decide_hash_zrounds(40, 60, 0xe8, (int) 0x8f1bbcdc);
+    decide_hash_zrounds(60, 80, 0x96, (int) 0xca62c1d6);
+
+    _mm512_storeu_si512(ha, _mm512_add_epi32(a,
+                                      _mm512_set1_epi32(0x67452301)));
+    _mm512_storeu_si512(hb, _mm512_add_epi32(b,
+                                      _mm512_set1_epi32((int) 0xefcdab89)));
+
+    for (l = 0; l < 16; l++) {
         out[l] = (((uint64_t) ha[l] << 32) | hb[l]) >> 4;
     }
 }

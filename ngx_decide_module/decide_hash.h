@@ -35,8 +35,8 @@ int decide_hash_batch_fast(void);
  * much faster per hash than one by one where the CPU has SHA-NI.
  */
 void decide_hash_n_batch(const char *const *prefix, const size_t *prefix_len,
-    size_t n, const char *id, size_t id_len, const char *salt,
-    size_t salt_len, uint64_t *out);
+    size_t n, const char *id, size_t id_len, const char *const *salt,
+    const size_t *salt_len, uint64_t *out);
 
 /*
  * hash01 of n: both operands are converted to binary64 first and divided

@@ -459,6 +459,21 @@ decide_team_flag_compile(decide_team_t *team, decide_flag_t *f)
                  && f->cond[0].filters.n == 0 && f->cond[0].has_rollout
                  && f->cond[0].rollout != 100.0;
 
+    /*
+     * Behind person property filters alone, the filters are evaluated
+     * first, also up front, and only a "yes" adds the hash to the batch
+     * (the answer is kept for the condition, so nothing is done twice).
+     */
+    f->prefilter = !f->device && f->nconds && f->cond[0].agg < 0
+                   && f->cond[0].filters.n != 0 && f->cond[0].has_rollout
+                   && f->cond[0].rollout != 100.0 && f->ndeps == 0;
+
+    for (i = 0; f->prefilter && i < f->cond[0].filters.n; i++) {
+        agg = f->cond[0].filters.filter[i].kind;
+        f->prefilter = (agg == DECIDE_FILTER_PERSON
+                        || agg == DECIDE_FILTER_NEVER);
+    }
+
     if (json_is_true(json_object_get(f->filters, "feature_enrollment"))
         && snprintf(key, sizeof(key), "$feature_enrollment/%s", f->key)
            < (int) sizeof(key))

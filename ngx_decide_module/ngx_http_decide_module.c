@@ -335,6 +335,20 @@ ngx_http_decide_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
+    /*
+     * Request bodies decode into arena slots (decide_json_arena.h): 16
+     * KB each hold the trees of the usual SDK bodies many times over,
+     * and a request past the last slot, or a bigger body, simply uses
+     * malloc() as before.
+     */
+    if (decide_json_arena_init(NGX_HTTP_DECIDE_ARENA_SLOTS,
+                               NGX_HTTP_DECIDE_ARENA_SLOT)
+        != 0)
+    {
+        ngx_log_error(NGX_LOG_WARN, cycle->log, ngx_errno,
+                      "decide: no arena for request bodies");
+    }
+
     return ngx_http_decide_cache_init(cycle, mcf);
 }
 

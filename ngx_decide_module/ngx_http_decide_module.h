@@ -22,11 +22,16 @@
 
 #include "decide_eval.h"
 #include "decide_request.h"
+#include "decide_json_arena.h"
 
 
 #define NGX_HTTP_DECIDE_ENDPOINT_AUTO    0
 #define NGX_HTTP_DECIDE_ENDPOINT_DECIDE  1
 #define NGX_HTTP_DECIDE_ENDPOINT_FLAGS   2
+
+/* request body arena (decide_json_arena.h): slots and bytes per slot */
+#define NGX_HTTP_DECIDE_ARENA_SLOTS      4096
+#define NGX_HTTP_DECIDE_ARENA_SLOT       16384
 
 
 typedef struct {
@@ -154,9 +159,13 @@ typedef enum {
 } ngx_http_decide_format_e;
 
 
+typedef struct ngx_http_decide_scratch_s  ngx_http_decide_scratch_t;
+
+
 typedef struct {
     ngx_http_decide_team_t     *team;           /* referenced */
-    json_t                     *body;
+    json_t                     *body;           /* mostly in arena */
+    decide_json_arena_t         arena;          /* released last */
     json_t                     *person_props;   /* merged, owned */
     json_t                     *static_cohorts; /* owned */
     json_t                     *group_props;    /* stored + request */
@@ -165,6 +174,8 @@ typedef struct {
     decide_request_t            req;
     decide_result_t            *results;
     u_char                     *needed;         /* per flag: pass 1 lookup */
+    ngx_http_decide_scratch_t  *scratch;        /* results and response */
+    u_char                     *scratch_pos;
     ngx_http_decide_format_e    format;
     ngx_str_t                   person_key;
     char                       *lookup_value;   /* malloc'd by the task */
@@ -206,6 +217,19 @@ ngx_int_t ngx_http_decide_send_rate_limited(ngx_http_request_t *r);
 
 /* ngx_http_decide_request.c */
 ngx_int_t ngx_http_decide_handler(ngx_http_request_t *r);
+
+/*
+ * ngx_http_decide_scratch.c: what a request of a team of n flags takes
+ * of its block: results, lookup marks, the response buffers (as sized
+ * in ngx_http_decide_send()), 16-byte steps
+ */
+#define ngx_http_decide_scratch_hint(n)                                       \
+    (ngx_align(((n) + 1) * sizeof(decide_result_t), 16)                       \
+     + ngx_align((n) + 1, 16) + ngx_align(1024 + (n) * 256, 16) + 256)
+
+void *ngx_http_decide_scratch_alloc(ngx_http_request_t *r,
+    ngx_http_decide_ctx_t *ctx, size_t size, size_t hint, ngx_uint_t zero);
+void ngx_http_decide_scratch_release(ngx_http_decide_ctx_t *ctx);
 
 /* ngx_http_decide_response.c */
 ngx_int_t ngx_http_decide_send(ngx_http_request_t *r,

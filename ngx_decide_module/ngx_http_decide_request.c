@@ -330,7 +330,13 @@ ngx_http_decide_process(ngx_http_request_t *r, ngx_http_decide_ctx_t *ctx)
 
     opts.max_decompressed = lcf->max_decompressed;
 
+    /* the tree lives until the request ends: see the ctx cleanup */
+    decide_json_arena_take(&ctx->arena);
+    decide_json_arena_begin(&ctx->arena);
+
     drc = decide_body_decode(body, len, &opts, &v, err, sizeof(err));
+
+    decide_json_arena_end();
 
     if (drc == DECIDE_DECODE_TOO_LARGE) {
         return ngx_http_decide_send_api_error(r,
@@ -448,8 +454,11 @@ ngx_http_decide_evaluate(ngx_http_request_t *r, ngx_http_decide_ctx_t *ctx)
 
     n = decide_team_nflags(ctx->team->team);
 
-    ctx->results = ngx_pcalloc(r->pool, (n + 1) * sizeof(decide_result_t));
-    ctx->needed = ngx_pcalloc(r->pool, n + 1);
+    ctx->results = ngx_http_decide_scratch_alloc(r, ctx,
+                                        (n + 1) * sizeof(decide_result_t),
+                                        ngx_http_decide_scratch_hint(n), 1);
+    ctx->needed = ngx_http_decide_scratch_alloc(r, ctx, n + 1,
+                                        ngx_http_decide_scratch_hint(n), 1);
 
     if (ctx->results == NULL || ctx->needed == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -1144,6 +1153,10 @@ ngx_http_decide_ctx_cleanup(void *data)
     json_decref(ctx->group_props);
     json_decref(ctx->overrides);
     json_decref(ctx->body);
+
+    /* after everything that could hold a reference into the body */
+    decide_json_arena_release(&ctx->arena);
+    ngx_http_decide_scratch_release(ctx);
 
     if (ctx->team) {
         ngx_http_decide_team_unref(ctx->team);

@@ -34,7 +34,8 @@ typedef struct {
 
 
 static ngx_int_t ngx_http_decide_out_init(ngx_http_decide_out_t *o,
-    ngx_pool_t *pool, size_t size);
+    ngx_http_request_t *r, ngx_http_decide_ctx_t *ctx, size_t size,
+    size_t hint);
 static u_char *ngx_http_decide_out_reserve(ngx_http_decide_out_t *o,
     size_t n);
 static void ngx_http_decide_out_raw(ngx_http_decide_out_t *o, const char *s,
@@ -90,8 +91,12 @@ ngx_http_decide_send(ngx_http_request_t *r, ngx_http_decide_ctx_t *ctx)
     /* about 240 bytes per flag in flags-v2 detail: grow rarely */
     n = ctx->results ? decide_team_nflags(ctx->team->team) : 0;
 
-    if (ngx_http_decide_out_init(&o, r->pool, 1024 + n * 256) != NGX_OK
-        || ngx_http_decide_out_init(&p, r->pool, 256) != NGX_OK)
+    if (ngx_http_decide_out_init(&o, r, ctx, 1024 + n * 256,
+                                 ngx_http_decide_scratch_hint(n))
+        != NGX_OK
+        || ngx_http_decide_out_init(&p, r, ctx, 256,
+                                    ngx_http_decide_scratch_hint(n))
+           != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -249,12 +254,12 @@ ngx_http_decide_send(ngx_http_request_t *r, ngx_http_decide_ctx_t *ctx)
 
 
 static ngx_int_t
-ngx_http_decide_out_init(ngx_http_decide_out_t *o, ngx_pool_t *pool,
-    size_t size)
+ngx_http_decide_out_init(ngx_http_decide_out_t *o, ngx_http_request_t *r,
+    ngx_http_decide_ctx_t *ctx, size_t size, size_t hint)
 {
-    o->pool = pool;
+    o->pool = r->pool;
     o->failed = 0;
-    o->start = ngx_pnalloc(pool, size);
+    o->start = ngx_http_decide_scratch_alloc(r, ctx, size, hint, 0);
 
     if (o->start == NULL) {
         return NGX_ERROR;

@@ -18,6 +18,8 @@
  * decide_props_match() and, prepared the way the team compiles filters,
  * to decide_props_match_prepared(): both must agree (regexes aside,
  * where JIT and interpreter may hit their limits at different points).
+ * Both passes must also give what they give with every hash computed
+ * one by one (t/unit/decide_eval_diff.h).
  */
 
 
@@ -28,6 +30,7 @@
 
 #include "decide_eval.h"
 #include "decide_props.h"
+#include "decide_eval_diff.h"
 
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -109,12 +112,21 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (out) {
         (void) decide_eval_flags(team, &req, out);
 
+        /* the hashes batched up front change no result */
+        if (decide_eval_prehash_diff(team, &req, out) >= 0) {
+            abort();
+        }
+
         req.person_loaded = 1;
         req.groups_loaded = 1;
         req.overrides_loaded = 1;
 
         if (decide_eval_flags(team, &req, out) != 0) {
             /* everything loaded: nothing may stay pending */
+            abort();
+        }
+
+        if (decide_eval_prehash_diff(team, &req, out) >= 0) {
             abort();
         }
 

@@ -5,7 +5,8 @@
 /*
  * Flag evaluation: every case of v1_evaluation.json, the 2000 cross-SDK
  * consistency cases, and the engine's own contracts (lookups,
- * dependencies, cohorts, super conditions, continuity).
+ * dependencies, cohorts, super conditions, continuity); and the hashes
+ * batched up front against hashing one by one (decide_eval_diff.h).
  */
 
 
@@ -15,6 +16,7 @@
 
 #include "tap.h"
 #include "decide_eval.h"
+#include "decide_eval_diff.h"
 
 
 #define DECIDE_T_EVAL_FILE  EDGEHOG_FIXTURES "/decide/v1_evaluation.json"
@@ -33,6 +35,7 @@ static void decide_t_description(void);
 static void decide_t_reason_lengths(void);
 static void decide_t_implicit_distinct_id(void);
 static void decide_t_evaluation_tags(void);
+static void decide_t_prehash(void);
 static decide_team_t *decide_t_team(const char *flags, const char *mapping,
     const char *cohorts);
 static const decide_result_t *decide_t_find(const decide_team_t *team,
@@ -86,6 +89,7 @@ main(void)
     decide_t_reason_lengths();
     decide_t_implicit_distinct_id();
     decide_t_evaluation_tags();
+    decide_t_prehash();
 
     return done_testing();
 }
@@ -256,7 +260,7 @@ decide_t_consistency(void)
         r = decide_t_find(team, out, flag);
         simple = (strcmp(flag, "simple-flag") == 0);
 
-        bad = (r == NULL);
+        bad = (r == NULL) || decide_eval_prehash_diff(team, &req, out) >= 0;
 
         if (!bad && json_is_false(exp)) {
             bad = r->enabled
@@ -729,4 +733,141 @@ static const char *
 decide_t_payload(const decide_result_t *r)
 {
     return r->payload ? json_string_value(r->payload) : NULL;
+}
+
+
+/*
+ * decide_eval_prehash() against one-by-one hashing on a team of 40
+ * flags (more than two 16-lane batches): filterless and person-filtered
+ * first conditions that pass, fail or wait for a lookup, multivariates
+ * with and without a condition's variant, experience continuity, a
+ * flag dependency, 0 and 100 rollouts; random ids of every length
+ * around the one-block limit, empty and non-ASCII ones included.
+ */
+static void
+decide_t_prehash(void)
+{
+    int               i, j, bad, round;
+    char              flags[32768], id[128], *p;
+    size_t            n, len;
+    json_t           *props, *hko;
+    decide_team_t    *team;
+    decide_result_t  *out;
+    decide_request_t  req;
+
+    static const char  *filters[] = {
+        "[]",
+        "[{\"key\":\"plan\",\"type\":\"person\",\"operator\":\"exact\","
+        "\"value\":[\"enterprise\",\"pro\"]}]",
+        "[{\"key\":\"email\",\"type\":\"person\",\"operator\":\"icontains\","
+        "\"value\":\"@example.com\"},{\"key\":\"app_version\",\"type\":"
+        "\"person\",\"operator\":\"semver_gte\",\"value\":\"1.2.0\"}]",
+        "[{\"key\":\"plan\",\"type\":\"person\",\"operator\":\"is_not_set\"}]",
+        "[{\"key\":\"bench-flag-1\",\"type\":\"flag\",\"operator\":"
+        "\"flag_evaluates_to\",\"value\":true}]"
+    };
+
+    static const char  *plans[] = { NULL, "pro", "free", "enterprise" };
+    static const char  *emails[] = { NULL, "a@example.com", "b@x.org" };
+    static const char  *versions[] = { NULL, "1.4.0", "1.0.0", "x" };
+
+    p = flags;
+    p += sprintf(p, "[");
+
+    for (i = 0; i < 40; i++) {
+        p += sprintf(p, "%s{\"id\":%d,\"key\":\"bench-flag-%d\",\"active\":"
+                     "true,\"ensure_experience_continuity\":%s,\"filters\":"
+                     "{\"groups\":[{\"properties\":%s,\"rollout_percentage\":"
+                     "%d%s}%s]%s}}",
+                     i ? "," : "", i + 1, i, i == 7 ? "true" : "false",
+                     filters[i % 5], (i * 37) % 101,
+                     i % 9 == 0 ? ",\"variant\":\"test\"" : "",
+                     i % 4 == 0 ? ",{\"properties\":[],"
+                                  "\"rollout_percentage\":50}" : "",
+                     i % 3 == 0 ? ",\"multivariate\":{\"variants\":["
+                                  "{\"key\":\"control\","
+                                  "\"rollout_percentage\":50},{\"key\":"
+                                  "\"test\",\"rollout_percentage\":50}]}"
+                                : "");
+    }
+
+    sprintf(p, "]");
+
+    team = decide_t_team(flags, NULL, NULL);
+    n = decide_team_nflags(team);
+    out = calloc(n + 1, sizeof(decide_result_t));
+
+    srand(20261121);
+    bad = 0;
+
+    for (round = 0; round < 3000; round++) {
+        /* ids around DECIDE_HASH_BATCH_MAX with the prefixes' lengths */
+        len = (size_t) rand() % 70;
+
+        for (j = 0; j < (int) len; j++) {
+            id[j] = (char) ('a' + rand() % 26);
+        }
+
+        /* now and then two-byte characters: "é" pairs */
+        if (round % 5 == 0) {
+            for (j = 0; j + 1 < (int) len; j += 2) {
+                id[j] = (char) 0xc3;
+                id[j + 1] = (char) 0xa9;
+            }
+
+            len &= ~(size_t) 1;
+        }
+
+        id[len] = '\0';
+
+        props = json_object();
+
+        if (plans[rand() % 4]) {
+            json_object_set_new(props, "plan",
+                                json_string(plans[rand() % 3 + 1]));
+        }
+
+        if (emails[rand() % 3]) {
+            json_object_set_new(props, "email",
+                                json_string(emails[rand() % 2 + 1]));
+        }
+
+        if (versions[rand() % 4]) {
+            json_object_set_new(props, "app_version",
+                                json_string(versions[rand() % 3 + 1]));
+        }
+
+        hko = NULL;
+
+        if (round % 7 == 0) {
+            hko = json_pack("{s:s}", "bench-flag-3", "other-id");
+        }
+
+        memset(&req, 0, sizeof(req));
+        req.distinct_id = id;
+        req.anon_distinct_id = (round % 3 == 0) ? "anon-1" : NULL;
+        req.person_properties = props;
+        req.hash_key_overrides = hko;
+        req.runtime = DECIDE_RUNTIME_ANY;
+        req.person_loaded = (round & 1);
+        req.overrides_loaded = (round & 2) ? 1 : 0;
+        req.groups_loaded = 1;
+
+        (void) decide_eval_flags(team, &req, out);
+
+        j = decide_eval_prehash_diff(team, &req, out);
+
+        if (j >= 0 && bad++ < 5) {
+            diag("prehash: round %d, flag %d, id \"%s\"", round, j, id);
+        }
+
+        json_decref(props);
+        json_decref(hko);
+    }
+
+    is_int(bad, 0, "batched hashes and filters equal one by one "
+           "(3000 requests, 40 flags)");
+
+    free(out);
+    decide_team_free(team);
 }

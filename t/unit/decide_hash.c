@@ -74,20 +74,20 @@ main(void)
 
 
 /*
- * decide_hash_n_batch() (AVX-512VL and SHA-NI lanes where the CPU has
+ * decide_hash_n_batch() (AVX-512 and SHA-NI lanes where the CPU has
  * them) against decide_hash_n() one by one: random bytes of every length
  * around the one-block limit, batches of every size up to three groups
- * of eight, with and without a salt; the longer messages take the slow
- * path inside a batch.
+ * of sixteen, each message with or without a salt; the longer messages
+ * take the slow path inside a batch.
  */
 static void
 decide_t_batch(void)
 {
     int            round, bad;
     char           pool[4][80], id[80];
-    size_t         i, j, n, idlen, slen, len[24];
-    uint64_t       out[24], want;
-    const char    *prefix[24], *salt;
+    size_t         i, j, n, idlen, len[48], slen[48];
+    uint64_t       out[48], want;
+    const char    *prefix[48], *salt[48];
 
     srand(20261121);
     bad = 0;
@@ -95,10 +95,8 @@ decide_t_batch(void)
     diag("decide_hash_batch_fast: %d", decide_hash_batch_fast());
 
     for (round = 0; round < 20000; round++) {
-        n = 1 + (size_t) rand() % 24;
+        n = 1 + (size_t) rand() % 48;
         idlen = (size_t) rand() % 60;
-        salt = (round & 1) ? "variant" : "";
-        slen = strlen(salt);
 
         for (j = 0; j < idlen; j++) {
             id[j] = (char) (rand() & 0xff);
@@ -113,16 +111,19 @@ decide_t_batch(void)
         for (i = 0; i < n; i++) {
             prefix[i] = pool[rand() % 4] + rand() % 8;
             len[i] = (size_t) rand() % 60;
+            salt[i] = (rand() & 1) ? "variant" : "";
+            slen[i] = strlen(salt[i]);
         }
 
         decide_hash_n_batch(prefix, len, n, id, idlen, salt, slen, out);
 
         for (i = 0; i < n; i++) {
-            want = decide_hash_n(prefix[i], len[i], id, idlen, salt, slen);
+            want = decide_hash_n(prefix[i], len[i], id, idlen, salt[i],
+                                 slen[i]);
 
             if (out[i] != want && bad++ < 5) {
                 diag("round %d: message %zu of %zu, %zu+%zu+%zu bytes",
-                     round, i, n, len[i], idlen, slen);
+                     round, i, n, len[i], idlen, slen[i]);
             }
         }
     }
