@@ -38,7 +38,7 @@ Each case also prints the CPU of Kafka, Postgres and ClickHouse (their
 process trees) per event over the same interval: all share the cores.
 
 BENCH_BATCH overrides the workers' batch_size (the header line says
-500, the worker.conf.in default).
+it; 2000 is the worker.conf.in default).
 BENCH_COMPARE=<other ingest-worker binary>: A/B in one run for every
 case, BENCH_ROUNDS times (default 2) alternating this build (A) and the
 other (B); every (a) run gets a team of its own, so no run finds the
@@ -397,7 +397,8 @@ def main():
         admin = b.worker("admin")
         admin.migrate()
         _, token = admin.team_create("bench")
-        print(f"one ingest-worker process (batch_size 500, batch_wait_ms 50);"
+        print(f"one ingest-worker process (batch_size {BATCH or 2000},"
+              f" batch_wait_ms 50);"
               f" Kafka 3.9, Postgres, ClickHouse, Redis local; "
               f"{PARTITIONS} partitions per input topic")
         n_persons = min(PERSONS, N)
