@@ -196,11 +196,13 @@ class Bench:
             if THREADS:
                 for k, v in self.services.items():
                     print_threads(k, thr0[k], tree_threads(v.pid),
-                                  total - in0)
+                                  max(total - in0, 1))
             m = metrics(port)
-            m["cpu"] = [(b - a) / (total - in0) * 1e6
+            # a small untimed run may be read whole before the first
+            # metrics poll: per event of nothing is not asked for
+            m["cpu"] = [(b - a) / max(total - in0, 1) * 1e6
                         for a, b in zip(cpu0, cpu1)]
-            m["svc"] = {k: (svc1[k] - svc0[k]) / (total - in0) * 1e6
+            m["svc"] = {k: (svc1[k] - svc0[k]) / max(total - in0, 1) * 1e6
                         for k in svc0}
         finally:
             if perf:
