@@ -676,9 +676,12 @@ worker_kafka_new(const worker_config_t *cf, rd_kafka_type_t type,
 
     /*
      * outputs are acked while the next batches are processed
-     * (WORKER_PENDING of them).  A longer linger (kafka_producer_option
-     * linger.ms 20) halves the broker's CPU per personless event, but
-     * bench-worker's merges run 10-15% slower with it: 5 stays.
+     * (WORKER_PENDING of them).  linger.ms 20 instead of 5: fewer,
+     * larger produce requests roughly halve the broker's CPU per event
+     * (bench-worker A/B: (a) 1.7-2.0 us/event against 2.8-3.2, (d)
+     * 85-98 us/merge against ~190); the 10-15% slower merges once
+     * blamed on it were the bench's first-(d)-run effect, gone with its
+     * untimed merges: (d) 1299/1087 against 1137/1443 merges/s.
      * compression.codec lz4 stays too: a Kafka-only experiment with rows
      * of bench (a)'s size at 50k/s (warmed broker) cost the broker 1.8-2.3
      * us per row with lz4, 2.3-2.4 with zstd (and the producer 1 us more)
@@ -686,7 +689,7 @@ worker_kafka_new(const worker_config_t *cf, rd_kafka_type_t type,
      */
     static const char  *producer_opts[][2] = {
         { "acks", "all" },
-        { "linger.ms", "5" },
+        { "linger.ms", "20" },
         { "batch.num.messages", "10000" },
         { "enable.idempotence", "true" },
         { "compression.codec", "lz4" },
