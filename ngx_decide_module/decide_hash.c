@@ -286,26 +286,25 @@ decide_hash_avx512vl(void)
  * The words of the blocks are gathered across lanes and byte-swapped.
  */
 
-#define decide_hash_vrounds(from, to, fn, kk)                                 \
+#define decide_hash_lanes(W, from, to, fn, kk)                                \
     _Pragma("GCC unroll 20")                                                  \
     for (t = from; t < to; t++) {                                             \
         if (t >= 16) {                                                        \
-            w[t & 15] = _mm256_rol_epi32(_mm256_xor_si256(                    \
-                            _mm256_ternarylogic_epi32(w[(t - 3) & 15],        \
-                                                      w[(t - 8) & 15],        \
-                                                      w[(t - 14) & 15],       \
-                                                      0x96),                  \
+            w[t & 15] = W##_rol_epi32(W##_xor_epi32(                          \
+                            W##_ternarylogic_epi32(w[(t - 3) & 15],           \
+                                                   w[(t - 8) & 15],           \
+                                                   w[(t - 14) & 15],          \
+                                                   0x96),                     \
                             w[t & 15]), 1);                                   \
         }                                                                     \
-        x = _mm256_add_epi32(                                                 \
-                _mm256_add_epi32(_mm256_rol_epi32(a, 5),                      \
-                                 _mm256_ternarylogic_epi32(b, c, d, fn)),     \
-                _mm256_add_epi32(_mm256_add_epi32(e,                          \
-                                                  _mm256_set1_epi32(kk)),     \
-                                 w[t & 15]));                                 \
+        x = W##_add_epi32(                                                    \
+                W##_add_epi32(W##_rol_epi32(a, 5),                            \
+                              W##_ternarylogic_epi32(b, c, d, fn)),           \
+                W##_add_epi32(W##_add_epi32(e, W##_set1_epi32(kk)),           \
+                              w[t & 15]));                                    \
         e = d;                                                                \
         d = c;                                                                \
-        c = _mm256_rol_epi32(b, 30);                                          \
+        c = W##_rol_epi32(b, 30);                                             \
         b = a;                                                                \
         a = x;                                                                \
     }
@@ -338,10 +337,10 @@ decide_hash_avx512vl_x8(const unsigned char *blocks, uint64_t *out)
     e = _mm256_set1_epi32((int) 0xc3d2e1f0);
 
     /* Ch, parity, majority, parity as VPTERNLOGD truth tables */
-    decide_hash_vrounds(0, 20, 0xca, 0x5a827999);
-    decide_hash_vrounds(20, 40, 0x96, 0x6ed9eba1);
-    decide_hash_vrounds(40, 60, 0xe8, (int) 0x8f1bbcdc);
-    decide_hash_vrounds(60, 80, 0x96, (int) 0xca62c1d6);
+    decide_hash_lanes(_mm256, 0, 20, 0xca, 0x5a827999);
+    decide_hash_lanes(_mm256, 20, 40, 0x96, 0x6ed9eba1);
+    decide_hash_lanes(_mm256, 40, 60, 0xe8, (int) 0x8f1bbcdc);
+    decide_hash_lanes(_mm256, 60, 80, 0x96, (int) 0xca62c1d6);
 
     /* h0 and h1 are all the 60 bits need */
     _mm256_storeu_si256((__m256i *) ha,
@@ -414,31 +413,10 @@ decide_hash_block_avx512(unsigned char *block, const char *prefix,
 }
 
 
-/* decide_hash_avx512vl_x8() on 512-bit registers: sixteen lanes */
-
-#define decide_hash_zrounds(from, to, fn, kk)                                 \
-    _Pragma("GCC unroll 20")                                                  \
-    for (t = from; t < to; t++) {                                             \
-        if (t >= 16) {                                                        \
-            w[t & 15] = _mm512_rol_epi32(_mm512_xor_si512(                    \
-                            _mm512_ternarylogic_epi32(w[(t - 3) & 15],        \
-                                                      w[(t - 8) & 15],        \
-                                                      w[(t - 14) & 15],       \
-                                                      0x96),                  \
-                            w[t & 15]), 1);                                   \
-        }                                                                     \
-        x = _mm512_add_epi32(                                                 \
-                _mm512_add_epi32(_mm512_rol_epi32(a, 5),                      \
-                                 _mm512_ternarylogic_epi32(b, c, d, fn)),     \
-                _mm512_add_epi32(_mm512_add_epi32(e,                          \
-                                                  _mm512_set1_epi32(kk)),     \
-                                 w[t & 15]));                                 \
-        e = d;                                                                \
-        d = c;                                                                \
-        c = _mm512_rol_epi32(b, 30);                                          \
-        b = a;                                                                \
-        a = x;                                                                \
-    }
+/*
+ * decide_hash_avx512vl_x8() on 512-bit registers: sixteen lanes (the
+ * rounds are the same macro, on _mm512 intrinsics)
+ */
 
 
 __attribute__((target("avx2,avx512f,avx512bw")))
@@ -467,10 +445,10 @@ decide_hash_avx512_x16(const unsigned char *blocks, uint64_t *out)
     d = _mm512_set1_epi32(0x10325476);
     e = _mm512_set1_epi32((int) 0xc3d2e1f0);
 
-    decide_hash_zrounds(0, 20, 0xca, 0x5a827999);
-    decide_hash_zrounds(20, 40, 0x96, 0x6ed9eba1);
-    decide_hash_zrounds(40, 60, 0xe8, (int) 0x8f1bbcdc);
-    decide_hash_zrounds(60, 80, 0x96, (int) 0xca62c1d6);
+    decide_hash_lanes(_mm512, 0, 20, 0xca, 0x5a827999);
+    decide_hash_lanes(_mm512, 20, 40, 0x96, 0x6ed9eba1);
+    decide_hash_lanes(_mm512, 40, 60, 0xe8, (int) 0x8f1bbcdc);
+    decide_hash_lanes(_mm512, 60, 80, 0x96, (int) 0xca62c1d6);
 
     _mm512_storeu_si512(ha, _mm512_add_epi32(a,
                                       _mm512_set1_epi32(0x67452301)));
