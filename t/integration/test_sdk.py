@@ -8,16 +8,17 @@ import subprocess
 import uuid
 
 import pytest
+import requests
 
 from conftest import ST, wait_for
 
 SDK_DIR = os.path.join(ST.REPO, "t", "sdk")
 
 
-def ch_events(stack, prefix):
+def ch_events(stack, prefix, where="distinct_id LIKE '{}-%'"):
     out = stack.ch_nodes[0].query(
         "SELECT distinct_id, event, properties FROM events FINAL "
-        f"WHERE distinct_id LIKE '{prefix}-%' FORMAT JSONEachRow")
+        f"WHERE {where.format(prefix)} FORMAT JSONEachRow")
     return [json.loads(line) for line in out.splitlines() if line]
 
 
@@ -67,3 +68,121 @@ def test_posthog_node_sdk(stack, mode):
         assert row["event"] == "node sdk event"
         assert props["$lib"] == "posthog-node"
         assert props["nested"] == {"list": [1, "two", None]}
+
+
+# --- feature flags through the server SDKs (remote evaluation via /flags) -----
+
+SDK_FLAGS = [
+    {"key": "sdk-on", "filters": {
+        "groups": [{"properties": [], "rollout_percentage": 100}],
+        "payloads": {"true": "{\"tier\":\"gold\"}"}}},
+    {"key": "sdk-off", "filters": {
+        "groups": [{"properties": [], "rollout_percentage": 0}]}},
+    {"key": "sdk-mv", "filters": {
+        "groups": [{"properties": [], "rollout_percentage": 100}],
+        "multivariate": {"variants": [
+            {"key": "control", "rollout_percentage": 50},
+            {"key": "test", "rollout_percentage": 50}]},
+        "payloads": {"control": "\"plain\"", "test": "{\"t\":1}"}}},
+    {"key": "sdk-email", "filters": {"groups": [{
+        "properties": [{"key": "email", "operator": "icontains",
+                        "value": "@example.com", "type": "person"}],
+        "rollout_percentage": 100}]}},
+]
+SDK_FLAG_KEYS = [f["key"] for f in SDK_FLAGS]
+
+
+@pytest.fixture(scope="module")
+def sdk_flags(stack):
+    """A team with SDK_FLAGS, created through the admin CLI."""
+    import test_decide
+    tid, token = stack.worker.team_create("sdk flags")
+    test_decide.put_flags(stack, token, SDK_FLAGS)
+    test_decide.wait_flag(stack, token, "sdk-email")
+    return token
+
+
+def engine_answer(stack, token, distinct_id, person_properties):
+    """What edgehog's engine decides, asked over plain HTTP."""
+    r = requests.post(stack.nginx.url + "/flags?v=2", timeout=10, json={
+        "token": token, "distinct_id": distinct_id,
+        "person_properties": person_properties})
+    assert r.status_code == 200, r.text
+    out = {}
+    for key, f in r.json()["flags"].items():
+        payload = f["metadata"]["payload"]
+        out[key] = {"enabled": f["enabled"],
+                    "value": (f["variant"] or True) if f["enabled"] else False,
+                    "payload": json.loads(payload) if payload else None}
+    return out
+
+
+def check_sdk_answers(want, got_evaluate, got_all):
+    # absolute expectations first, so a wrong engine cannot pass by agreeing
+    # with itself
+    assert want["sdk-on"] == {"enabled": True, "value": True,
+                              "payload": {"tier": "gold"}}
+    assert want["sdk-off"]["value"] is False
+    assert want["sdk-mv"]["value"] in ("control", "test")
+    for key in SDK_FLAG_KEYS:
+        assert got_evaluate[key] == want[key], key
+        assert got_all[key] == want[key]["value"], key
+
+
+@pytest.mark.parametrize("email", ["a@example.com", None],
+                         ids=["matching", "no-email"])
+def test_posthog_python_sdk_flags(stack, sdk_flags, email):
+    import posthog
+    token = sdk_flags
+    did = f"pyflags-{uuid.uuid4().hex[:8]}"
+    props = {"email": email} if email else {}
+    errors = []
+    client = posthog.Posthog(token, host=stack.nginx.url, sync_mode=True,
+                             max_retries=0,
+                             on_error=lambda e, batch: errors.append(e))
+    flags = client.evaluate_flags(did, person_properties=props)
+    got = {k: {"enabled": flags.is_enabled(k),
+               "value": flags.get_flag(k),
+               "payload": flags.get_flag_payload(k)} for k in SDK_FLAG_KEYS}
+    got_all = client.get_all_flags(did, person_properties=props)
+    client.flush()
+    client.shutdown()
+    assert not errors
+
+    want = engine_answer(stack, token, did, props)
+    assert want["sdk-email"]["value"] is bool(email)
+    check_sdk_answers(want, got, got_all)
+
+    # the SDK reports each flag it was asked about as $feature_flag_called,
+    # and those events travel the capture path like any other
+    def called():
+        rows = ch_events(stack, did, "distinct_id = '{}' AND "
+                         "event = '$feature_flag_called'")
+        return len(rows) >= len(SDK_FLAG_KEYS) and rows
+    rows = wait_for(called, timeout=60, what="$feature_flag_called events")
+    seen = {}
+    for row in rows:
+        p = json.loads(row["properties"])
+        seen[p["$feature_flag"]] = p["$feature_flag_response"]
+    assert seen == {k: want[k]["value"] for k in SDK_FLAG_KEYS}
+
+
+@pytest.mark.parametrize("email", ["a@example.com", None],
+                         ids=["matching", "no-email"])
+def test_posthog_node_sdk_flags(stack, sdk_flags, email):
+    token = sdk_flags
+    did = f"nodeflags-{uuid.uuid4().hex[:8]}"
+    props = {"email": email} if email else {}
+    out = subprocess.run(["node", os.path.join(SDK_DIR, "node_flags.mjs"),
+                          stack.nginx.url, token, did, json.dumps(props),
+                          *SDK_FLAG_KEYS], cwd=SDK_DIR,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+
+    want = engine_answer(stack, token, did, props)
+    assert want["sdk-email"]["value"] is bool(email)
+    check_sdk_answers(want, got["evaluate"], got["all"])
+    for key in SDK_FLAG_KEYS:
+        assert got["legacy"][key] == {"value": want[key]["value"],
+                                      "payload": want[key]["payload"]}, key
