@@ -3,7 +3,8 @@
 #
 #  1. Debian packages (skipped, without `apt-get update`, when all are installed);
 #  2. Apache Kafka's broker jars from Maven Central into a cache directory
-#     (KRaft mode; Debian ships no Kafka), skipped when already complete.
+#     (KRaft mode; Debian ships no Kafka), skipped when already complete;
+#  3. the real PostHog SDKs the tests use as clients (PyPI, npm, Go proxy).
 #
 # Idempotent and fast on a provisioned machine. It never starts or enables a
 # service itself. NOTE: on a fresh machine without systemd, the postinst scripts
@@ -122,5 +123,24 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
 else
     say "installing the Node SDK (npm ci)"
     (cd "$sdk" && npm ci --no-audit --no-fund --loglevel=error)
+    printf '%s\n' "$want" > "$stamp"
+fi
+
+# posthog-go (Go module proxy), built into a small client binary; Debian's
+# golang-go (1.19) is enough for the pinned version
+if ! command -v go >/dev/null 2>&1; then
+    say "installing Debian's golang-go"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends golang-go
+fi
+
+gobin="$repo/build/sdk-go/posthog-go-client"
+stamp="$repo/build/sdk-go/.edgehog-sdk"
+want="$(cat "$sdk/go/go.mod" "$sdk/go/go.sum" "$sdk/go/main.go" | sha256sum | cut -d' ' -f1)"
+if [ -x "$gobin" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    say "Go SDK client present in $gobin"
+else
+    say "building the Go SDK client (Go module proxy)"
+    mkdir -p "$(dirname "$gobin")"
+    (cd "$sdk/go" && GOFLAGS=-mod=readonly go build -o "$gobin" .)
     printf '%s\n' "$want" > "$stamp"
 fi

@@ -1,6 +1,7 @@
 """Real PostHog SDKs (posthog-python from PyPI, posthog-node from npm,
-installed by make deps) as clients: their events travel nginx → Kafka →
-ingest-worker → ClickHouse unchanged."""
+posthog-go from the Go proxy, installed by make deps) as clients: their
+events travel nginx → Kafka → ingest-worker → ClickHouse unchanged, and
+their remote flag evaluation returns what the engine decides."""
 
 import json
 import os
@@ -13,6 +14,18 @@ import requests
 from conftest import ST, wait_for
 
 SDK_DIR = os.path.join(ST.REPO, "t", "sdk")
+GO_CLIENT = os.path.join(ST.REPO, "build", "sdk-go", "posthog-go-client")
+
+
+def run_client(argv):
+    """Runs an SDK client program; its last stdout line is returned."""
+    if not os.path.exists(argv[0]) and argv[0] != "node":
+        pytest.fail(f"{argv[0]} missing: run make deps")
+    out = subprocess.run(argv, cwd=SDK_DIR, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = out.stdout.strip().splitlines()
+    return lines[-1] if lines else ""
 
 
 def ch_events(stack, prefix, where="distinct_id LIKE '{}-%'"):
@@ -55,10 +68,8 @@ def test_posthog_node_sdk(stack, mode):
     if not os.path.isdir(os.path.join(SDK_DIR, "node_modules", "posthog-node")):
         pytest.fail("posthog-node missing: run make deps")
     prefix = f"node-{uuid.uuid4().hex[:8]}"
-    out = subprocess.run(["node", script, stack.nginx.url, stack.token,
-                          prefix, "7", mode], cwd=SDK_DIR,
-                         capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stdout + out.stderr
+    run_client(["node", script, stack.nginx.url, stack.token, prefix, "7",
+                mode])
 
     rows = wait_for(lambda: len(ch_events(stack, prefix)) == 7
                     and ch_events(stack, prefix), timeout=60,
@@ -67,6 +78,23 @@ def test_posthog_node_sdk(stack, mode):
         props = json.loads(row["properties"])
         assert row["event"] == "node sdk event"
         assert props["$lib"] == "posthog-node"
+        assert props["nested"] == {"list": [1, "two", None]}
+
+
+def test_posthog_go_sdk(stack):
+    prefix = f"go-{uuid.uuid4().hex[:8]}"
+    run_client([GO_CLIENT, "capture", stack.nginx.url, stack.token, prefix,
+                "25"])
+
+    rows = wait_for(lambda: len(ch_events(stack, prefix)) == 25
+                    and ch_events(stack, prefix), timeout=60,
+                    what="the SDK's events in ClickHouse")
+    assert sorted(json.loads(r["properties"])["i"] for r in rows) \
+        == list(range(25))
+    for row in rows:
+        props = json.loads(row["properties"])
+        assert row["event"] == "go sdk event"
+        assert props["$lib"] == "posthog-go"
         assert props["nested"] == {"list": [1, "two", None]}
 
 
@@ -129,6 +157,21 @@ def check_sdk_answers(want, got_evaluate, got_all):
         assert got_all[key] == want[key]["value"], key
 
 
+def check_flag_called_events(stack, did, want):
+    """The SDK reports each flag it was asked about as $feature_flag_called;
+    those events travel the capture path like any other."""
+    def called():
+        rows = ch_events(stack, did, "distinct_id = '{}' AND "
+                         "event = '$feature_flag_called'")
+        return len(rows) >= len(SDK_FLAG_KEYS) and rows
+    rows = wait_for(called, timeout=60, what="$feature_flag_called events")
+    seen = {}
+    for row in rows:
+        p = json.loads(row["properties"])
+        seen[p["$feature_flag"]] = p["$feature_flag_response"]
+    assert seen == {k: want[k]["value"] for k in SDK_FLAG_KEYS}
+
+
 @pytest.mark.parametrize("email", ["a@example.com", None],
                          ids=["matching", "no-email"])
 def test_posthog_python_sdk_flags(stack, sdk_flags, email):
@@ -153,18 +196,7 @@ def test_posthog_python_sdk_flags(stack, sdk_flags, email):
     assert want["sdk-email"]["value"] is bool(email)
     check_sdk_answers(want, got, got_all)
 
-    # the SDK reports each flag it was asked about as $feature_flag_called,
-    # and those events travel the capture path like any other
-    def called():
-        rows = ch_events(stack, did, "distinct_id = '{}' AND "
-                         "event = '$feature_flag_called'")
-        return len(rows) >= len(SDK_FLAG_KEYS) and rows
-    rows = wait_for(called, timeout=60, what="$feature_flag_called events")
-    seen = {}
-    for row in rows:
-        p = json.loads(row["properties"])
-        seen[p["$feature_flag"]] = p["$feature_flag_response"]
-    assert seen == {k: want[k]["value"] for k in SDK_FLAG_KEYS}
+    check_flag_called_events(stack, did, want)
 
 
 @pytest.mark.parametrize("email", ["a@example.com", None],
@@ -173,12 +205,10 @@ def test_posthog_node_sdk_flags(stack, sdk_flags, email):
     token = sdk_flags
     did = f"nodeflags-{uuid.uuid4().hex[:8]}"
     props = {"email": email} if email else {}
-    out = subprocess.run(["node", os.path.join(SDK_DIR, "node_flags.mjs"),
-                          stack.nginx.url, token, did, json.dumps(props),
-                          *SDK_FLAG_KEYS], cwd=SDK_DIR,
-                         capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stdout + out.stderr
-    got = json.loads(out.stdout.strip().splitlines()[-1])
+    got = json.loads(run_client(["node", os.path.join(SDK_DIR,
+                                                      "node_flags.mjs"),
+                                 stack.nginx.url, token, did,
+                                 json.dumps(props), *SDK_FLAG_KEYS]))
 
     want = engine_answer(stack, token, did, props)
     assert want["sdk-email"]["value"] is bool(email)
@@ -186,3 +216,25 @@ def test_posthog_node_sdk_flags(stack, sdk_flags, email):
     for key in SDK_FLAG_KEYS:
         assert got["legacy"][key] == {"value": want[key]["value"],
                                       "payload": want[key]["payload"]}, key
+
+
+@pytest.mark.parametrize("email", ["a@example.com", None],
+                         ids=["matching", "no-email"])
+def test_posthog_go_sdk_flags(stack, sdk_flags, email):
+    token = sdk_flags
+    did = f"goflags-{uuid.uuid4().hex[:8]}"
+    props = {"email": email} if email else {}
+    got = json.loads(run_client([GO_CLIENT, "flags", stack.nginx.url, token,
+                                 did, json.dumps(props), *SDK_FLAG_KEYS]))
+
+    want = engine_answer(stack, token, did, props)
+    assert want["sdk-email"]["value"] is bool(email)
+    evaluate = {}
+    for key, a in got["flags"].items():
+        # posthog-go hands payloads over as the raw JSON text
+        evaluate[key] = {"enabled": a["value"] is not False,
+                         "value": a["value"],
+                         "payload": a["payload"] and json.loads(a["payload"])}
+    check_sdk_answers(want, evaluate, got["all"])
+
+    check_flag_called_events(stack, did, want)
