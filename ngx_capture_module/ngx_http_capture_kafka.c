@@ -224,13 +224,15 @@ ngx_http_capture_kafka_conf(ngx_cycle_t *cycle,
      * linger.ms 10 made produce requests ten times fewer and larger than
      * 1 did: measured with bench-capture, the broker's CPU per message
      * fell from 6.8 to 2.1 us and ours from 15.0 to 13.6 us, for 10 ms
-     * more until a delivery ack.  linger.ms 20, capture-rs's default
-     * (spec/capture.md §8), against 10 in two runs of 4 and 6 rounds
-     * (session 7, builds alternating): Kafka's CPU per (d) batch 152 ->
-     * 118 and 117 -> 92 us, nginx's 389 -> 376 and 345 -> 328 us, per
-     * (b) request Kafka 6.0 -> 3.9 and 3.6 -> 3.0 us, nginx 25.4 ->
-     * 24.6 and 23.2 -> 21.6 us; (c) unchanged, no throughput lost, p50
-     * latencies equal or lower at these loads.  lz4 costs
+     * more until a delivery ack.  Session 7, kept out: linger.ms 20,
+     * capture-rs's default (spec/capture.md §8).  Against 10, builds
+     * alternating, (b) gained in 3 of 3 runs (nginx CPU per request
+     * 25.4 -> 24.6, 23.2 -> 21.6, 21.3 -> 19.6 us; Kafka 6.0 -> 3.9,
+     * 3.6 -> 3.0, 3.4 -> 2.9 us), but (d) did not: nginx CPU per batch
+     * 389 -> 376, 345 -> 328, 290 -> 322, 283 -> 301 us (the event loop
+     * thread 256 -> 250, 232 -> 220, 189 -> 215, 186 -> 201 us; perhaps
+     * as its delivery reports free memory held 10 ms longer, colder),
+     * and Kafka 152 -> 118, 117 -> 92, 90 -> 88, 96 -> 95 us.  lz4 costs
      * us little and saves the broker more: without it, its CPU per
      * 50-event batch rose from 88 to 342 us.  Measured against these
      * defaults in one run (session 4) and kept out: snappy (broker CPU
@@ -268,7 +270,7 @@ ngx_http_capture_kafka_conf(ngx_cycle_t *cycle,
         || ngx_http_capture_kafka_set(cycle->log, conf,
                                       "queue.buffering.max.kbytes", "131072")
            != NGX_OK
-        || ngx_http_capture_kafka_set(cycle->log, conf, "linger.ms", "20")
+        || ngx_http_capture_kafka_set(cycle->log, conf, "linger.ms", "10")
            != NGX_OK
         || ngx_http_capture_kafka_set(cycle->log, conf, "message.timeout.ms",
                                       "10000") != NGX_OK
