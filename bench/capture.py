@@ -234,12 +234,15 @@ def main():
                  f"{os.environ.get('BENCH_COMPARE_SERVER', '')}"
                  if COMPARE else ""))
         runs = {}
-        for _ in range(ROUNDS):
+        for rnd in range(ROUNDS):
             for key, title, path, script, per in cases:
                 if CASES and key not in CASES.split(","):
                     continue
                 conns = conns_of(key)
-                for label, nginx, worker in nginxes:
+                # the builds take turns going first: whichever went first
+                # in every round showed more page faults and CPU per request
+                for label, nginx, worker in \
+                        nginxes[::-1] if rnd % 2 else nginxes:
                     perf = (worker[0], os.path.join(
                         PERF, f"perf-{key}{label}.data")) \
                         if PERF and worker else None

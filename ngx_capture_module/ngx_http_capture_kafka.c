@@ -221,10 +221,18 @@ ngx_http_capture_kafka_conf(ngx_cycle_t *cycle,
     /*
      * defaults first, so capture_kafka_option overrides them; the 1 GiB
      * default queue is per worker, and PostHog keys need murmur2.
-     * linger.ms 10 (capture-rs: 20) makes produce requests ten times
-     * fewer and larger than 1 did: measured with bench-capture, the
-     * broker's CPU per message fell from 6.8 to 2.1 us and ours from
-     * 15.0 to 13.6 us, for 10 ms more until a delivery ack.  lz4 costs
+     * linger.ms 10 made produce requests ten times fewer and larger than
+     * 1 did: measured with bench-capture, the broker's CPU per message
+     * fell from 6.8 to 2.1 us and ours from 15.0 to 13.6 us, for 10 ms
+     * more until a delivery ack.  Session 7, kept out: linger.ms 20,
+     * capture-rs's default (spec/capture.md §8).  Against 10, builds
+     * alternating, (b) gained in 3 of 3 runs (nginx CPU per request
+     * 25.4 -> 24.6, 23.2 -> 21.6, 21.3 -> 19.6 us; Kafka 6.0 -> 3.9,
+     * 3.6 -> 3.0, 3.4 -> 2.9 us), but (d) did not: nginx CPU per batch
+     * 389 -> 376, 345 -> 328, 290 -> 322, 283 -> 301 us (the event loop
+     * thread 256 -> 250, 232 -> 220, 189 -> 215, 186 -> 201 us; perhaps
+     * as its delivery reports free memory held 10 ms longer, colder),
+     * and Kafka 152 -> 118, 117 -> 92, 90 -> 88, 96 -> 95 us.  lz4 costs
      * us little and saves the broker more: without it, its CPU per
      * 50-event batch rose from 88 to 342 us.  Measured against these
      * defaults in one run (session 4) and kept out: snappy (broker CPU
