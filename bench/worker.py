@@ -12,13 +12,12 @@ Numbers are printed, never asserted.
   (d) $identify merging two existing anonymous persons
 
 BENCH_EVENTS scales the message counts (default 200000 for (a)).
-For (d), 1000 untimed merges of pairs of their own go first, then
-before the timed cases (and after each (d) run's own untimed pairs in
-BENCH_COMPARE mode) Postgres gets `VACUUM ANALYZE`.  Without them the
-first timed (d) ran ~1.8x slower for any binary: it met
-edgehog_person_deletion empty and analyzed, so its prepared merge
-statement's generic plan seq-scanned the table as the run filled it
-(a running system's autoanalyze fixes such plans within a minute).
+Before the timed cases (and after each (d) run's own untimed pairs in
+BENCH_COMPARE mode) Postgres gets `VACUUM ANALYZE`, so the first timed
+(d) meets edgehog_person_deletion empty and analyzed, as a fresh
+install does: the worker plans its merge's statement on that table with
+the values each time (person.c), so (d) needs no untimed merges first
+(before, its generic plan seq-scanned the table as the run filled it).
 BENCH_CASES picks cases (default "abcd").  Untimed warm-ups go first:
 the persons of b-d, and for (a) BENCH_WARM personless events of a team
 of their own (default BENCH_EVENTS / 4; 0: none), so (a) meets a broker
@@ -76,7 +75,6 @@ THREADS = os.environ.get("BENCH_THREADS")
 WARM = int(os.environ.get("BENCH_WARM", str(N // 4)))
 PERSONS = int(os.environ.get("BENCH_PERSONS", "10000"))
 MERGES = int(os.environ.get("BENCH_MERGES", str(max(N // 20, 1000))))
-WARM_MERGES = 1000
 PARTITIONS = 4
 NOW = "2025-07-01T11:00:00.000Z"
 PROPS = {"$current_url": "https://example.com/some/page?q=" + "x" * 200,
@@ -413,19 +411,6 @@ def main():
         if set(CASES) & set("bcd"):
             rate, secs, total, m, _ = b.run("warmup", warm)
             print(f"(-) warm-up: create {total} persons  {rate:10.0f}"
-                  f" events/s  ({secs:.1f}s; {summary(m)})")
-        if "d" in CASES:
-            # merges of pairs of their own, untimed: a timed (d) must
-            # not be the first to meet edgehog_person_deletion empty
-            # (its plans then seq-scan the table as it grows)
-            rate, secs, total, m, _ = b.run("warmd", [
-                message(token, f"{side}-w{i}") for i in range(WARM_MERGES)
-                for side in ("anon", "ident")])
-            rate, secs, total, m, _ = b.run("warmd2", [
-                message(token, f"ident-w{i}", event="$identify",
-                        props={"$anon_distinct_id": f"anon-w{i}"})
-                for i in range(WARM_MERGES)])
-            print(f"(-) warm-up: {total} merges  {rate:10.0f}"
                   f" events/s  ({secs:.1f}s; {summary(m)})")
 
         cases = [

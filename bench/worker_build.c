@@ -5,7 +5,7 @@
 /*
  * Pure-C micro-benchmark of the worker's per-event transforms for
  * bench-worker's case (a): parse (fast path), prepare and the events
- * row of a personless $pageview, 500 messages parsed before their rows
+ * row of a personless $pageview, 2000 messages parsed before their rows
  * are built as the worker's batches do, without Kafka or Postgres.
  * Times are the thread's CPU time: on a shared machine wall time
  * mostly measures the neighbours.  The median of BENCH_ROUNDS is
@@ -23,7 +23,7 @@
 #include "ingest_props.h"
 
 
-#define BENCH_BATCH    500
+#define BENCH_BATCH    2000
 #define BENCH_ROUNDS   9
 
 #define BENCH_Q10      "xxxxxxxxxx"
