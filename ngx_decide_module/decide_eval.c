@@ -56,6 +56,13 @@ decide_eval_flags(const decide_team_t *team, const decide_request_t *req,
     ctx.pctx.regex = team->regex;
     ctx.distinct_id = NULL;
 
+    /* the shared filters' slots start unanswered */
+    ctx.memo = (team->nmemo && !req->no_prehash);
+
+    if (ctx.memo) {
+        memset(ctx.memo_done, 0, (team->nmemo + 63) / 64 * sizeof(uint64_t));
+    }
+
     /* the identifier most conditions hash, measured once */
     ctx.id = req->distinct_id ? req->distinct_id : "";
     ctx.id_len = decide_hash_truncate(ctx.id, strlen(ctx.id));

@@ -117,7 +117,10 @@ typedef struct {
     unsigned           groups_loaded:1;
     unsigned           overrides_loaded:1;
 
-    /* tests: every hash on demand, as on a CPU without SHA-NI */
+    /*
+     * tests: every hash on demand, as on a CPU without SHA-NI, and every
+     * filter matched on its own, none answered from the memo
+     */
     unsigned           no_prehash:1;
 } decide_request_t;
 
@@ -154,6 +157,8 @@ decide_team_t *decide_team_create(json_t *flags, json_t *group_type_mapping,
     json_t *cohorts, char *err, size_t errlen);
 void decide_team_free(decide_team_t *team);
 size_t decide_team_nflags(const decide_team_t *team);
+/* tests: filters the team answers once per evaluation, in memo slots */
+size_t decide_team_nshared(const decide_team_t *team);
 
 /* key (NULL: not a usable flag), id and version of flag i */
 const char *decide_team_flag_key(const decide_team_t *team, size_t i,

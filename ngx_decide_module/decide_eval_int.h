@@ -78,6 +78,9 @@
 
 #define DECIDE_ARENA_CHUNK      16384
 
+/* filters answered once per evaluation, see decide_team_filter_share() */
+#define DECIDE_MEMO_MAX         256
+
 
 /*
  * Everything below is built once per snapshot by decide_team_create()
@@ -109,6 +112,7 @@ typedef struct {
     int                    cohort_op;   /* DECIDE_COHORT_IN etc. */
     const json_t          *value;       /* flag filters */
     decide_prop_filter_t   pf;          /* person and group filters */
+    unsigned               memo;        /* 1 + its memo slot, 0: none */
     unsigned               distinct_id:1; /* person "distinct_id" */
 } decide_filter_t;
 
@@ -220,6 +224,12 @@ struct decide_team_s {
     size_t                 ncohorts;
     decide_regex_cache_t  *regex;
     decide_arena_t        *arena;
+    size_t                 nmemo;           /* memo slots handed out */
+    /* while compiling: filter text -> index in memo_first */
+    json_t                *memo_keys;
+    decide_filter_t      **memo_first;
+    size_t                 nmemo_first;
+    size_t                 memo_first_size;
 };
 
 
@@ -240,6 +250,10 @@ typedef struct {
     /* flag i's first condition's filters said yes (no) if bit i is set */
     uint64_t                c0_yes;
     uint64_t                c0_no;
+    /* shared filters' answers (decide_filter_t.memo), if memo is set */
+    unsigned                memo;
+    uint64_t                memo_done[DECIDE_MEMO_MAX / 64];
+    uint64_t                memo_yes[DECIDE_MEMO_MAX / 64];
 } decide_ctx_t;
 
 
@@ -250,6 +264,7 @@ int decide_team_filters_compile(decide_team_t *team, decide_filters_t *fs,
     const json_t *props, int agg);
 int decide_team_cohorts_compile(decide_team_t *team);
 int decide_team_cohort_ref(const decide_team_t *team, const json_t *id);
+void decide_team_share_done(decide_team_t *team);
 const json_t *decide_eval_person_prop(decide_ctx_t *ctx,
     const decide_prop_filter_t *pf, unsigned distinct_id);
 int decide_eval_filters(decide_ctx_t *ctx, const decide_filters_t *fs,

@@ -32,7 +32,13 @@
  * state in the 16 registers SHA-NI can use; four spilled and were
  * slower.  The lanes are latency-bound too: 16 lanes took 150 ns, 8
  * lanes 145 ns, two interleaved 16-lane chains (32) 277 ns, so 16 is
- * where more lanes stop being free (micro-benchmark, this Xeon).
+ * where more lanes stop being free (micro-benchmark, this Xeon).  In
+ * the nginx worker (session 7, clock_gettime around the batch, bench
+ * team: 27 hashes per /flags request) 16 lanes took 0.72-0.92 us, 8
+ * lanes 0.68-0.77 us (same within noise), SHA-NI pairs 1.70-1.76 us;
+ * leaving out decide_hash_block_avx512()'s masked salt load when the
+ * salt is empty (where perf put half the block's samples) changed
+ * nothing measurable either, so neither was kept.
  */
 #define DECIDE_HASH_LANES      16
 

@@ -153,6 +153,9 @@ decide_team_create(json_t *flags, json_t *group_type_mapping,
         }
     }
 
+    /* NULL (no memory) only means no filter is shared */
+    team->memo_keys = json_object();
+
     /* cohorts first: conditions refer to them by index */
     if (decide_team_cohorts_compile(team) != 0) {
         goto nomem;
@@ -163,6 +166,8 @@ decide_team_create(json_t *flags, json_t *group_type_mapping,
             goto nomem;
         }
     }
+
+    decide_team_share_done(team);
 
     return team;
 
@@ -663,6 +668,7 @@ decide_team_free(decide_team_t *team)
 
     free(team->flag);
     decide_regex_cache_free(team->regex);
+    decide_team_share_done(team);
 
     /* json_decref() accepts NULL */
     json_decref(team->flags);
@@ -679,6 +685,13 @@ size_t
 decide_team_nflags(const decide_team_t *team)
 {
     return team->nflags;
+}
+
+
+size_t
+decide_team_nshared(const decide_team_t *team)
+{
+    return team->nmemo;
 }
 
 

@@ -747,10 +747,10 @@ decide_t_payload(const decide_result_t *r)
 static void
 decide_t_prehash(void)
 {
-    int               i, j, bad, round;
+    int               i, j, k, bad, round;
     char              flags[32768], id[128], *p;
     size_t            n, len;
-    json_t           *props, *hko;
+    json_t           *props, *hko, *groups, *gprops;
     decide_team_t    *team;
     decide_result_t  *out;
     decide_request_t  req;
@@ -764,7 +764,21 @@ decide_t_prehash(void)
         "\"person\",\"operator\":\"semver_gte\",\"value\":\"1.2.0\"}]",
         "[{\"key\":\"plan\",\"type\":\"person\",\"operator\":\"is_not_set\"}]",
         "[{\"key\":\"bench-flag-1\",\"type\":\"flag\",\"operator\":"
-        "\"flag_evaluates_to\",\"value\":true}]"
+        "\"flag_evaluates_to\",\"value\":true}]",
+        /* shared filters must be the same filter: not the first's plan */
+        "[{\"key\":\"plan\",\"type\":\"person\",\"operator\":\"exact\","
+        "\"value\":[\"pro\"]},{\"operator\":\"icontains\",\"value\":"
+        "\"@example.com\",\"type\":\"person\",\"key\":\"email\"}]",
+        "[{\"key\":\"email\",\"type\":\"person\",\"operator\":\"regex\","
+        "\"value\":\"^a@\"},{\"key\":\"distinct_id\",\"type\":\"person\","
+        "\"operator\":\"icontains\",\"value\":\"a\"}]",
+        /* group filters whose group type is the flag's aggregation */
+        "[{\"key\":\"name\",\"operator\":\"exact\",\"value\":\"acme\"}]",
+        "[{\"key\":\"name\",\"type\":\"group\",\"operator\":\"exact\","
+        "\"value\":\"acme\"}]",
+        "[{\"key\":\"app_version\",\"type\":\"person\",\"operator\":"
+        "\"semver_gte\",\"value\":\"1.2.0\"},{\"key\":\"plan\",\"type\":"
+        "\"person\",\"operator\":\"is_not_set\"}]"
     };
 
     static const char  *plans[] = { NULL, "pro", "free", "enterprise" };
@@ -778,9 +792,9 @@ decide_t_prehash(void)
         p += sprintf(p, "%s{\"id\":%d,\"key\":\"bench-flag-%d\",\"active\":"
                      "true,\"ensure_experience_continuity\":%s,\"filters\":"
                      "{\"groups\":[{\"properties\":%s,\"rollout_percentage\":"
-                     "%d%s}%s]%s}}",
+                     "%d%s}%s]%s%s}}",
                      i ? "," : "", i + 1, i, i == 7 ? "true" : "false",
-                     filters[i % 5], (i * 37) % 101,
+                     filters[i % 10], (i * 37) % 101,
                      i % 9 == 0 ? ",\"variant\":\"test\"" : "",
                      i % 4 == 0 ? ",{\"properties\":[],"
                                   "\"rollout_percentage\":50}" : "",
@@ -788,13 +802,26 @@ decide_t_prehash(void)
                                   "{\"key\":\"control\","
                                   "\"rollout_percentage\":50},{\"key\":"
                                   "\"test\",\"rollout_percentage\":50}]}"
-                                : "");
+                                : "",
+                     /* the same filter text on both group types */
+                     i % 10 == 7 || i % 10 == 8
+                         ? (i / 10) % 2 ? ",\"aggregation_group_type_index\":1"
+                                        : ",\"aggregation_group_type_index\":0"
+                         : "");
     }
 
     sprintf(p, "]");
 
-    team = decide_t_team(flags, NULL, NULL);
+    team = decide_t_team(flags, "{\"0\":\"company\",\"1\":\"project\"}",
+                         NULL);
     n = decide_team_nflags(team);
+
+    /*
+     * plan exact [enterprise, pro], email icontains, app_version, plan
+     * is_not_set, plan exact [pro], email regex, distinct_id, and each
+     * group filter once per group type: the flag filter is not shared
+     */
+    is_int(decide_team_nshared(team), 11, "repeated filters share slots");
     out = calloc(n + 1, sizeof(decide_result_t));
 
     srand(20261121);
@@ -837,6 +864,28 @@ decide_t_prehash(void)
                                 json_string(versions[rand() % 3 + 1]));
         }
 
+        groups = json_object();
+        gprops = json_object();
+
+        k = rand() % 4;
+
+        if (k & 1) {
+            json_object_set_new(groups, "company", json_string("g1"));
+        }
+
+        if (k & 2) {
+            json_object_set_new(groups, "project", json_string("g2"));
+        }
+
+        if (rand() % 2) {
+            json_object_set_new(gprops, "company",
+                                json_pack("{s:s}", "name",
+                                          rand() % 2 ? "acme" : "other"));
+            json_object_set_new(gprops, "project",
+                                json_pack("{s:s}", "name",
+                                          rand() % 2 ? "acme" : "other"));
+        }
+
         hko = NULL;
 
         if (round % 7 == 0) {
@@ -848,10 +897,12 @@ decide_t_prehash(void)
         req.anon_distinct_id = (round % 3 == 0) ? "anon-1" : NULL;
         req.person_properties = props;
         req.hash_key_overrides = hko;
+        req.groups = groups;
+        req.group_properties = gprops;
         req.runtime = DECIDE_RUNTIME_ANY;
         req.person_loaded = (round & 1);
         req.overrides_loaded = (round & 2) ? 1 : 0;
-        req.groups_loaded = 1;
+        req.groups_loaded = (round & 4) ? 1 : 0;
 
         (void) decide_eval_flags(team, &req, out);
 
@@ -862,10 +913,12 @@ decide_t_prehash(void)
         }
 
         json_decref(props);
+        json_decref(groups);
+        json_decref(gprops);
         json_decref(hko);
     }
 
-    is_int(bad, 0, "batched hashes and filters equal one by one "
+    is_int(bad, 0, "batched hashes and shared filters equal one by one "
            "(3000 requests, 40 flags)");
 
     free(out);

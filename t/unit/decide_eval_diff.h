@@ -3,10 +3,12 @@
  */
 
 /*
- * The differential check of decide_eval_prehash(), shared by the eval
- * unit test and fuzz_decide_eval: evaluating with the hashes (and the
- * first conditions' person filters) batched up front must give every
- * result field the one-by-one path (req.no_prehash) gives.
+ * The differential check of decide_eval_prehash() and of the filters a
+ * team shares (decide_team_filter_share()), shared by the eval unit test
+ * and fuzz_decide_eval: evaluating with the hashes (and the first
+ * conditions' person filters) batched up front, and each repeated filter
+ * answered once, must give every result field the one-by-one path
+ * (req.no_prehash) gives.
  */
 
 #ifndef _DECIDE_EVAL_DIFF_H_INCLUDED_
