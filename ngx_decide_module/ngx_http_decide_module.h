@@ -207,6 +207,8 @@ void ngx_http_decide_team_unref(ngx_http_decide_team_t *t);
 /* ngx_http_decide_redis.c: blocking, pool threads only */
 redisContext *ngx_http_decide_redis_get(ngx_http_decide_main_conf_t *mcf);
 void ngx_http_decide_redis_drop(void);
+void ngx_http_decide_redis_set_error(const char *err);
+const char *ngx_http_decide_redis_error(void);
 
 /* ngx_http_decide_limits.c */
 char *ngx_http_decide_rate_limit(ngx_conf_t *cf, ngx_command_t *cmd,

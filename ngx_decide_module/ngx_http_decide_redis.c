@@ -19,6 +19,9 @@
 
 static __thread redisContext  *ngx_http_decide_redis_ctx;
 
+/* why the last Redis command of this thread failed, for the log */
+static __thread char           ngx_http_decide_redis_errstr[128];
+
 
 redisContext *
 ngx_http_decide_redis_get(ngx_http_decide_main_conf_t *mcf)
@@ -46,10 +49,13 @@ ngx_http_decide_redis_get(ngx_http_decide_main_conf_t *mcf)
     }
 
     if (c == NULL) {
+        ngx_http_decide_redis_set_error("out of memory");
         return NULL;
     }
 
     if (c->err || redisSetTimeout(c, tv) != REDIS_OK) {
+        ngx_http_decide_redis_set_error(c->err ? c->errstr
+                                               : "cannot set timeout");
         redisFree(c);
         return NULL;
     }
@@ -64,8 +70,27 @@ void
 ngx_http_decide_redis_drop(void)
 {
     if (ngx_http_decide_redis_ctx) {
+        ngx_http_decide_redis_set_error(ngx_http_decide_redis_ctx->err
+                                        ? ngx_http_decide_redis_ctx->errstr
+                                        : "unexpected reply");
+
         /* redisFree() closes the fd it owns */
         redisFree(ngx_http_decide_redis_ctx);
         ngx_http_decide_redis_ctx = NULL;
     }
+}
+
+
+void
+ngx_http_decide_redis_set_error(const char *err)
+{
+    ngx_cpystrn((u_char *) ngx_http_decide_redis_errstr, (u_char *) err,
+                sizeof(ngx_http_decide_redis_errstr));
+}
+
+
+const char *
+ngx_http_decide_redis_error(void)
+{
+    return ngx_http_decide_redis_errstr;
 }

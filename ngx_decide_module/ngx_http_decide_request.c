@@ -704,6 +704,10 @@ ngx_http_decide_redis_fetch(redisContext *c, const char *key, size_t len,
 
     } else if (reply->type == REDIS_REPLY_NIL) {
         rc = 0;
+
+    } else {
+        ngx_http_decide_redis_set_error(reply->type == REDIS_REPLY_ERROR
+                                        ? reply->str : "unexpected reply");
     }
 
     freeReplyObject(reply);
@@ -888,6 +892,10 @@ ngx_http_decide_lookup_thread(void *data, ngx_log_t *log)
 
     c = ngx_http_decide_redis_get(lk->mcf);
     if (c == NULL) {
+        /* the flags that need stored data fail; say why once per request */
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "decide: redis lookup for team %L failed: %s",
+                      (long long) lk->team_id, ngx_http_decide_redis_error());
         return;
     }
 
@@ -904,6 +912,12 @@ ngx_http_decide_lookup_thread(void *data, ngx_log_t *log)
     lk->person_rc = ngx_http_decide_redis_fetch(c, key, len, &lk->value,
                                                 &lk->len);
     free(key);
+
+    if (lk->person_rc < 0) {
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "decide: person lookup for team %L failed: %s",
+                      (long long) lk->team_id, ngx_http_decide_redis_error());
+    }
 
     if (lk->need & DECIDE_NEED_HASH_KEY) {
         pid_d = 0;

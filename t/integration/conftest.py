@@ -27,6 +27,12 @@ def _terminate(signo, frame):
 
 signal.signal(signal.SIGTERM, _terminate)
 
+# decide's 100 ms Redis deadline is a production latency budget; on a busy
+# 2-core CI box a GET can stall longer, and a person lookup that times out
+# correctly fails its flags -- which is not what the flag tests check (the
+# failure paths have their own tests, with Redis stopped or entries broken)
+ST.Nginx.redis_timeout = "2s"
+
 
 def wait_for(cond, timeout=60.0, what="condition", interval=0.2):
     """Polls cond() until it returns a truthy value; fails after timeout."""

@@ -6,6 +6,7 @@ import base64
 import gzip
 import json
 import os
+import re
 import resource
 import signal
 import tempfile
@@ -730,6 +731,11 @@ def test_snapshot_serves_while_redis_is_down(stack, person_team):
         assert doc["flags"]["everyone"]["enabled"] is True
         assert doc["flags"]["needs-plan"].get("failed") is True
         assert doc["errorsWhileComputingFlags"] is True
+        # and ops see why the flag failed
+        logged = re.compile(r"\[warn\].*decide: (redis|person) lookup "
+                            rf"for team {tid} failed: \S")
+        wait_for(lambda: logged.search(stack.nginx.log_text()),
+                 timeout=10, what="the failed lookup logged")
     finally:
         stack.redis.start()
     # the publisher repopulates the fresh Redis, nginx picks it up

@@ -109,6 +109,8 @@ class Nginx(S.Service):
 
     start_timeout = 30.0
     instances = []
+    # the test session lengthens decide's Redis deadline (conftest.py)
+    redis_timeout = None
 
     def __init__(self, dir, kafka="127.0.0.1:9092", redis="127.0.0.1:6379",
                  port=None, workers=1, extra="", conf=None, name="nginx",
@@ -141,11 +143,27 @@ class Nginx(S.Service):
                 text = text.replace(f"@{k.upper()}@", str(v))
             with open(self.conf_path, "w") as f:
                 f.write(text)
+        if self.redis_timeout:
+            self.set_redis_timeout()
         # appended, so the line numbers of nginx -t messages stay those of
         # the config text; a config with its own working_directory keeps it
         with open(self.conf_path, "r+") as f:
             if not re.search(r"^\s*working_directory\b", f.read(), re.M):
                 f.write(core_directives(self.workdir))
+
+    def set_redis_timeout(self):
+        """Adds decide_redis_timeout on the decide_redis_address line, so
+        the line numbers of nginx -t messages do not move; a config that
+        sets its own keeps it."""
+        with open(self.conf_path) as f:
+            text = f.read()
+        if "decide_redis_timeout" in text:
+            return
+        text = re.sub(r"^(\s*decide_redis_address\s[^;]*;)",
+                      rf"\1 decide_redis_timeout {self.redis_timeout};",
+                      text, count=1, flags=re.M)
+        with open(self.conf_path, "w") as f:
+            f.write(text)
 
     def cmd(self, *extra):
         return [NGINX_BIN, "-p", self.workdir + "/", "-c", self.conf_path,
