@@ -586,17 +586,8 @@ gs_redis_write(worker_groups_t *gs, int64_t team_id, int index,
     size_t       klen;
     redisReply  *reply;
 
-    if (gs->redis == NULL) {
-        if (time(NULL) < gs->redis_retry) {
-            return;
-        }
-
-        gs->redis = worker_redis_connect(gs->cf->redis_address, 1, "groups");
-
-        if (gs->redis == NULL) {
-            gs->redis_retry = time(NULL) + 5;
-            return;
-        }
+    if (gs->redis == NULL && time(NULL) < gs->redis_retry) {
+        return;
     }
 
     klen = eh_group_key(NULL, 0, team_id, index, key, strlen(key));
@@ -611,16 +602,11 @@ gs_redis_write(worker_groups_t *gs, int64_t team_id, int index,
 
     eh_group_key(rkey, klen + 1, team_id, index, key, strlen(key));
 
-    reply = redisCommand(gs->redis, "SET %b %s", rkey, klen, value);
+    reply = worker_redis_command(&gs->redis, &gs->redis_retry,
+                                 gs->cf->redis_address, 1, "groups",
+                                 "SET %b %s", rkey, klen, value);
 
-    if (reply == NULL) {
-        worker_log(WORKER_LOG_WARN, "groups: redis SET failed: %s",
-                   gs->redis->errstr);
-        redisFree(gs->redis);
-        gs->redis = NULL;
-        gs->redis_retry = time(NULL) + 5;
-
-    } else {
+    if (reply != NULL) {
         freeReplyObject(reply);
     }
 

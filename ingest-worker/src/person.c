@@ -1746,43 +1746,15 @@ ps_emit_distinct_id(worker_persons_t *ps, const char *uuid,
 static void
 ps_redis_write(worker_persons_t *ps, ps_person_t *p)
 {
-    int              i, port;
-    char             host[256], *colon, *value, key[1024], pid[24], team[24];
-    size_t           klen;
-    PGresult        *res;
-    redisReply      *reply;
-    const char      *params[2];
-    struct timeval   tv = { 1, 0 };
+    int           i;
+    char         *value, key[1024], pid[24], team[24];
+    size_t        klen;
+    PGresult     *res;
+    redisReply   *reply;
+    const char   *params[2];
 
-    if (ps->redis == NULL) {
-        if (time(NULL) < ps->redis_retry) {
-            return;
-        }
-
-        snprintf(host, sizeof(host), "%s", ps->cf->redis_address);
-        colon = strrchr(host, ':');
-        port = 6379;
-
-        if (colon) {
-            *colon = '\0';
-            port = atoi(colon + 1);
-        }
-
-        ps->redis = redisConnectWithTimeout(host, port, tv);
-
-        if (ps->redis == NULL || ps->redis->err) {
-            worker_log(WORKER_LOG_WARN, "persons: redis connect failed: %s",
-                       ps->redis ? ps->redis->errstr : "no memory");
-            if (ps->redis) {
-                redisFree(ps->redis);
-            }
-
-            ps->redis = NULL;
-            ps->redis_retry = time(NULL) + 5;
-            return;
-        }
-
-        redisSetTimeout(ps->redis, tv);
+    if (ps->redis == NULL && time(NULL) < ps->redis_retry) {
+        return;
     }
 
     snprintf(pid, sizeof(pid), "%lld", (long long) p->id);
@@ -1804,14 +1776,11 @@ ps_redis_write(worker_persons_t *ps, ps_person_t *p)
             continue;
         }
 
-        reply = redisCommand(ps->redis, "SET %b %s", key, klen, value);
+        reply = worker_redis_command(&ps->redis, &ps->redis_retry,
+                                     ps->cf->redis_address, 1, "persons",
+                                     "SET %b %s", key, klen, value);
 
         if (reply == NULL) {
-            worker_log(WORKER_LOG_WARN, "persons: redis SET failed: %s",
-                       ps->redis->errstr);
-            redisFree(ps->redis);
-            ps->redis = NULL;
-            ps->redis_retry = time(NULL) + 5;
             break;
         }
 

@@ -418,6 +418,13 @@ worker_pg_prepare(worker_pg_t *pg)
         return 0;
     }
 
+    /*
+     * what an earlier attempt prepared before one of its statements
+     * failed (a table that a concurrent migrate had not created yet)
+     * would make this attempt fail with "already exists" for ever
+     */
+    PQclear(PQexec(pg->conn, "DEALLOCATE ALL"));
+
     res = PQprepare(pg->conn, "team_by_token",
                     "SELECT id, anonymize_ips, "
                     "COALESCE(person_processing_opt_out, false) "

@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 
 typedef enum {
@@ -110,9 +111,15 @@ void worker_sync_stop(void);
 int worker_sync_once(const worker_config_t *cf);
 
 /* redis.c: NULL (logged) on failure */
+#define WORKER_REDIS_RETRY_S  5
+
 struct redisContext;
+struct redisReply;
 struct redisContext *worker_redis_connect(const char *addr, int timeout_s,
     const char *who);
+struct redisReply *worker_redis_command(struct redisContext **rc,
+    time_t *retry, const char *addr, int timeout_s, const char *who,
+    const char *fmt, ...);
 
 /* hko.c: a merged-away person's hash-key overrides move in Redis */
 #define WORKER_HKO_MOVED_PREFIX  "edgehog:hko:moved:"

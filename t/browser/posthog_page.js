@@ -15,11 +15,29 @@ const { chromium } = require(pwDir);
         args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
     });
     const out = { responses: [], errors: [], flag: null, requestFailed: [] };
+    // edgehog requests under way, and capture requests sent so far
+    let pending = 0, captures = 0;
+    const isCapture = (url) => /\/(e|i\/v0\/e|batch)\/?(\?|$)/.test(
+        new URL(url).pathname + '?');
     try {
         const page = await browser.newPage();
         page.on('pageerror', (e) => out.errors.push(String(e)));
+        page.on('request', (r) => {
+            if (r.url().startsWith(apiHost)) {
+                pending++;
+                if (isCapture(r.url())) {
+                    captures++;
+                }
+            }
+        });
+        page.on('requestfinished', (r) => {
+            if (r.url().startsWith(apiHost)) {
+                pending--;
+            }
+        });
         page.on('requestfailed', (r) => {
             if (r.url().startsWith(apiHost)) {
+                pending--;
                 out.requestFailed.push(r.url() + ' ' +
                                        (r.failure() || {}).errorText);
             }
@@ -41,16 +59,27 @@ const { chromium } = require(pwDir);
             });
         }, [token, apiHost, distinctId]);
         out.flag = await page.evaluate((flagKey) => new Promise((resolve) => {
-            const t = setTimeout(() => resolve('timeout'), 15000);
+            // generous: Chromium on a busy 2-core machine is slow
+            const t = setTimeout(() => resolve('timeout'), 60000);
             window.posthog.onFeatureFlags(() => {
                 clearTimeout(t);
                 resolve(window.posthog.getFeatureFlag(flagKey));
             });
         }), flagKey);
+        const before = captures;
         await page.evaluate(() => window.posthog.capture('browser test',
                                                           { via: 'edgehog' }));
-        // let the event request finish
-        await page.waitForTimeout(2000);
+        // until the event's request is sent and every edgehog request has
+        // its answer (capture answers once Kafka has the event)
+        const deadline = Date.now() + 60000;
+        while (captures === before || pending > 0) {
+            if (Date.now() > deadline) {
+                throw new Error(`capture request not done after 60 s ` +
+                                `(${captures - before} sent, ` +
+                                `${pending} pending)`);
+            }
+            await page.waitForTimeout(50);  // poll interval of this wait
+        }
     } catch (e) {
         out.errors.push('driver: ' + String(e));
     } finally {

@@ -97,7 +97,7 @@ class Capture:
             tp = TopicPartition(topic, 0, lo)
             self.consumer.assign([tp])
             got = []
-            deadline = time.monotonic() + 20
+            deadline = time.monotonic() + 60
             while len(got) < hi - lo and time.monotonic() < deadline:
                 m = self.consumer.poll(1.0)
                 if m is None or m.error():

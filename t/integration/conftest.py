@@ -33,6 +33,10 @@ signal.signal(signal.SIGTERM, _terminate)
 # failure paths have their own tests, with Redis stopped or entries broken)
 ST.Nginx.redis_timeout = "2s"
 
+# the commit time of a row (pg_xact_commit_timestamp) is where a
+# propagation measurement starts: test_cli_flag_change_visible_within_1s
+S.Postgres.settings = {"track_commit_timestamp": "on"}
+
 
 def wait_for(cond, timeout=60.0, what="condition", interval=0.2):
     """Polls cond() until it returns a truthy value; fails after timeout."""
@@ -53,10 +57,27 @@ def _crash_reports():
             if rep]
 
 
+def _decide_knows(st):
+    import requests
+    try:
+        return requests.post(st.nginx.url + "/flags?v=2", timeout=10, json={
+            "token": st.token, "distinct_id": "ready"}).status_code == 200
+    except requests.RequestException:
+        return False
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory):
     st = ST.Stack(str(tmp_path_factory.mktemp("stack")))
     st.start()
+    try:
+        # nginx answers as soon as it listens; decide serves the demo
+        # project once the worker published it and nginx loaded that
+        wait_for(lambda: _decide_knows(st), timeout=60,
+                 what="decide to serve the demo project")
+    except BaseException:
+        st.stop()
+        raise
     yield st
     st.stop()
     # a crash after the last test's check, or while stopping

@@ -125,22 +125,30 @@ def test_ac25d_broker_down_503_and_liveness(stack, tmp_path):
                             "capture_kafka_option message.timeout.ms 5000;\n"
                             "    capture_liveness_timeout 10;\n"
                             "    capture_kafka_brokers")
+        # how long nginx itself took: the client's clock would add its
+        # own scheduling on a busy machine to what is measured
+        conf = conf.replace("    access_log            @PREFIX@/access.log;",
+                            "    log_format  took  '$request_time $status';\n"
+                            "    access_log  @PREFIX@/took.log  took;")
         nginx = ST.Nginx(str(tmp_path / "n"), kafka=kafka.bootstrap,
                          conf=conf)
         nginx.start()
+        took = os.path.join(nginx.workdir, "took.log")
         url = nginx.url
         r = requests.post(url + "/i/v0/e/", json=ev(), timeout=30)
         assert r.status_code == 200, r.text
         wait_for(lambda: requests.get(url + "/_liveness").status_code == 200,
                  timeout=30, what="liveness 200")
         kafka.stop()
-        t0 = time.monotonic()
         r = requests.post(url + "/i/v0/e/", json=ev(), timeout=60)
-        took = time.monotonic() - t0
         assert r.status_code == 503, r.text
         assert r.json()["error"] == "transient error, please retry"
         assert r.headers["Retry-After"]
-        assert took < 5 + 3, took
+        # at message.timeout.ms, not at capture_ack_timeout (30 s)
+        refused = wait_for(lambda: [
+            float(l.split()[0]) for l in open(took).read().splitlines()
+            if l.endswith(" 503")], timeout=30, what="the 503 logged")
+        assert len(refused) == 1 and refused[0] < 5 + 3, refused
         wait_for(lambda: requests.get(url + "/_liveness").status_code == 500,
                  timeout=40, what="liveness 500")
         assert requests.get(url + "/_readiness").status_code == 200
@@ -189,7 +197,7 @@ def test_ac24a_quota_limits_from_redis(stack, tmp_path):
     try:
         rds.zadd(key, {TOKEN: int(time.time()) + 3600})
         # the next refresh (every 1s, off the request path) loads the set
-        wait_for(limited, timeout=15, what="the quota set to load")
+        wait_for(limited, timeout=30, what="the quota set to load")
         drops = over_quota_drops(c)
         r, msgs = c.send("POST", "/batch/", batch)
         assert r.status_code == 200 and r.json() == {"status": "Ok"}
@@ -204,7 +212,7 @@ def test_ac24a_quota_limits_from_redis(stack, tmp_path):
         assert over_quota_drops(c) - drops == 4
         # an expired score no longer limits
         rds.zadd(key, {TOKEN: int(time.time()) - 10})
-        wait_for(lambda: not limited(), timeout=15,
+        wait_for(lambda: not limited(), timeout=30,
                  what="the expired quota to lift")
         r, msgs = c.send("POST", "/batch/", batch)
         assert len(msgs) == 6
@@ -221,7 +229,7 @@ def test_ac24a_quota_limits_from_redis(stack, tmp_path):
         # the quota client is this nginx's only upstream connection
         wait_for(lambda: "recv() failed (111: Connection refused)"
                  in c.nginx.log_text(),
-                 timeout=15, what="a failed quota refresh")
+                 timeout=30, what="a failed quota refresh")
         r, msgs = c.send("POST", "/batch/", batch)
         assert r.status_code == 200 and len(msgs) == 6
         assert not c.bad_log_lines()
@@ -237,16 +245,24 @@ def test_ac25d_queue_full_is_immediate_503(tmp_path):
                         "capture_kafka_option queue.buffering.max.messages 1;"
                         "\n    capture_kafka_brokers")
     conf = conf.replace("capture  on;", "capture  on;\ncapture_ack enqueue;")
+    # how long nginx itself took: the client's clock would add its own
+    # scheduling on a busy machine to what is measured
+    conf = conf.replace("    access_log            @PREFIX@/access.log;",
+                        "    log_format  took  '$request_time $status';\n"
+                        "    access_log  @PREFIX@/took.log  took;")
     nginx = ST.Nginx(str(tmp_path), kafka=f"127.0.0.1:{S.free_port()}",
                      conf=conf)
     nginx.start()
+    took = os.path.join(nginx.workdir, "took.log")
     try:
         r = requests.post(nginx.url + "/i/v0/e/", json=ev(), timeout=10)
         assert r.status_code == 200, r.text
-        t0 = time.monotonic()
         r = requests.post(nginx.url + "/i/v0/e/", json=ev(), timeout=10)
         assert r.status_code == 503, r.text
-        assert time.monotonic() - t0 < 1
+        refused = wait_for(lambda: [
+            l.split()[0] for l in open(took).read().splitlines()
+            if l.endswith(" 503")], timeout=30, what="the 503 logged")
+        assert len(refused) == 1 and float(refused[0]) < 1, refused
         assert r.headers["Retry-After"]
         assert not nginx.bad_log_lines()
     finally:

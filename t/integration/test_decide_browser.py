@@ -75,7 +75,7 @@ def site(js_assets, tmp_path_factory):
     srv.shutdown()
 
 
-def _kafka_has(stack, needle, timeout=30.0):
+def _kafka_has(stack, needle, timeout=60.0):
     c = Consumer({"bootstrap.servers": stack.kafka.bootstrap,
                   "group.id": "browser-" + uuid.uuid4().hex,
                   "auto.offset.reset": "earliest"})
@@ -105,7 +105,7 @@ def test_posthog_js_in_chromium(stack, js_assets, site):
     out = subprocess.run(
         ["node", os.path.join(ST.REPO, "t", "browser", "posthog_page.js"),
          pw, site, api, token, "browser-flag", did],
-        capture_output=True, text=True, timeout=120)
+        capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     res = json.loads(out.stdout.strip().splitlines()[-1])
     assert not res["errors"], res

@@ -11,7 +11,8 @@ import time
 import uuid
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import (Consumer, KafkaException, Producer,
+                             TopicPartition)
 
 from conftest import S, ST, wait_for
 from ingest_helpers import Ingest, own_worker, person_uuid, props, tag
@@ -206,19 +207,40 @@ def test_broker_refusing_a_large_row_does_not_stall_the_worker(
 
 
 def consume_values(stack, topic, raw=False):
-    """every JSON value (raw: the bytes) of topic so far"""
+    """every JSON value (raw: the bytes) of one-partition topic so far:
+    read up to the high watermark of the call, not until the consumer
+    stays quiet for a while (a fresh consumer's first fetch can take
+    seconds on a busy machine, which read as an empty topic)"""
     c = Consumer({"bootstrap.servers": stack.kafka.bootstrap,
                   "group.id": "t-" + uuid.uuid4().hex,
-                  "auto.offset.reset": "earliest"})
+                  "enable.auto.commit": False})
     out = []
+    deadline = time.monotonic() + 60
     try:
-        c.assign([TopicPartition(topic, 0, 0)])
         while True:
-            msgs = c.consume(500, 2.0)
-            if not msgs:
-                return out
-            out += [m.value() if raw else json.loads(m.value())
-                    for m in msgs if not m.error()]
+            try:
+                high = c.get_watermark_offsets(TopicPartition(topic, 0),
+                                               timeout=10)[1]
+                break
+            except KafkaException:
+                # a topic created moments ago may not be in this client's
+                # metadata yet (every caller reads topics that exist)
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)  # poll interval of the wait above
+        c.assign([TopicPartition(topic, 0, 0)])
+        pos = 0
+        while pos < high:
+            assert time.monotonic() < deadline, \
+                f"{topic}: {pos} of {high} messages read in 60 s"
+            for m in c.consume(500, 1.0):
+                if m.error():
+                    continue
+                out.append(m.value() if raw else json.loads(m.value()))
+                pos = max(pos, m.offset() + 1)
+            # past control records too (the position is the next offset)
+            pos = max(pos, c.position([TopicPartition(topic, 0)])[0].offset)
+        return out
     finally:
         c.close()
 
@@ -263,6 +285,51 @@ def test_worker_started_before_postgres_waits_for_it(stack, tmp_path):
     finally:
         w.stop()
         starter.join(10)
+        pg.stop()
+
+
+def test_worker_whose_statements_failed_half_way_prepares_again(
+        stack, tmp_path):
+    """The worker prepares its statements when it first needs them; if
+    one of them fails (a table a concurrent `migrate` has not created
+    yet, as when the worker and the migration start together), the next
+    attempt must not fail for ever on those that did get prepared."""
+    t = tag()
+    name, topic_in = f"prep{t}", f"{t}_in"
+    stack.kafka.create_topics([topic_in] + [f"{name}_{x}"
+                                            for x in ST.OUTPUT_TOPICS],
+                              partitions=1)
+    pg = S.Postgres(str(tmp_path / "pg"), name="pg-prep")
+    w = own_worker(stack, tmp_path / "w", name, input_topic=topic_in,
+                   postgres_dsn=pg.dsn)
+    pg.start()
+    try:
+        w.run_cmd("migrate", "postgres")
+        _, token = w.team_create("prep " + t)
+        # posthog_team is there, the progress table not yet
+        pg.psql("ALTER TABLE edgehog_partition_progress RENAME TO "
+                "progress_later", dbname="edgehog")
+        w.start()
+        wait_for(lambda: "postgres prepare failed" in w.log_tail(200),
+                 timeout=60, what="a prepare failing")
+        pg.psql("ALTER TABLE progress_later RENAME TO "
+                "edgehog_partition_progress", dbname="edgehog")
+
+        e = str(uuid.uuid4())
+        data = {"event": "prep", "distinct_id": "d", "uuid": e,
+                "properties": {}}
+        p = Producer({"bootstrap.servers": stack.kafka.bootstrap})
+        p.produce(topic_in, key=f"{token}:d".encode(), value=json.dumps({
+            "uuid": e, "distinct_id": "d", "ip": "127.0.0.1",
+            "data": json.dumps(data), "token": token,
+            "now": "2024-01-01T10:00:00.000Z"}).encode())
+        p.flush(30)
+        wait_for(lambda: [v for v in consume_values(
+                     stack, f"{name}_clickhouse_events_json")
+                     if v["uuid"] == e], timeout=60,
+                 what="the event processed")
+    finally:
+        w.stop()
         pg.stop()
 
 

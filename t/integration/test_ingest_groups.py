@@ -53,7 +53,7 @@ def test_groupidentify_feeds_group_flags(ing, stack):
         return f
 
     # the flag is served, but nothing is known about the group yet
-    wait_for(lambda: flag("acme") is not None, timeout=10,
+    wait_for(lambda: flag("acme") is not None, timeout=30,
              what="flag big-company in /flags")
     assert flag("acme")["enabled"] is False
 
@@ -73,7 +73,7 @@ def test_groupidentify_feeds_group_flags(ing, stack):
 
     # decide: the group flag matches on properties only ingestion knows
     got = wait_for(lambda: (lambda f: f if f and f["enabled"] else None)(
-        flag("acme")), timeout=15, what="big-company enabled for acme")
+        flag("acme")), timeout=30, what="big-company enabled for acme")
     assert got["enabled"] is True
     assert flag("other")["enabled"] is False
 
@@ -100,7 +100,7 @@ def test_groupidentify_feeds_group_flags(ing, stack):
     assert ing.q("SELECT group_properties, version FROM posthog_group "
                  "WHERE team_id = %s AND group_key = 'acme'", tid) == [
         ({"size": 5, "name": "Acme"}, 2)]
-    wait_for(lambda: flag("acme")["enabled"] is False, timeout=15,
+    wait_for(lambda: flag("acme")["enabled"] is False, timeout=30,
              what="big-company disabled for acme")
 
     # the same $group_set again changes nothing: no version, no row

@@ -121,7 +121,7 @@ def test_pending_override_of_merged_person_follows(ing, stack, merged):
     rows = wait_for(lambda: ing.q(
         "SELECT person_id, hash_key FROM posthog_featureflaghashkeyoverride "
         "WHERE team_id = %s AND feature_flag_key = 'ec-3'", tid),
-        timeout=10, what="the late override in Postgres")
+        timeout=30, what="the late override in Postgres")
     assert rows == [(pu, "late-key")]
 
 
@@ -133,13 +133,15 @@ def test_flushall_refills_redis_from_postgres(ing, stack, merged):
         "$group_type": "company", "$group_key": "acme",
         "$group_set": {"size": 7}}, token=m["token"])
     gkey = f"edgehog:group:{tid}:0:acme"
-    wait_for(lambda: rc.get(gkey), timeout=10, what="group entry")
+    wait_for(lambda: rc.get(gkey), timeout=30, what="group entry")
     pkey = f"edgehog:person:{tid}:{m['anon']}"
     before_person = json.loads(rc.get(pkey))
     assert before_person["id"] == pu
 
-    rc.flushall()
-    assert rc.exists(gkey, pkey, f"edgehog:hko:{tid}:{pu}") == 0
+    # one MULTI: the sync thread may notice the wipe and refill at once
+    _, gone = (rc.pipeline(transaction=True).flushall()
+               .exists(gkey, pkey, f"edgehog:hko:{tid}:{pu}").execute())
+    assert gone == 0
 
     wait_for(lambda: rc.exists("edgehog:sync:marker"), timeout=30,
              what="the sync thread to refill Redis")
@@ -161,4 +163,41 @@ def test_flushall_refills_redis_from_postgres(ing, stack, merged):
     def on():
         r = flags_v2(stack, m["token"], {"distinct_id": m["anon"]})
         return r.ok and r.json()["flags"].get("ec-1", {}).get("enabled")
-    wait_for(on, timeout=15, what="ec-1 served again from refilled Redis")
+    wait_for(on, timeout=30, what="ec-1 served again from refilled Redis")
+
+
+def test_entries_written_after_a_redis_restart(ing, stack):
+    """Redis restarted (empty, no persistence) under a running worker: the
+    sync thread refills it, and the person and group entries of the next
+    events are written too, although the consumer's connections to Redis
+    died with the old server (the first command on such a connection
+    fails: it must be sent again on a new one, not dropped, since nothing
+    rewrites an entry until its person or group changes)."""
+    tid, token = stack.worker.team_create("redis restart " + tag())
+    t = tag()
+
+    def identify(d, key):
+        ing.send("$groupidentify", d, {
+            "$group_type": "company", "$group_key": key,
+            "$group_set": {"key": key}}, token=token)
+
+    # both connections of the consumer in use before the restart
+    identify(f"{t}-before", "before")
+    rc = redis_client(stack)
+    wait_for(lambda: rc.get(f"edgehog:person:{tid}:{t}-before")
+             and rc.get(f"edgehog:group:{tid}:0:before"), timeout=30,
+             what="the entries before the restart")
+
+    stack.redis.stop()
+    stack.redis.start()
+    rc = redis_client(stack)
+    wait_for(lambda: rc.exists("edgehog:sync:marker"), timeout=60,
+             what="the sync thread to refill Redis")
+
+    identify(f"{t}-after", "after")
+    wait_for(lambda: rc.get(f"edgehog:person:{tid}:{t}-after"), timeout=30,
+             what="the person entry written after the restart")
+    wait_for(lambda: rc.get(f"edgehog:group:{tid}:0:after"), timeout=30,
+             what="the group entry written after the restart")
+    assert json.loads(rc.get(f"edgehog:group:{tid}:0:after"))[
+        "properties"] == {"key": "after"}

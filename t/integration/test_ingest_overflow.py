@@ -76,10 +76,14 @@ def test_ac22_overflow_routing_and_overflow_consumer(stack, tmp_path):
         def metrics():
             with urllib.request.urlopen(
                     f"http://127.0.0.1:{metrics_port}/metrics",
-                    timeout=5) as r:
+                    timeout=30) as r:
                 return r.read().decode()
+        # published after each batch is committed, which is after its
+        # outputs arrived: wait for the batches of all 1505 events (the
+        # 1500 and the 5 may be read in two)
         text = wait_for(lambda: (lambda x: x if "overflow\"} 1500" in x
-                                 else None)(metrics()), timeout=30,
+                                 and 'ingested"} 5\n' in x else None)(
+                                     metrics()), timeout=60,
                         what="metrics")
         assert 'edgehog_ingest_events_total{outcome="ingested"} 5' in text
         assert "edgehog_ingest_persons_total{op=\"created\"} 1" in text

@@ -41,7 +41,7 @@ def test_posthog_python_sdk(stack, gzip):
     prefix = f"py-{uuid.uuid4().hex[:8]}"
     errors = []
     client = posthog.Posthog(stack.token, host=stack.nginx.url, gzip=gzip,
-                             sync_mode=True, max_retries=0,
+                             sync_mode=True, max_retries=0, timeout=30,
                              on_error=lambda e, batch: errors.append(e))
     for i in range(5):
         client.capture("python sdk event", distinct_id=f"{prefix}-{i}",
@@ -186,8 +186,11 @@ def test_posthog_python_sdk_flags(stack, sdk_flags, email):
     did = f"pyflags-{uuid.uuid4().hex[:8]}"
     props = {"email": email} if email else {}
     errors = []
+    # the default 3 s flags timeout is a production latency budget; a
+    # slow answer on a busy test machine would read as "no flags"
     client = posthog.Posthog(token, host=stack.nginx.url, sync_mode=True,
-                             max_retries=0,
+                             max_retries=0, timeout=30,
+                             feature_flags_request_timeout_seconds=30,
                              on_error=lambda e, batch: errors.append(e))
     flags = client.evaluate_flags(did, person_properties=props)
     got = {k: {"enabled": flags.is_enabled(k),

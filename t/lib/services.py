@@ -282,6 +282,10 @@ class Postgres(Service):
     (superuser `postgres`). Runs as the `postgres` system user (initdb and postgres
     refuse root), so the data directory is chowned to it."""
 
+    # extra "-c name=value" settings of every instance (the test session
+    # sets some, see t/integration/conftest.py)
+    settings = {}
+
     def __init__(self, dir, port=None, name="postgres", fsync=False,
                  dbname="edgehog", user="postgres"):
         super().__init__(dir, name)
@@ -331,7 +335,9 @@ class Postgres(Service):
                 "-c", f"fsync={'on' if self.fsync else 'off'}",
                 "-c", f"synchronous_commit={'on' if self.fsync else 'off'}",
                 "-c", f"full_page_writes={'on' if self.fsync else 'off'}",
-                "-c", "max_connections=200", "-c", "shared_buffers=64MB"]
+                "-c", "max_connections=200", "-c", "shared_buffers=64MB",
+                *(a for k, v in self.settings.items()
+                  for a in ("-c", f"{k}={v}"))]
 
     def ready(self):
         return subprocess.run(

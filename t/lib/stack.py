@@ -237,6 +237,7 @@ class Worker(S.Service):
                              prefix=topic_prefix)
         self.values = values
         self.topic_prefix = topic_prefix
+        self.log_mark = 0
         self.write_config()
 
     def write_config(self):
@@ -250,6 +251,12 @@ class Worker(S.Service):
 
     def prepare(self):
         self.write_config()
+        # the log is appended to: a restarted worker is ready once *it*
+        # logs "consuming", not because the previous run did
+        try:
+            self.log_mark = os.path.getsize(self.logfile)
+        except OSError:
+            self.log_mark = 0
 
     def run_cmd(self, *args, check=True):
         out = subprocess.run([WORKER_BIN, "-c", self.conf_path, *args],
@@ -274,7 +281,15 @@ class Worker(S.Service):
         return [WORKER_BIN, "-c", self.conf_path, "run"]
 
     def ready(self):
-        return "consuming" in self.log_tail(200)
+        return "consuming" in self.log_since(self.log_mark)
+
+    def log_since(self, offset):
+        try:
+            with open(self.logfile, "rb") as f:
+                f.seek(offset)
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
 
 
 class Stack:

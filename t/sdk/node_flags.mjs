@@ -11,6 +11,10 @@ const client = new PostHog(token, {
     flushAt: 1,
     flushInterval: 0,
     fetchRetryCount: 0,
+    // the default 3 s is a production latency budget; a slow answer on a
+    // busy test machine would read as "no flags", not what is compared
+    featureFlagsRequestTimeoutMs: 30000,
+    requestTimeout: 30000,
 });
 
 client.on('error', (err) => {

@@ -44,6 +44,10 @@ func main() {
 		Interval:  50 * time.Millisecond,
 		BatchSize: 10,
 		Callback:  fails,
+		// the default 3 s is a production latency budget; a slow answer
+		// on a busy test machine would read as "no flags", not what the
+		// tests compare
+		FeatureFlagRequestTimeout: 30 * time.Second,
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
