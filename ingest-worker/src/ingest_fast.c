@@ -376,6 +376,14 @@ fast_plain(const unsigned char *p, size_t n, int ascii)
 }
 
 
+/*
+ * Sixteen bytes are stored as they are scanned (SSE2), one pass instead
+ * of a scan and a memcpy() per run between escapes: properties text is
+ * JSON, with an escaped quote every few bytes.  A store only writes
+ * where the bytes it holds go unescaped, room every reserve counts
+ * (the bytes from a special one on are written again after it)
+ */
+
 void
 ingest_str_add_json(ingest_str_t *b, const char *s, size_t len)
 {
@@ -394,8 +402,44 @@ ingest_str_add_json(ingest_str_t *b, const char *s, size_t len)
 
     d = b->data + b->len;
     *d++ = '"';
+    i = 0;
 
-    for (i = 0; i < len; i++) {
+    for ( ;; ) {
+
+#if defined(__SSE2__) && defined(__GNUC__)
+        {
+            int      mask;
+            __m128i  w, quote, bslash, bias, limit;
+
+            /* fast_plain()'s test of "no care needed", not ascii */
+            quote = _mm_set1_epi8('"');
+            bslash = _mm_set1_epi8('\\');
+            bias = _mm_set1_epi8((char) 0x80);
+            limit = _mm_set1_epi8((char) 0xa0);
+
+            while (i + 16 <= len) {
+                w = _mm_loadu_si128((const __m128i *) (u + i));
+                _mm_storeu_si128((__m128i *) d, w);
+
+                mask = _mm_movemask_epi8(
+                           _mm_or_si128(
+                               _mm_or_si128(_mm_cmpeq_epi8(w, quote),
+                                            _mm_cmpeq_epi8(w, bslash)),
+                               _mm_cmplt_epi8(_mm_xor_si128(w, bias),
+                                              limit)));
+
+                if (mask) {
+                    i += __builtin_ctz(mask);
+                    d += __builtin_ctz(mask);
+                    goto escape;
+                }
+
+                i += 16;
+                d += 16;
+            }
+        }
+#endif
+
         start = i;
 
         /* jansson escapes '"', '\\' and controls only; UTF-8 passes raw */
@@ -408,9 +452,16 @@ ingest_str_add_json(ingest_str_t *b, const char *s, size_t len)
             break;
         }
 
+#if defined(__SSE2__) && defined(__GNUC__)
+    escape:
+#endif
+
         b->len = d - b->data;
 
-        if (ingest_str_reserve(b, len - i + 6) != 0) {
+        /* the escape, the rest as it is, the quote and the NUL */
+        if (b->len + (len - i) + 7 > b->size
+            && ingest_str_reserve(b, len - i + 6) != 0)
+        {
             return;
         }
 
@@ -432,6 +483,8 @@ ingest_str_add_json(ingest_str_t *b, const char *s, size_t len)
             *d++ = hex[u[i] >> 4];
             *d++ = hex[u[i] & 0xf];
         }
+
+        i++;
     }
 
     *d++ = '"';

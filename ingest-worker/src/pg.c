@@ -186,6 +186,14 @@ static const char  *worker_pg_schema[] = {
     "CREATE INDEX IF NOT EXISTS posthog_cohortpeople_cohort_person"
     "  ON posthog_cohortpeople (cohort_id, person_id)",
 
+    /*
+     * PostHog's foreign key indexes: a merge moves the rows of its
+     * source (person.c) and deleting the source checks that none is
+     * left; without them both scan the whole table for every merge
+     */
+    "CREATE INDEX IF NOT EXISTS posthog_cohortpeople_person_id"
+    "  ON posthog_cohortpeople (person_id)",
+
     "CREATE TABLE IF NOT EXISTS posthog_grouptypemapping ("
     "  id SERIAL PRIMARY KEY,"
     "  team_id INTEGER NOT NULL REFERENCES posthog_team(id),"
@@ -205,6 +213,9 @@ static const char  *worker_pg_schema[] = {
     "    DEFERRABLE INITIALLY DEFERRED,"
     "  team_id INTEGER NOT NULL,"
     "  UNIQUE (team_id, person_id, feature_flag_key))",
+
+    "CREATE INDEX IF NOT EXISTS posthog_featureflaghashkeyoverride_person_id"
+    "  ON posthog_featureflaghashkeyoverride (person_id)",
 
     /*
      * evaluation tags (spec/decide.md 1.4, 5.1): PostHog's tag table and
