@@ -28,17 +28,6 @@
 #define DECIDE_JSON_FAST_DEPTH  32
 
 
-typedef struct {
-    const unsigned char  *p;
-    const unsigned char  *end;
-} decide_json_fast_t;
-
-
-static json_t *decide_json_fast_value(decide_json_fast_t *s, int depth);
-static int decide_json_fast_string(decide_json_fast_t *s, const char **str,
-    size_t *len);
-
-
 json_t *
 decide_json_fast(const unsigned char *p, size_t len)
 {
@@ -79,16 +68,7 @@ decide_json_fast(const unsigned char *p, size_t len)
 }
 
 
-#define decide_json_fast_ws(s)                                                \
-    while ((s)->p < (s)->end                                                  \
-           && (*(s)->p == ' ' || *(s)->p == '\t' || *(s)->p == '\n'           \
-               || *(s)->p == '\r'))                                           \
-    {                                                                         \
-        (s)->p++;                                                             \
-    }
-
-
-static json_t *
+json_t *
 decide_json_fast_value(decide_json_fast_t *s, int depth)
 {
     int                    neg;
@@ -283,7 +263,7 @@ failed:
 
 
 /* printable ASCII without escapes; anything else is left to jansson */
-static int
+int
 decide_json_fast_string(decide_json_fast_t *s, const char **str,
     size_t *len)
 {

@@ -20,4 +20,31 @@
 json_t *decide_json_fast(const unsigned char *p, size_t len);
 
 
+/*
+ * The pieces, for a caller that walks the top-level object itself
+ * (decide_fields_fast() in decide_request.c): the same subset, so what
+ * the pieces accept is what decide_json_fast() accepts.
+ */
+typedef struct {
+    const unsigned char  *p;
+    const unsigned char  *end;
+} decide_json_fast_t;
+
+
+#define decide_json_fast_ws(s)                                                \
+    while ((s)->p < (s)->end                                                  \
+           && (*(s)->p == ' ' || *(s)->p == '\t' || *(s)->p == '\n'           \
+               || *(s)->p == '\r'))                                           \
+    {                                                                         \
+        (s)->p++;                                                             \
+    }
+
+/* a value at nesting depth (the top-level object is depth 0), or NULL */
+json_t *decide_json_fast_value(decide_json_fast_t *s, int depth);
+
+/* a string at s->p; *str points into the input, without quotes */
+int decide_json_fast_string(decide_json_fast_t *s, const char **str,
+    size_t *len);
+
+
 #endif /* _DECIDE_JSON_FAST_H_INCLUDED_ */

@@ -78,6 +78,16 @@ decide_decode_e decide_body_decode(const unsigned char *body, size_t len,
 /* fills f from a decoded body object; f points into body */
 void decide_fields_get(json_t *body, decide_fields_t *f);
 
+/*
+ * The same fields straight from the bytes of a JSON body in the common
+ * SDK shape (decide_json_fast.h's subset, an object at the top).  0: f
+ * is what decide_body_decode() and decide_fields_get() give, f points
+ * into *holder (a new reference that owns the values); -1: not handled
+ * here, the caller decodes the body as usual.
+ */
+int decide_fields_fast(const unsigned char *body, size_t len,
+    const decide_body_opts_t *opts, json_t **holder, decide_fields_t *f);
+
 /* spec 5.2 evaluation_runtime detection */
 decide_runtime_e decide_runtime_detect(const char *ua, size_t len,
     int browser_headers);

@@ -334,6 +334,13 @@ ngx_http_decide_process(ngx_http_request_t *r, ngx_http_decide_ctx_t *ctx)
     decide_json_arena_take(&ctx->arena);
     decide_json_arena_begin(&ctx->arena);
 
+    /* the common SDK body: its fields without its top-level object */
+    if (decide_fields_fast(body, len, &opts, &v, &ctx->fields) == 0) {
+        decide_json_arena_end();
+        ctx->body = v;
+        goto fields;
+    }
+
     drc = decide_body_decode(body, len, &opts, &v, err, sizeof(err));
 
     decide_json_arena_end();
@@ -361,6 +368,8 @@ ngx_http_decide_process(ngx_http_request_t *r, ngx_http_decide_ctx_t *ctx)
 
     ctx->body = v;
     decide_fields_get(v, &ctx->fields);
+
+fields:
 
     if (ctx->fields.token == NULL
         && (ngx_http_arg(r, (u_char *) "token", 5, &arg) == NGX_OK

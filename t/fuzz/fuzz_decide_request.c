@@ -11,7 +11,9 @@
  * one-pass decide_fields_get() must read what its per-name reference
  * (t/unit/decide_fields_diff.h) reads; and a body decoded in an arena
  * slot (decide_json_arena.c, small slots so that big bodies spill) must
- * give what it gives without one.
+ * give what it gives without one; and decide_fields_fast() must read
+ * the fields decide_body_decode() + decide_fields_get() read wherever it
+ * answers (t/unit/decide_fields_fast_diff.h).
  */
 
 
@@ -23,6 +25,7 @@
 #include "decide_json_fast.h"
 #include "decide_json_arena.h"
 #include "decide_fields_diff.h"
+#include "decide_fields_fast_diff.h"
 
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -34,6 +37,7 @@ static void fuzz_decide_arena(const uint8_t *data, size_t size,
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    int                 any;
     char                err[128];
     json_t             *v;
     decide_decode_e     rc;
@@ -57,6 +61,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     o.compression = (decide_compression_e) ((data[0] >> 2) & 3);
     o.content_encoding_gzip = (data[0] >> 4) & 1;
     o.max_decompressed = 1 << 20;
+
+    if (decide_fields_fast_diff(data + 1, size - 1, &o, &any) != 0) {
+        abort();
+    }
 
     rc = decide_body_decode(data + 1, size - 1, &o, &v, err, sizeof(err));
 

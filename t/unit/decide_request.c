@@ -11,6 +11,7 @@
 #include "decide_request.h"
 #include "decide_json_fast.h"
 #include "decide_fields_diff.h"
+#include "decide_fields_fast_diff.h"
 
 
 static json_t *decode(const char *ct, decide_compression_e comp, int ce,
@@ -19,6 +20,7 @@ static size_t gz(const char *s, unsigned char *out, size_t size);
 static void decide_t_json_fast(void);
 static void decide_t_json_fast_strings(void);
 static void decide_t_fields(void);
+static void decide_t_fields_fast(void);
 
 
 static const char  body[] = "{\"token\":\"phc_test\",\"distinct_id\":\"u1\","
@@ -293,6 +295,158 @@ decide_t_fields(void)
 }
 
 
+/*
+ * decide_fields_fast() against decide_body_decode() + decide_fields_get()
+ * on random body texts: every field name and near misses, duplicates,
+ * values inside and outside the fast subset, broken JSON, every kind of
+ * content type and compression.
+ */
+static void
+decide_t_fields_fast(void)
+{
+    int                  i, k, nkeys, bad, answered, any, declined;
+    char                 text[4096];
+    size_t               n, nv;
+    const char          *w[4], *key, *val;
+    unsigned             seed;
+    decide_fields_t      f;
+    json_t              *holder;
+    decide_body_opts_t   o;
+
+    static const char   *keys[] = {
+        "token", "$token", "api_key", "distinct_id", "$distinct_id",
+        "$anon_distinct_id", "anon_distinct_id", "$device_id", "device_id",
+        "person_properties", "$properties", "groups", "$groups",
+        "group_properties", "$group_properties", "flag_keys",
+        "flag_keys_to_evaluate", "evaluation_environments",
+        "evaluation_contexts", "evaluation_runtime", "disable_flags",
+        "geoip_disable",
+        /* near misses and keys the fast subset leaves to jansson */
+        "toke", "Token", "", "groups_", "tok\\u0065n", "unknown"
+    };
+
+    static const char   *values[] = {
+        "\"\"", "\"abc\"", "\"phc_x\"", "8675309", "-12", "0", "null",
+        "true", "false", "\"TRUE\"", "\"1\"", "\"client\"", "\"server\"",
+        "\"all\"", "{}", "[]", "{\"$anon_distinct_id\":\"a\"}",
+        "{\"$anon_distinct_id\":\"\"}", "[\"production\"]",
+        "{\"plan\":\"pro\", \"plan\":\"free\", \"n\":[1,{\"a\":null}]}",
+        "[1,2,{\"a\":[null]}]",
+        /* the long id is cut to 200 characters */
+        "\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"",
+        /* outside the subset (jansson decides) or not JSON at all */
+        "123.45", "1e5", "\"esc\\\"aped\"", "\"caf\xc3\xa9\"", "01", "tru",
+        "\"open", "{\"a\" 1}", "[1,]", "-", "99999999999999999999"
+    };
+
+    static const char   *types[] = {
+        NULL, "application/json", " text/plain; charset=utf-8",
+        "application/x-www-form-urlencoded", "image/png", "Application/JSON"
+    };
+
+    static const char   *ws[] = { "", " ", "\n\t", "\r\n  " };
+
+#define rnd()  ((seed = seed * 1103515245 + 12345) >> 8)
+
+    seed = 4242;
+    bad = 0;
+    answered = 0;
+    declined = 0;
+
+    for (i = 0; i < 30000; i++) {
+        n = 0;
+        n += snprintf(text + n, sizeof(text) - n, "%s{", ws[rnd() % 4]);
+        nkeys = rnd() % 8;
+
+        for (k = 0; k < nkeys; k++) {
+            w[0] = ws[rnd() % 4];
+            w[1] = ws[rnd() % 4];
+            w[2] = ws[rnd() % 4];
+            w[3] = ws[rnd() % 4];
+            key = keys[rnd() % (sizeof(keys) / sizeof(keys[0]))];
+            /* mostly values the fast path takes */
+            nv = (rnd() % 8) ? 22 : sizeof(values) / sizeof(values[0]);
+            val = values[rnd() % nv];
+
+            n += snprintf(text + n, sizeof(text) - n, "%s%s\"%s\"%s:%s%s%s",
+                          k ? "," : "", w[0], key, w[1], w[2], val, w[3]);
+        }
+
+        n += snprintf(text + n, sizeof(text) - n, "}%s", ws[rnd() % 4]);
+
+        switch (rnd() % 16) {
+        case 0:
+            text[n++] = 'x';            /* trailing garbage */
+            break;
+        case 1:
+            n--;                        /* cut short */
+            break;
+        case 2:
+            if (nkeys) {
+                text[n++] = ',';        /* a comma too many */
+            }
+            break;
+        default:
+            break;
+        }
+
+        memset(&o, 0, sizeof(o));
+        k = rnd() % 16;
+        o.content_type = types[k < 10 ? k % 3 : k % 6];
+        o.content_type_len = o.content_type ? strlen(o.content_type) : 0;
+        o.compression = (rnd() % 4) ? DECIDE_COMPRESSION_NONE
+                        : (decide_compression_e) (rnd() % 4);
+        o.content_encoding_gzip = (rnd() % 8) == 0;
+        o.max_decompressed = 4096;
+
+        if (decide_fields_fast_diff((unsigned char *) text, n, &o, &any)
+            != 0)
+        {
+            fprintf(stderr, "# body: %.*s\n", (int) n, text);
+            bad++;
+        }
+
+        answered += any;
+        declined += !any;
+    }
+
+#undef rnd
+
+    ok(bad == 0, "fields_fast equals decode + fields_get on 30000 bodies");
+    ok(answered > 5000 && declined > 5000,
+       "  and both answered and declined often (%d, %d)", answered,
+       declined);
+
+    memset(&o, 0, sizeof(o));
+    o.content_type = "application/json";
+    o.content_type_len = 16;
+
+    ok(decide_fields_fast((const unsigned char *) body, strlen(body), &o,
+                          &holder, &f) == 0
+       && strcmp(f.token, "phc_test") == 0
+       && strcmp(f.distinct_id, "u1") == 0
+       && strcmp(json_string_value(json_object_get(f.person_properties,
+                                                   "plan")), "free") == 0,
+       "fields_fast reads the SDK body");
+    json_decref(holder);
+
+    ok(decide_fields_fast((const unsigned char *)
+                          "{\"token\":\"a\",\"token\":\"b\"}", 25, &o,
+                          &holder, &f) == 0
+       && strcmp(f.token, "b") == 0,
+       "fields_fast: the last duplicate wins, as in a jansson object");
+    json_decref(holder);
+
+    o.compression = DECIDE_COMPRESSION_GZIP;
+    ok(decide_fields_fast((const unsigned char *) body, strlen(body), &o,
+                          &holder, &f) == -1 && holder == NULL,
+       "fields_fast leaves a gzip hint to the decoder");
+}
+
+
 int
 main(void)
 {
@@ -417,6 +571,7 @@ main(void)
 
     decide_t_json_fast();
     decide_t_fields();
+    decide_t_fields_fast();
 
     v = json_loads("{\"evaluation_contexts\":[\"web\"]}", 0, NULL);
     decide_fields_get(v, &f);
