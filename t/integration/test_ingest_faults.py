@@ -245,6 +245,22 @@ def consume_values(stack, topic, raw=False):
         c.close()
 
 
+def one_event_processed(stack, topic_in, name, token, event):
+    """Produces one event of `token` as capture would and waits until the
+    worker `name` has emitted its row."""
+    e = str(uuid.uuid4())
+    data = {"event": event, "distinct_id": "d", "uuid": e, "properties": {}}
+    p = Producer({"bootstrap.servers": stack.kafka.bootstrap})
+    p.produce(topic_in, key=f"{token}:d".encode(), value=json.dumps({
+        "uuid": e, "distinct_id": "d", "ip": "127.0.0.1",
+        "data": json.dumps(data), "token": token,
+        "now": "2024-01-01T10:00:00.000Z"}).encode())
+    p.flush(30)
+    wait_for(lambda: [v for v in consume_values(
+                 stack, f"{name}_clickhouse_events_json")
+                 if v["uuid"] == e], timeout=60, what="the event processed")
+
+
 def test_worker_started_before_postgres_waits_for_it(stack, tmp_path):
     """Scenario 15: Postgres down when the worker starts.  The worker
     waits for it instead of exiting, then consumes as usual."""
@@ -269,19 +285,7 @@ def test_worker_started_before_postgres_waits_for_it(stack, tmp_path):
         wait_for(lambda: "consuming" in w.log_tail(200), timeout=60,
                  what="the worker consuming")
 
-        e = str(uuid.uuid4())
-        data = {"event": "late", "distinct_id": "d", "uuid": e,
-                "properties": {}}
-        p = Producer({"bootstrap.servers": stack.kafka.bootstrap})
-        p.produce(topic_in, key=f"{token}:d".encode(), value=json.dumps({
-            "uuid": e, "distinct_id": "d", "ip": "127.0.0.1",
-            "data": json.dumps(data), "token": token,
-            "now": "2024-01-01T10:00:00.000Z"}).encode())
-        p.flush(30)
-        wait_for(lambda: [v for v in consume_values(
-                     stack, f"{name}_clickhouse_events_json")
-                     if v["uuid"] == e], timeout=60,
-                 what="the event processed")
+        one_event_processed(stack, topic_in, name, token, "late")
     finally:
         w.stop()
         starter.join(10)
@@ -315,19 +319,7 @@ def test_worker_whose_statements_failed_half_way_prepares_again(
         pg.psql("ALTER TABLE progress_later RENAME TO "
                 "edgehog_partition_progress", dbname="edgehog")
 
-        e = str(uuid.uuid4())
-        data = {"event": "prep", "distinct_id": "d", "uuid": e,
-                "properties": {}}
-        p = Producer({"bootstrap.servers": stack.kafka.bootstrap})
-        p.produce(topic_in, key=f"{token}:d".encode(), value=json.dumps({
-            "uuid": e, "distinct_id": "d", "ip": "127.0.0.1",
-            "data": json.dumps(data), "token": token,
-            "now": "2024-01-01T10:00:00.000Z"}).encode())
-        p.flush(30)
-        wait_for(lambda: [v for v in consume_values(
-                     stack, f"{name}_clickhouse_events_json")
-                     if v["uuid"] == e], timeout=60,
-                 what="the event processed")
+        one_event_processed(stack, topic_in, name, token, "prep")
     finally:
         w.stop()
         pg.stop()
