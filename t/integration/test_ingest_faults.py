@@ -261,17 +261,25 @@ def one_event_processed(stack, topic_in, name, token, event):
                  if v["uuid"] == e], timeout=60, what="the event processed")
 
 
-def test_worker_started_before_postgres_waits_for_it(stack, tmp_path):
-    """Scenario 15: Postgres down when the worker starts.  The worker
-    waits for it instead of exiting, then consumes as usual."""
+def worker_with_own_postgres(stack, tmp_path, prefix):
+    """A tag, a worker name, its input topic (every topic created), a
+    Postgres of its own (not started) and the worker (not started)."""
     t = tag()
-    name, topic_in = f"late{t}", f"{t}_in"
+    name, topic_in = f"{prefix}{t}", f"{t}_in"
     stack.kafka.create_topics([topic_in] + [f"{name}_{x}"
                                             for x in ST.OUTPUT_TOPICS],
                               partitions=1)
-    pg = S.Postgres(str(tmp_path / "pg"), name="pg-late")
+    pg = S.Postgres(str(tmp_path / "pg"), name=f"pg-{prefix}")
     w = own_worker(stack, tmp_path / "w", name, input_topic=topic_in,
                    postgres_dsn=pg.dsn)
+    return t, name, topic_in, pg, w
+
+
+def test_worker_started_before_postgres_waits_for_it(stack, tmp_path):
+    """Scenario 15: Postgres down when the worker starts.  The worker
+    waits for it instead of exiting, then consumes as usual."""
+    t, name, topic_in, pg, w = worker_with_own_postgres(
+        stack, tmp_path, "late")
     w.start_timeout = 180.0
     starter = threading.Thread(target=w.start, daemon=True)
     starter.start()
@@ -298,14 +306,8 @@ def test_worker_whose_statements_failed_half_way_prepares_again(
     one of them fails (a table a concurrent `migrate` has not created
     yet, as when the worker and the migration start together), the next
     attempt must not fail for ever on those that did get prepared."""
-    t = tag()
-    name, topic_in = f"prep{t}", f"{t}_in"
-    stack.kafka.create_topics([topic_in] + [f"{name}_{x}"
-                                            for x in ST.OUTPUT_TOPICS],
-                              partitions=1)
-    pg = S.Postgres(str(tmp_path / "pg"), name="pg-prep")
-    w = own_worker(stack, tmp_path / "w", name, input_topic=topic_in,
-                   postgres_dsn=pg.dsn)
+    t, name, topic_in, pg, w = worker_with_own_postgres(
+        stack, tmp_path, "prep")
     pg.start()
     try:
         w.run_cmd("migrate", "postgres")
