@@ -214,8 +214,10 @@ main(int argc, char **argv)
             hdrs = rd_kafka_headers_new(msgs[k].nheaders);
 
             for (h = 0; h < msgs[k].nheaders; h++) {
-                rd_kafka_header_add(hdrs, msgs[k].headers[h].name, -1,
-                                    msgs[k].headers[h].value, -1);
+                rd_kafka_header_add(hdrs, msgs[k].headers[h].name,
+                                    msgs[k].headers[h].name_len,
+                                    msgs[k].headers[h].value,
+                                    msgs[k].headers[h].value_len);
             }
 
             if (rd_kafka_producev(rk, RD_KAFKA_V_RKT(rkt),

@@ -35,9 +35,12 @@ typedef enum {
 #define CAPTURE_MAX_MESSAGE_SIZE  1000000
 
 
+/* NUL-terminated, and the lengths given: librdkafka need not strlen() */
 typedef struct {
     const char                 *name;
     const char                 *value;
+    uint32_t                    name_len;
+    uint32_t                    value_len;
 } capture_header_t;
 
 

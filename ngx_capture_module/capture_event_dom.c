@@ -235,7 +235,7 @@ capture_event_dom(const capture_request_t *req, const char *payload,
         goto failed;
     }
 
-    out = calloc(kept, sizeof(capture_msg_t));
+    out = capture_msgs_alloc(kept);
     if (out == NULL) {
         goto nomem;
     }

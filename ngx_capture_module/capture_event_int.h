@@ -91,6 +91,9 @@ int capture_event_fast(const capture_request_t *req, const char *text,
 int capture_event_dom(const capture_request_t *req, const char *payload,
     size_t len, capture_msg_t **msgs, size_t *n, capture_error_t *err);
 
+/* a zeroed array of n messages, for capture_msgs_free() */
+capture_msg_t *capture_msgs_alloc(size_t n);
+
 /* lays out one message; data() writes the escaped text of "data" */
 int capture_event_emit(capture_ctx_t *ctx, capture_fields_t *f,
     capture_data_pt data, void *arg, capture_msg_t *msg,

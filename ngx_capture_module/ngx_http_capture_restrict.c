@@ -366,6 +366,8 @@ ngx_http_capture_restrict_header(ngx_http_request_t *r, capture_msg_t *msg,
 
     msg->headers[msg->nheaders].name = name;
     msg->headers[msg->nheaders].value = value;
+    msg->headers[msg->nheaders].name_len = ngx_strlen(name);
+    msg->headers[msg->nheaders].value_len = ngx_strlen(value);
     msg->nheaders++;
 
     return NGX_OK;

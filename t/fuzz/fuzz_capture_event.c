@@ -30,6 +30,7 @@ static void fuzz_same(const capture_request_t *req, const char *text,
     size_t len);
 static int fuzz_same_msg(capture_msg_t *a, capture_msg_t *b);
 static int fuzz_same_str(const char *a, const char *b);
+static void fuzz_lengths(const capture_msg_t *msgs, size_t n);
 
 
 static void *
@@ -121,6 +122,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (capture_event_build(&req, (const char *) text, len, &msgs, &n, &err)
         == 0)
     {
+        fuzz_lengths(msgs, n);
+
         for (i = 0; i < n; i++) {
             v = json_loadb(msgs[i].value, msgs[i].value_len, JSON_ALLOW_NUL,
                            NULL);
@@ -171,6 +174,9 @@ fuzz_same(const capture_request_t *req, const char *text, size_t len)
     {
         abort();
     }
+
+    fuzz_lengths(msgs, n);
+    fuzz_lengths(dmsgs, dn);
 
     for (i = 0; i < n; i++) {
         if (!fuzz_same_msg(&msgs[i], &dmsgs[i])) {
@@ -250,4 +256,27 @@ fuzz_same_str(const char *a, const char *b)
     }
 
     return strcmp(a, b) == 0;
+}
+
+
+/*
+ * librdkafka is given the header lengths: they must be what strlen(),
+ * which it ran before, finds (no NUL inside a value)
+ */
+
+static void
+fuzz_lengths(const capture_msg_t *msgs, size_t n)
+{
+    size_t  i, h;
+
+    for (i = 0; i < n; i++) {
+        for (h = 0; h < msgs[i].nheaders; h++) {
+            if (msgs[i].headers[h].name_len != strlen(msgs[i].headers[h].name)
+                || msgs[i].headers[h].value_len
+                   != strlen(msgs[i].headers[h].value))
+            {
+                abort();
+            }
+        }
+    }
 }

@@ -22,6 +22,7 @@ static int build(const char *json, int engage, capture_msg_t **m,
 static const char *field(capture_msg_t *m, const char *name);
 static json_t *data_of(capture_msg_t *m);
 static int esc_as_bytewise(void);
+static int lengths_as_strlen(capture_msg_t *m, size_t n);
 
 
 static char        t_buf[4096];
@@ -166,9 +167,9 @@ esc_as_bytewise(void)
 int
 main(void)
 {
-    size_t            n;
+    size_t            n, n2;
     json_t           *d;
-    capture_msg_t    *m;
+    capture_msg_t    *m, *m2;
     capture_error_t   err;
     static char       big[1100000];
 
@@ -343,7 +344,79 @@ main(void)
                == 0, "query token validated");
     t_query_token = NULL;
 
+    /*
+     * librdkafka is given the header lengths, where it ran strlen():
+     * through the fast path, through the DOM path (a number distinct_id,
+     * an escaped event name holding a NUL), historical, batch
+     */
+    ok(build("{\"api_key\":\"phc_test\",\"event\":\"$pageview\","
+             "\"distinct_id\":\"user-1\",\"properties\":{\"$session_id\":"
+             "\"s1\"}}", 0, &m, &n, &err) == 0
+       && lengths_as_strlen(m, n), "header lengths, fast path");
+    capture_msgs_free(m, n);
+    ok(build("{\"api_key\":\"phc_test\",\"event\":\"a\\u0000b\","
+             "\"distinct_id\":42}", 0, &m, &n, &err) == 0
+       && lengths_as_strlen(m, n), "header lengths, DOM path");
+    is_str(m[0].headers[3].value, "a", "event header cut at the NUL");
+    capture_msgs_free(m, n);
+    ok(build("{\"api_key\":\"phc_test\",\"historical_migration\":true,"
+             "\"batch\":[{\"event\":\"e\",\"distinct_id\":\"d\\u00e9\"},"
+             "{\"event\":\"$exception\",\"distinct_id\":[1]}]}",
+             0, &m, &n, &err) == 0 && n == 2
+       && lengths_as_strlen(m, n), "header lengths, historical batch");
+    capture_msgs_free(m, n);
+
+    /*
+     * the process's spare message array: one result held while another
+     * is built gets an array of its own, and both are freed alike
+     */
+    m2 = NULL;
+    n2 = 0;
+    ok(build("{\"api_key\":\"t\",\"event\":\"x\",\"distinct_id\":\"u\"}",
+             0, &m, &n, &err) == 0
+       && build("{\"api_key\":\"t\",\"event\":\"y\",\"distinct_id\":\"v\"}",
+                0, &m2, &n2, &err) == 0
+       && m != m2 && n == 1 && n2 == 1, "two results held at once");
+    is_str(m[0].event, "x", "first result intact");
+    is_str(m2[0].event, "y", "second result");
+    capture_msgs_free(m, n);
+    capture_msgs_free(m2, n2);
+    ok(build("{\"api_key\":\"t\",\"event\":\"z\",\"distinct_id\":\"u\"}",
+             0, &m, &n, &err) == 0 && m[0].topic_name == NULL
+       && !m[0].dropped && !m[0].person_skip, "spare array zeroed");
+    m[0].dropped = 1;
+    m[0].topic_name = "x";
+    capture_msgs_free(m, n);
+    ok(build("{\"api_key\":\"t\",\"event\":\"z\",\"distinct_id\":\"u\"}",
+             0, &m, &n, &err) == 0 && !m[0].dropped
+       && m[0].topic_name == NULL, "spare array zeroed again");
+    capture_msgs_free(m, n);
+
     ok(esc_as_bytewise(), "escaping eight bytes at a time as byte by byte");
 
     return done_testing();
+}
+
+
+static int
+lengths_as_strlen(capture_msg_t *m, size_t n)
+{
+    size_t  i, h;
+
+    for (i = 0; i < n; i++) {
+        if (m[i].nheaders != 7) {
+            return 0;
+        }
+
+        for (h = 0; h < m[i].nheaders; h++) {
+            if (m[i].headers[h].name_len != strlen(m[i].headers[h].name)
+                || m[i].headers[h].value_len
+                   != strlen(m[i].headers[h].value))
+            {
+                return 0;
+            }
+        }
+    }
+
+    return 1;
 }
