@@ -300,7 +300,13 @@ ngx_http_capture_send_error(ngx_http_request_t *r, ngx_uint_t status,
  * copy is cheap next to the rest: with the whole 48 KB /batch/ body in
  * one buffer (client_header_buffer_size 64k, no copy) bench-capture's
  * (d) took 155 against 160 us of event loop CPU per batch, within the
- * rounds' noise (session 4)
+ * rounds' noise (session 4).  Session 9, kept out: one flattening
+ * buffer per process instead of 48 KB from the pool per /batch/; the
+ * pool's free of it runs malloc_consolidate() on the fastbins that the
+ * delivery reports' header frees fill, but without it nginx's free of
+ * the body buffer does the same work: callgrind of bench-capture-alloc
+ * batch (modelled so) 2188 -> 2191 M instructions, consolidation 50.6 ->
+ * 52.3 M (the work is per fastbin chunk, not per trigger)
  */
 
 static ngx_int_t
