@@ -88,6 +88,22 @@ typedef struct {
 } capture_msg_t;
 
 
+/* appends a header; the caller checks that there is room for it */
+static inline void
+capture_msg_header_add(capture_msg_t *msg, const char *name, size_t name_len,
+    const char *value, size_t value_len)
+{
+    capture_header_t  *h;
+
+    h = &msg->headers[msg->nheaders++];
+
+    h->name = name;
+    h->value = value;
+    h->name_len = name_len;
+    h->value_len = value_len;
+}
+
+
 typedef struct {
     int                         status;      /* HTTP status */
     const char                 *code;        /* machine-readable tag */

@@ -196,35 +196,23 @@ capture_event_emit(capture_ctx_t *ctx, capture_fields_t *f,
     msg->alloc = b.alloc;
     msg->key = b.data + key;
 
-    msg->headers[0].name = "token";
-    msg->headers[0].value = b.data + hv[0];
-    msg->headers[0].name_len = sizeof("token") - 1;
-    msg->headers[0].value_len = hl[0] - 1;
-    msg->headers[1].name = "distinct_id";
-    msg->headers[1].value = b.data + hv[1];
-    msg->headers[1].name_len = sizeof("distinct_id") - 1;
-    msg->headers[1].value_len = hl[1] - 1;
-    msg->headers[2].name = "timestamp";
-    msg->headers[2].value = b.data + hv[2];
-    msg->headers[2].name_len = sizeof("timestamp") - 1;
-    msg->headers[2].value_len = hl[2] - 1;
-    msg->headers[3].name = "event";
-    msg->headers[3].value = b.data + hv[3];
-    msg->headers[3].name_len = sizeof("event") - 1;
-    msg->headers[3].value_len = hl[3] - 1;
-    msg->headers[4].name = "uuid";
-    msg->headers[4].value = b.data + hv[4];
-    msg->headers[4].name_len = sizeof("uuid") - 1;
-    msg->headers[4].value_len = hl[4] - 1;
-    msg->headers[5].name = "now";
-    msg->headers[5].value = b.data + hv[5];
-    msg->headers[5].name_len = sizeof("now") - 1;
-    msg->headers[5].value_len = hl[5] - 1;
-    msg->headers[6].name = "historical_migration";
-    msg->headers[6].value = ctx->historical ? "true" : "false";
-    msg->headers[6].name_len = sizeof("historical_migration") - 1;
-    msg->headers[6].value_len = ctx->historical ? 4 : 5;
-    msg->nheaders = 7;
+    msg->nheaders = 0;
+    capture_msg_header_add(msg, "token", sizeof("token") - 1,
+                           b.data + hv[0], hl[0] - 1);
+    capture_msg_header_add(msg, "distinct_id", sizeof("distinct_id") - 1,
+                           b.data + hv[1], hl[1] - 1);
+    capture_msg_header_add(msg, "timestamp", sizeof("timestamp") - 1,
+                           b.data + hv[2], hl[2] - 1);
+    capture_msg_header_add(msg, "event", sizeof("event") - 1,
+                           b.data + hv[3], hl[3] - 1);
+    capture_msg_header_add(msg, "uuid", sizeof("uuid") - 1,
+                           b.data + hv[4], hl[4] - 1);
+    capture_msg_header_add(msg, "now", sizeof("now") - 1,
+                           b.data + hv[5], hl[5] - 1);
+    capture_msg_header_add(msg, "historical_migration",
+                           sizeof("historical_migration") - 1,
+                           ctx->historical ? "true" : "false",
+                           ctx->historical ? 4 : 5);
 
     if (f->session_id) {
         msg->session_id = b.data + hv[6];

@@ -118,13 +118,9 @@ ngx_http_capture_limits_apply(ngx_http_request_t *r, capture_msg_t *msgs,
         if (forced && !msgs[i].person_skip
             && msgs[i].nheaders < CAPTURE_MAX_HEADERS)
         {
-            msgs[i].headers[msgs[i].nheaders].name =
-                                            "force_disable_person_processing";
-            msgs[i].headers[msgs[i].nheaders].value = "true";
-            msgs[i].headers[msgs[i].nheaders].name_len =
-                            sizeof("force_disable_person_processing") - 1;
-            msgs[i].headers[msgs[i].nheaders].value_len = 4;
-            msgs[i].nheaders++;
+            capture_msg_header_add(&msgs[i], "force_disable_person_processing",
+                            sizeof("force_disable_person_processing") - 1,
+                            "true", 4);
             msgs[i].person_skip = 1;
         }
 

@@ -364,11 +364,8 @@ ngx_http_capture_restrict_header(ngx_http_request_t *r, capture_msg_t *msg,
         return NGX_ERROR;
     }
 
-    msg->headers[msg->nheaders].name = name;
-    msg->headers[msg->nheaders].value = value;
-    msg->headers[msg->nheaders].name_len = ngx_strlen(name);
-    msg->headers[msg->nheaders].value_len = ngx_strlen(value);
-    msg->nheaders++;
+    capture_msg_header_add(msg, name, ngx_strlen(name), value,
+                           ngx_strlen(value));
 
     return NGX_OK;
 }
