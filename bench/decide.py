@@ -49,6 +49,7 @@ from capture import lua, wrk, CONNS, DURATION  # noqa: E402
 ROOT = os.path.join(HERE, "..")
 OPENLOOP = os.path.join(ROOT, "build", "bench", "openloop")
 OPENLOOP_CONNS = os.environ.get("BENCH_OPENLOOP_CONNECTIONS", "64")
+OPENLOOP_ROUNDS = int(os.environ.get("BENCH_OPENLOOP_ROUNDS", "3"))
 COMPARE = os.environ.get("BENCH_COMPARE", "")
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "1"))
 CASES = os.environ.get("BENCH_CASES", "")
@@ -124,20 +125,41 @@ def build_openloop():
                     OPENLOOP, os.path.join(HERE, "openloop.c")], check=True)
 
 
-def openloop(port, rate, path, body, headers, req_file):
+def schedstat(pid):
+    """ns on CPU, ns waiting runnable on a run queue (all threads)"""
+    on = wait = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                words = f.read().split()
+        except OSError:
+            continue
+        on += int(words[0])
+        wait += int(words[1])
+    return on, wait
+
+
+def openloop(port, rate, path, body, headers, req_file, wpid):
     head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n" + "".join(
         f"{k}: {v}\r\n" for k, v in headers.items()) + \
         f"Content-Length: {len(body)}\r\n\r\n"
     with open(req_file, "wb") as f:
         f.write(head.encode() + body)
     secs = DURATION.rstrip("s")
+    on, wait = schedstat(wpid)
     out = subprocess.run([OPENLOOP, "127.0.0.1", str(port), str(rate), secs,
                           OPENLOOP_CONNS, req_file], capture_output=True,
                          text=True)
+    on2, wait2 = schedstat(wpid)
     if out.returncode != 0:
         return None, out.stderr.strip()
     words = out.stdout.split()
-    return dict(zip(words[0::2], words[1::2])), None
+    res = dict(zip(words[0::2], words[1::2]))
+    # the nginx worker's own share: CPU per request, and how long it sat
+    # runnable while something else held the CPU (per second of the run)
+    res["worker_us_req"] = (on2 - on) / 1e3 / max(int(res["done"]), 1)
+    res["runq_ms_s"] = (wait2 - wait) / 1e6 / float(secs)
+    return res, None
 
 
 def main():
@@ -265,26 +287,49 @@ def main():
                           f"CPU ratio {a[1] / b[1]:.2f}"
                           + ("  (target >= 0.6)" if x == "b" else "")
                           + tag)
-        for label, nginx, _ in nginxes:
+        for label, nginx, wpid in nginxes:
             if "b" + label not in res:
                 continue
-            # the same rate for the module and for `return 204`
+            # the same rate for the module and for `return 204`,
+            # interleaved round by round so both see the same load
             rate = int(res["b" + label][0] / 2)
-            for key, path, b, hs in (("b", "/flags?v=2", body, js),
-                                     ("a", "/noop", b"", {})):
-                out, err = openloop(nginx.port, rate, path, b, hs,
-                                    f"{tmp}/{key}{label}.http")
-                name = f"{key}{'/' + label if label else ''}"
-                if out is None:
-                    print(f"({name}) open loop at {rate} req/s failed: {err}")
+            ol = {}
+            for _ in range(OPENLOOP_ROUNDS):
+                for key, path, b, hs in (("b", "/flags?v=2", body, js),
+                                         ("a", "/noop", b"", {})):
+                    out, err = openloop(nginx.port, rate, path, b, hs,
+                                        f"{tmp}/{key}{label}.http", wpid)
+                    if out is None:
+                        print(f"({key}{label}) open loop at {rate} req/s "
+                              f"failed: {err}")
+                        continue
+                    ol.setdefault(key, []).append(out)
+            for key in ("b", "a"):
+                if key not in ol:
                     continue
+                outs = ol[key]
+
+                def med(k):
+                    v = sorted(float(o[k]) for o in outs)
+                    return v[len(v) // 2]
+
+                name = f"{key}{'/' + label if label else ''}"
+                every = " ".join(o["p99_us"] for o in outs)
                 print(f"({name:5s}) open loop at {rate} req/s (half of "
-                      f"(b)'s), {OPENLOOP_CONNS} connections: p50 "
-                      f"{out['p50_us']}us  p99 {out['p99_us']}us  p99.9 "
-                      f"{out['p999_us']}us  max {out['max_us']}us  done "
-                      f"{out['done']}/{out['sent']}  non-2xx "
-                      f"{out['non2xx']}  errors {out['errors']}"
-                      + ("  (target p99 < 1000us)" if key == "b" else ""))
+                      f"(b)'s), {OPENLOOP_CONNS} connections, median of "
+                      f"{len(outs)}: p50 {med('p50_us'):.0f}us  p99 "
+                      f"{med('p99_us'):.0f}us  p99.9 {med('p999_us'):.0f}us"
+                      f"  max {med('max_us'):.0f}us"
+                      + ("  (target p99 < 1000us)" if key == "b" else "")
+                      + f"\n        p99 of each round: {every}us;  done "
+                      f"{sum(int(o['done']) for o in outs)}/"
+                      f"{sum(int(o['sent']) for o in outs)}  non-2xx "
+                      f"{sum(int(o['non2xx']) for o in outs)}  errors "
+                      f"{sum(int(o['errors']) for o in outs)}"
+                      f"\n        worker {med('worker_us_req'):.1f} us "
+                      f"CPU/req, waited runnable {med('runq_ms_s'):.0f} "
+                      f"ms/s;  generator late p99 {med('late_p99_us'):.0f}"
+                      f"us, CPU {med('cpu_pct'):.0f}%")
         for label, nginx, _ in nginxes:
             bad = nginx.bad_log_lines()
             if bad:
