@@ -653,8 +653,10 @@ ngx_http_decide_lookup_start(ngx_http_request_t *r,
 
     /*
      * The person entry alone (the usual case) is one GET on the event
-     * loop's own Redis connection (ngx_http_decide_async.c); the pool
-     * task cost (c) of make bench-decide ... us of worker CPU per request.
+     * loop's own Redis connection (ngx_http_decide_async.c).  Measured
+     * against the pool task, same run (make bench-decide, BENCH_COMPARE):
+     * (c) 55.0 -> 22.9 us of nginx CPU per request, 14.9k -> 24.2k req/s;
+     * open loop at 8k req/s p50 1011 -> 228 us.
      */
     if (need == DECIDE_NEED_PERSON) {
         len = eh_person_key(NULL, 0, lk->team_id, lk->distinct_id,
