@@ -8,10 +8,29 @@ Each wrk line also shows the nginx worker's CPU time per request (user +
 system from /proc), which other load on the machine disturbs much less
 than req/s.  Then /flags?v=2 runs open-loop at half the rate wrk reached
 (bench/openloop.c, see there for why not wrk) and prints its latency,
-next to `return 204` open-loop at the same rate: on this 2-core machine
-the tail of both comes from the scheduler (the worker waits, runnable,
-while other processes hold both cores), so only the gap between the two
-lines is the module's.  (s) serves the bytes of a (b) response as a
+next to `return 204` open-loop at the same rate, both interleaved over
+BENCH_OPENLOOP_ROUNDS rounds (median printed, each round's p99 shown).
+
+Why (b)'s open-loop p99 was 4x the 204's (session 9, measured): (1) the
+generator itself: openloop ran at ~98% of a core (perf sched: 3.9 s of
+CPU in 4 s), 40% of it re-arming a timerfd every loop (each hrtimer
+reprogramming is a VM exit here) and, for (b) only, 17% in strcasestr()
+over the 4.8 KB body looking for "Connection: close"; a saturated
+generator sends late and reads late, more so with (b)'s bigger
+responses.  Fixed in openloop.c, which now prints its own lateness and
+CPU.  (2) Interference: the worker waited runnable 200-1100 ms per
+second of a run while other jobs' compilers and JVMs held the 2 cores
+(printed as "waited runnable", from /proc/<pid>/task/*/schedstat), and
+epoll iterations of 1-3 ms with 1-4 events (vCPU taken away) showed at
+random times, not at the 250 ms snapshot refresh.  (3) Utilization: at
+half of (b)'s maximum the worker is ~50% busy by construction (12-17 us
+of CPU per request open-loop against the 204's 8-11), so the backlog a
+stall leaves takes about as long again to drain (1/(1-rho)), against a
+quarter of it for the 204 at the same rate; a faster module raises the
+rate with it, so this part does not shrink.  Not found: periodic work on
+the loop, page faults (18 minor faults per 20000 requests), extra
+syscalls (one recvfrom and one writev per request), log writes.
+(s) serves the bytes of a (b) response as a
 static file: what carrying a response that size costs without building
 it, an upper bound for (b)/(a) on this machine (it adds one pread()).
 
@@ -28,8 +47,9 @@ tail on this 2-core machine is the worker waiting, runnable, behind
 other processes (perf sched timehist: 5-20 ms scheduling delays while
 compilers or Kafka of a parallel job hold its CPU).  Pinned, it no
 longer waits behind the load generator, but cannot move away from a
-foreign CPU hog either (one pinned run had p99 0.6 s), so it is off by
-default: use it on a quiet machine only."""
+foreign CPU hog either (one pinned run had p99 0.6 s; session 9, load 3-4
+from other jobs: pinned (b) p50 161 ms against 1.6 ms unpinned), so it
+is off by default: use it on a quiet machine only."""
 
 import json
 import os
