@@ -656,7 +656,10 @@ ngx_http_decide_lookup_start(ngx_http_request_t *r,
      * loop's own Redis connection (ngx_http_decide_async.c).  Measured
      * against the pool task, same run (make bench-decide, BENCH_COMPARE):
      * (c) 55.0 -> 22.9 us of nginx CPU per request, 14.9k -> 24.2k req/s;
-     * open loop at 8k req/s p50 1011 -> 228 us.
+     * open loop at 8k req/s p50 1011 -> 228 us.  Then the GETs of one
+     * loop iteration went out in one write (ngx_http_decide_async.c):
+     * 23.5 -> 18.8 us, 34.9k -> 42.8k req/s (median of 3, same run),
+     * open-loop p50 at 6k req/s unchanged (174 -> 178 us).
      */
     if (need == DECIDE_NEED_PERSON) {
         len = eh_person_key(NULL, 0, lk->team_id, lk->distinct_id,
