@@ -364,5 +364,6 @@ ngx_http_decide_exit_process(ngx_cycle_t *cycle)
         return;
     }
 
+    ngx_http_decide_async_exit();
     ngx_http_decide_cache_exit(mcf);
 }

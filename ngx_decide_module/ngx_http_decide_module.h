@@ -210,6 +210,20 @@ void ngx_http_decide_redis_drop(void);
 void ngx_http_decide_redis_set_error(const char *err);
 const char *ngx_http_decide_redis_error(void);
 
+/*
+ * ngx_http_decide_async.c: GET on the event loop; rc 1 found (value
+ * malloc'd, NUL-terminated, the handler's), 0 none, -1 error (err says
+ * why, valid during the call)
+ */
+typedef void (*ngx_http_decide_async_handler_pt)(void *data, int rc,
+    char *value, size_t len, const char *err);
+
+ngx_int_t ngx_http_decide_async_get(ngx_http_decide_main_conf_t *mcf,
+    const char *key, size_t len, ngx_http_decide_async_handler_pt handler,
+    void *data);
+const char *ngx_http_decide_async_error(void);
+void ngx_http_decide_async_exit(void);
+
 /* ngx_http_decide_limits.c */
 char *ngx_http_decide_rate_limit(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);

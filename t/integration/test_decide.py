@@ -786,6 +786,58 @@ def test_snapshot_serves_while_redis_is_down(stack, person_team):
     wait_flag(stack, token, "after-restart", timeout=30)
 
 
+def test_person_lookup_gives_up_while_redis_hangs(stack, person_team,
+                                                 tmp_path):
+    """Redis that accepts connections but does not answer (a stopped
+    process): a person lookup gives up after decide_redis_timeout with
+    only the flags that need it failed, and once Redis answers again so
+    do lookups (the connection the timeout dropped is made anew).  Its
+    own Redis, a copy of the stack's snapshot: stopping the stack's would
+    stall the ingest-worker too."""
+    import redis as redis_py
+    tid, token = person_team
+    own = S.Redis(str(tmp_path))
+    own.start()
+    nginx = None
+    try:
+        src = redis_client(stack)
+        dst = redis_py.Redis(host="127.0.0.1", port=own.port,
+                             socket_timeout=5)
+        for key in src.scan_iter("edgehog:snapshot*"):
+            dst.restore(key, 0, src.dump(key), replace=True)
+        dst.set(f"edgehog:person:{tid}:hang-user", json.dumps(
+            {"id": 7, "uuid": "00000000-0000-5000-8000-000000000007",
+             "version": 1, "properties": {"plan": "enterprise"}}))
+        nginx = ST.Nginx(str(tmp_path / "nginx"), kafka=stack.kafka.bootstrap,
+                         redis=f"127.0.0.1:{own.port}")
+        nginx.start()
+
+        def lookup():
+            r = requests.post(nginx.url + "/flags?v=2", timeout=60,
+                              json={"token": token,
+                                    "distinct_id": "hang-user"})
+            assert r.status_code == 200, r.text
+            return r.json()
+
+        wait_for(lambda: lookup()["flags"]["needs-plan"]["enabled"],
+                 timeout=60, what="a lookup in the copied Redis")
+        os.kill(own.pid, signal.SIGSTOP)
+        try:
+            doc = lookup()
+        finally:
+            os.kill(own.pid, signal.SIGCONT)
+        assert doc["flags"]["needs-plan"].get("failed") is True
+        assert doc["flags"]["needs-plan"]["enabled"] is False
+        assert doc["flags"]["everyone"]["enabled"] is True
+        assert doc["errorsWhileComputingFlags"] is True
+        wait_for(lambda: lookup()["flags"]["needs-plan"]["enabled"],
+                 timeout=60, what="lookups once Redis answers again")
+    finally:
+        if nginx:
+            nginx.stop()
+        own.stop()
+
+
 def test_no_snapshot_yet_is_503_with_retry_after(stack, tmp_path):
     """Redis unreachable since startup: nothing to answer from, so every
     route says 503 (SDKs retry it, Retry-After says when), as JSON with
