@@ -15,8 +15,8 @@ BENCH_EVENTS scales the message counts (default 200000 for (a)).
 Before the timed cases (and after each (d) run's own untimed pairs in
 BENCH_COMPARE mode) Postgres gets `VACUUM ANALYZE`, so the first timed
 (d) meets edgehog_person_deletion empty and analyzed, as a fresh
-install does: the worker plans its merge's statements without
-sequential scans (person.c), so (d) needs no untimed merges first
+install does: the worker plans its statements without
+sequential scans (pg.c), so (d) needs no untimed merges first
 (before, their generic plans seq-scanned the table as the run filled it).
 BENCH_CASES picks cases (default "abcd").  Untimed warm-ups go first:
 the persons of b-d, and for (a) BENCH_WARM personless events of a team
