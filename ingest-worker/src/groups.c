@@ -254,6 +254,10 @@ gs_connect(worker_groups_t *gs)
         return GS_ERROR;
     }
 
+    if (worker_pg_index_plans(gs->conn, "groups") != 0) {
+        return GS_ERROR;
+    }
+
     for (i = 0; gs_stmts[i].name; i++) {
         res = PQprepare(gs->conn, gs_stmts[i].name, gs_stmts[i].sql, 0, NULL);
 

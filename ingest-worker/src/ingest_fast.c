@@ -2145,6 +2145,14 @@ ingest_fast_properties(const ingest_fast_t *f, int groups, ingest_str_t *out)
 }
 
 
+int
+ingest_fast_personless(const ingest_fast_t *f)
+{
+    /* forced only ever adds to it (ingest_fast_prepare) */
+    return f->ppp_false;
+}
+
+
 const char *
 ingest_fast_elements_chain(const ingest_fast_t *f, size_t *len)
 {

@@ -66,6 +66,9 @@ int ingest_fast_prepare(struct ingest_message_s *m, int anonymize_ips,
 int ingest_fast_properties(const ingest_fast_t *f, int groups,
     ingest_str_t *out);
 
+/* $process_person_profile: false in the event (forced or not) */
+int ingest_fast_personless(const ingest_fast_t *f);
+
 /* elements_chain of the row: $elements_chain as sent, or "" */
 const char *ingest_fast_elements_chain(const ingest_fast_t *f, size_t *len);
 

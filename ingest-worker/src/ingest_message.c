@@ -755,6 +755,19 @@ ingest_message_details(ingest_message_t *m)
 }
 
 
+int
+ingest_message_personless(const ingest_message_t *m)
+{
+    if (m->fast) {
+        return ingest_fast_personless(m->fast);
+    }
+
+    /* force_personless would only set this very value again */
+    return json_is_false(json_object_get(m->properties,
+                                         "$process_person_profile"));
+}
+
+
 ingest_msg_rc_e
 ingest_message_prepare(ingest_message_t *m, const ingest_team_opts_t *team)
 {

@@ -117,6 +117,13 @@ ingest_msg_rc_e ingest_message_parse_fast(ingest_message_t *m,
 ingest_msg_rc_e ingest_message_prepare(ingest_message_t *m,
     const ingest_team_opts_t *team);
 
+/*
+ * Before ingest_message_prepare(): 1 if the event itself says
+ * $process_person_profile: false, so that team->force_personless can
+ * change nothing in it (the caller need not look for it)
+ */
+int ingest_message_personless(const ingest_message_t *m);
+
 void ingest_message_free(ingest_message_t *m);
 
 /* 1 if s is a canonical 8-4-4-4-12 hex UUID (any version, any case) */

@@ -181,20 +181,27 @@ static void ps_redis_write(worker_persons_t *ps, ps_person_t *p);
 
 static const ps_stmt_t  ps_stmts[] = {
 
+    /*
+     * the person through its distinct id's row, never the other way
+     * round: a generic plan made while the tables were small or never
+     * analyzed joined them by reading every person of the team (or
+     * every distinct id row) per lookup (see ps_connect); the fences
+     * (a LATERAL subquery with OFFSET 0 is planned on its own, per row
+     * of what precedes it) leave the planner no other order
+     */
     { "ps_fetch",
       "SELECT p.id, p.uuid, (extract(epoch FROM p.created_at) * 1000000)"
       "::bigint, p.properties, COALESCE(p.version, 0), p.is_identified "
-      "FROM posthog_person p JOIN posthog_persondistinctid d "
-      "ON d.person_id = p.id AND d.team_id = p.team_id "
-      "WHERE p.team_id = $1 AND d.team_id = $1 AND d.distinct_id = $2" },
+      "FROM posthog_persondistinctid d, LATERAL (SELECT * FROM "
+      "posthog_person p WHERE p.id = d.person_id AND p.team_id = $1 "
+      "OFFSET 0) p WHERE d.team_id = $1 AND d.distinct_id = $2" },
 
     { "ps_fetch_lock",
       "SELECT p.id, p.uuid, (extract(epoch FROM p.created_at) * 1000000)"
       "::bigint, p.properties, COALESCE(p.version, 0), p.is_identified "
-      "FROM posthog_person p JOIN posthog_persondistinctid d "
-      "ON d.person_id = p.id AND d.team_id = p.team_id "
-      "WHERE p.team_id = $1 AND d.team_id = $1 AND d.distinct_id = $2 "
-      "FOR UPDATE OF p" },
+      "FROM posthog_persondistinctid d, LATERAL (SELECT * FROM "
+      "posthog_person p WHERE p.id = d.person_id AND p.team_id = $1 "
+      "FOR UPDATE) p WHERE d.team_id = $1 AND d.distinct_id = $2" },
 
     /* §3.7 G3 create: one round trip for the person and its ids */
     { "ps_create",
@@ -231,7 +238,14 @@ static const ps_stmt_t  ps_stmts[] = {
      * ids up first and inserting the rest without ON CONFLICT came to
      * 6.8 against 7.1 (the lookup costs what the speculative insert
      * saved); unnest() of bigint[]/text[]/bool[] instead of
-     * jsonb_to_recordset was slower (7.9-8.0 against 7.1)
+     * jsonb_to_recordset was slower (7.9-8.0 against 7.1).  Session 9
+     * (batches of 2000 into a table of 50k rows, backend CPU): 8.1-8.8
+     * us per new id, ~1.8 of it the lookup part alone; distinct_id
+     * COLLATE "C" instead of the database's C.UTF-8 saved 7% (8.75 ->
+     * 8.1), kept out: a schema change of PostHog's tables.  These
+     * inserts are (a)'s Postgres work (one per new id, §3.8 and §10.6
+     * require them; repeated ids are neither looked up nor written:
+     * ps_cache and ps->personless)
      */
     { "ps_prefetch_batch",
       "WITH b AS (SELECT x.t, x.d, x.pl FROM jsonb_to_recordset($1::jsonb) "
@@ -239,9 +253,10 @@ static const ps_stmt_t  ps_stmts[] = {
       "f AS (SELECT d.team_id, d.distinct_id, p.id, p.uuid, "
       "(extract(epoch FROM p.created_at) * 1000000)::bigint AS created, "
       "p.properties, COALESCE(p.version, 0) AS version, p.is_identified "
-      "FROM b JOIN posthog_persondistinctid d "
-      "ON d.team_id = b.t AND d.distinct_id = b.d "
-      "JOIN posthog_person p ON p.id = d.person_id AND p.team_id = d.team_id),"
+      "FROM b, LATERAL (SELECT * FROM posthog_persondistinctid d "
+      "WHERE d.team_id = b.t AND d.distinct_id = b.d OFFSET 0) d, "
+      "LATERAL (SELECT * FROM posthog_person p WHERE p.id = d.person_id "
+      "AND p.team_id = d.team_id OFFSET 0) p),"
       " c AS (SELECT DISTINCT b.t, b.d FROM b WHERE b.pl AND NOT EXISTS "
       "(SELECT 1 FROM f WHERE f.team_id = b.t AND f.distinct_id = b.d)), "
       "i AS (INSERT INTO posthog_personlessdistinctid (team_id, distinct_id, "
@@ -331,9 +346,9 @@ static const ps_stmt_t  ps_stmts[] = {
       "SELECT p.id, p.uuid, (extract(epoch FROM p.created_at) * 1000000)"
       "::bigint, p.properties, COALESCE(p.version, 0), p.is_identified, "
       "COALESCE(d.version, 0) "
-      "FROM posthog_person p JOIN posthog_persondistinctid d "
-      "ON d.person_id = p.id AND d.team_id = p.team_id "
-      "WHERE p.team_id = $1 AND d.team_id = $1 AND d.distinct_id = $2" },
+      "FROM posthog_persondistinctid d, LATERAL (SELECT * FROM "
+      "posthog_person p WHERE p.id = d.person_id AND p.team_id = $1 "
+      "OFFSET 0) p WHERE d.team_id = $1 AND d.distinct_id = $2" },
 
     { NULL, NULL }
 };
@@ -429,6 +444,11 @@ ps_connect(worker_persons_t *ps)
     if (PQstatus(ps->conn) != CONNECTION_OK) {
         worker_log(WORKER_LOG_ERROR, "persons: postgres connection "
                    "failed: %s", PQerrorMessage(ps->conn));
+        ps->stats.pg_errors++;
+        return -1;
+    }
+
+    if (worker_pg_index_plans(ps->conn, "persons") != 0) {
         ps->stats.pg_errors++;
         return -1;
     }
@@ -1166,25 +1186,13 @@ ps_merge_people(worker_persons_t *ps, ps_person_t *target,
     src_version = 0;
 
     /*
-     * a generic plan is made at the fifth execution from the statistics
-     * of that moment and kept until the next ANALYZE: one made while a
-     * table was empty or small and analyzed (fresh install, the trim
-     * emptied edgehog_person_deletion, no cohort or override rows yet)
-     * seq-scans it for every merge as it grows (0.75 ms per merge at 10k
-     * deletion rows).  Every statement of the merge, and the foreign key
-     * checks its DELETE fires at COMMIT (cached plans too), looks rows
-     * up by an index: planned without sequential scans, their generic
-     * plans use the indexes whatever the statistics say, and the plans
-     * stay cached.  (plan_cache_mode = force_custom_plan, as this was
-     * before, planned them at every merge: +0.1-0.18 ms of Postgres per
-     * merge for these four, measured with EXPLAIN ANALYZE.)  Only here:
-     * COMMIT ends it (t/integration/test_ingest_pgplans.py)
+     * every statement of the merge, and the foreign key checks its
+     * DELETE fires at COMMIT (cached plans too), looks rows up by an
+     * index: the connection plans them without sequential scans
+     * (worker_pg_index_plans; a SET LOCAL here before cost a round trip
+     * per merge)
      */
-    rc = ps_simple(ps, "SET LOCAL enable_seqscan = off");
-
-    if (rc == PS_OK) {
-        rc = ps_exec(ps, "ps_merge_target", 5, params, NULL);
-    }
+    rc = ps_exec(ps, "ps_merge_target", 5, params, NULL);
 
     free(props_s);
 
@@ -2117,6 +2125,13 @@ ps_pf_connect(worker_persons_t *ps)
         worker_log(WORKER_LOG_ERROR, "persons: prefetch connection "
                    "failed: %s", PQerrorMessage(ps->pf_conn));
         ps->stats.pg_errors++;
+        return -1;
+    }
+
+    if (worker_pg_index_plans(ps->pf_conn, "persons: prefetch") != 0) {
+        ps->stats.pg_errors++;
+        PQfinish(ps->pf_conn);
+        ps->pf_conn = NULL;
         return -1;
     }
 

@@ -620,6 +620,45 @@ worker_pg_progress_load(worker_pg_t *pg, const char *group,
 
 
 /*
+ * A connection whose statements all look rows up by a key: planned
+ * without sequential scans.  A prepared statement gets a generic plan
+ * at its sixth execution, made from the statistics of that moment and
+ * kept until the table's next ANALYZE; made while a table was empty or
+ * small (a fresh install, the trim emptying edgehog_person_deletion) it
+ * seq-scanned that table on every execution as it grew, until
+ * autovacuum analyzed it (0.75 ms per merge at 10k deletion rows).
+ * With sequential scans off the generic plans use the indexes whatever
+ * the statistics say, and stay cached.  Residue: a table ANALYZEd while
+ * empty and still empty at the sixth execution estimates one row for
+ * every index, and a tie may pick an index on team_id alone (the join
+ * statements of person.c fix their order; autovacuum's ANALYZE after 50
+ * rows replans).  Planning every execution instead (plan_cache_mode =
+ * force_custom_plan) cost +0.1-0.18 ms of Postgres per merge (session
+ * 8, EXPLAIN ANALYZE) and ~+0.1 ms per ps_fetch (session 9, psql loop of
+ * 20000 EXECUTEs): rejected.  t/integration/test_ingest_pgplans.py
+ */
+
+int
+worker_pg_index_plans(PGconn *conn, const char *what)
+{
+    PGresult  *res;
+
+    res = PQexec(conn, "SET enable_seqscan = off");
+
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        worker_log(WORKER_LOG_ERROR, "%s: set enable_seqscan failed: %s",
+                   what, PQresultErrorMessage(res));
+        PQclear(res);
+        return -1;
+    }
+
+    PQclear(res);
+
+    return 0;
+}
+
+
+/*
  * The rows of merged-away persons older than 7 days go: a batch is read
  * again within minutes.  Hourly, off the merges: in a merge's statement
  * the old rows were looked for on every merge, a sequential scan of the

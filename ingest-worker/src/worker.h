@@ -98,6 +98,9 @@ int worker_pg_progress_load(worker_pg_t *pg, const char *group,
     const char *topic, void (*mark)(void *data, int32_t partition,
     int64_t offset), void *data);
 void worker_pg_trim_deletions(worker_pg_t *pg);
+/* 0, or -1 with the error logged (what: the connection's name) */
+struct pg_conn;
+int worker_pg_index_plans(struct pg_conn *conn, const char *what);
 
 /* clickhouse.c */
 int worker_clickhouse_migrate(const worker_config_t *cf);
