@@ -245,65 +245,19 @@ fuzz_one(const char *value, size_t vlen, const uint8_t *data, size_t size)
 }
 
 
-/* prepare()'s results and the event row, as one string */
+/* prepare()'s results and the event row under the team options */
 
 static char *
 fuzz_prepared(ingest_message_t *m, int force, int opts)
 {
-    int                  i;
-    char                *props, *row, *out;
-    size_t               len, n;
-    ingest_msg_rc_e      rc;
-    ingest_event_row_t   r;
-    ingest_team_opts_t   team;
+    ingest_team_opts_t  team;
 
     memset(&team, 0, sizeof(team));
     team.anonymize_ips = opts & 1;
     team.person_processing_opt_out = (opts & 2) != 0;
     team.force_personless = force;
 
-    rc = ingest_message_prepare(m, &team);
-    props = json_dumps(m->properties, JSON_COMPACT | JSON_ENCODE_ANY);
-    row = NULL;
-
-    if (rc == INGEST_MSG_OK) {
-        memset(&r, 0, sizeof(r));
-        r.uuid = m->uuid;
-        r.event = m->event;
-        r.distinct_id = m->distinct_id;
-        r.properties = m->properties;
-        r.team_id = 1;
-        r.project_id = 1;
-        r.captured_at_us = INGEST_TIME_NONE;
-        r.person_id = m->uuid;
-        r.person_mode = m->process_person ? INGEST_PERSON_MODE_FULL
-                                          : INGEST_PERSON_MODE_PROPERTYLESS;
-        r.fast = m->fast;
-        row = ingest_output_event(&r, &len);
-    }
-
-    n = (props ? strlen(props) : 0) + (row ? strlen(row) : 0) + 64;
-
-    for (i = 0; i < m->nwarnings; i++) {
-        n += strlen(m->warnings[i].type) + 1;
-    }
-
-    out = malloc(n);
-    if (out == NULL) {
-        abort();
-    }
-
-    len = snprintf(out, n, "%d %d %d %s %s", rc, m->process_person,
-                   m->route, props ? props : "-", row ? row : "-");
-
-    for (i = 0; i < m->nwarnings; i++) {
-        len += snprintf(out + len, n - len, " %s", m->warnings[i].type);
-    }
-
-    free(props);
-    free(row);
-
-    return out;
+    return fast_diff_prepared(m, &team);
 }
 
 

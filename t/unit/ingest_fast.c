@@ -33,6 +33,7 @@ typedef struct {
 
 static char *msg(const char *outer, const char *data);
 static void check(const char *outer, const fast_case_t *c);
+static void test_personless_header(void);
 
 
 static const fast_case_t  cases[] = {
@@ -286,5 +287,108 @@ main(void)
     check("{\"uuid\":\"bad\",\"distinct_id\":\"d\"}",
           &(fast_case_t) { cases[6].data, 0 });
 
+    test_personless_header();
+
     done_testing();
+}
+
+
+/*
+ * The worker reads the force_disable_person_processing header only
+ * when ingest_message_personless() is 0: for the events where it is 1,
+ * forcing changes nothing prepare() leaves, in either parser
+ */
+
+static void
+test_personless_header(void)
+{
+    int                  i, fast, opts, pl;
+    char                *v, *a, *b;
+    ingest_message_t     ma, mb;
+    ingest_team_opts_t   ta, tb;
+
+    static const struct {
+        const char  *data;
+        int          personless;
+    } cases[] = {
+        { "{\"event\":\"$pageview\",\"properties\":{\"$current_url\":"
+          "\"u\",\"$group_0\":\"g\",\"$ip\":\"9.9.9.9\","
+          "\"$process_person_profile\":false}}", 1 },
+        { "{\"event\":\"e\",\"properties\":{\"$set\":{\"a\":1},"
+          "\"$process_person_profile\":false,\"$unset\":[\"b\"]}}", 1 },
+        { "{\"event\":\"e\",\"$set\":{\"a\":1},\"properties\":{"
+          "\"$process_person_profile\":false}}", 1 },
+        { "{\"event\":\"$identify\",\"properties\":{"
+          "\"$process_person_profile\":false,\"$anon_distinct_id\":\"x\"}}",
+          1 },
+        { "{\"event\":\"$$heatmap\",\"properties\":{"
+          "\"$process_person_profile\":false}}", 1 },
+        { "{\"event\":\"$exception\",\"properties\":{"
+          "\"$process_person_profile\":false,\"$ip\":\"1.1.1.1\"}}", 1 },
+        { "{\"event\":\"$$client_ingestion_warning\",\"properties\":{"
+          "\"$process_person_profile\":false}}", 1 },
+        { "{\"event\":\"e\",\"properties\":{"
+          "\"$process_person_profile\":true}}", 0 },
+        { "{\"event\":\"e\",\"properties\":{"
+          "\"$process_person_profile\":\"false\"}}", 0 },
+        { "{\"event\":\"e\",\"properties\":{\"a\":1}}", 0 },
+        { "{\"event\":\"e\"}", 0 },
+        { NULL, 0 }
+    };
+
+    for (i = 0; cases[i].data; i++) {
+        v = msg("{\"uuid\":\"" E1 "\",\"distinct_id\":\"d\","
+                "\"ip\":\"127.0.0.1\",\"now\":\"2025-07-01T11:00:00.000Z\","
+                "\"token\":\"t\",\"timestamp\":\"2025-07-01T10:59:58.000Z\"}",
+                cases[i].data);
+
+        for (fast = 0; fast < 2; fast++) {
+            for (opts = 0; opts < 4; opts++) {
+                if (fast) {
+                    ingest_message_parse_fast(&ma, v, strlen(v));
+                    ingest_message_parse_fast(&mb, v, strlen(v));
+
+                } else {
+                    ingest_message_parse(&ma, v, strlen(v));
+                    ingest_message_parse(&mb, v, strlen(v));
+                }
+
+                pl = ingest_message_personless(&ma);
+
+                memset(&ta, 0, sizeof(ta));
+                ta.anonymize_ips = opts & 1;
+                ta.person_processing_opt_out = (opts & 2) != 0;
+                tb = ta;
+                tb.force_personless = 1;
+
+                a = fast_diff_prepared(&ma, &ta);
+                b = fast_diff_prepared(&mb, &tb);
+
+                if (opts == 0) {
+                    is_int(pl, cases[i].personless,
+                           "personless %d (%s): %.50s", cases[i].personless,
+                           fast ? "fast" : "DOM", cases[i].data);
+                }
+
+                if (pl) {
+                    is_str(b, a, "forced = not forced (%s, opts %d): %.40s",
+                           fast ? "fast" : "DOM", opts, cases[i].data);
+
+                } else if (opts == 0 && cases[i].data[10] == 'e'
+                           && cases[i].data[11] == '"')
+                {
+                    /* the check can fail: forcing does change these */
+                    ok(strcmp(a, b) != 0, "forcing changes (%s): %.40s",
+                       fast ? "fast" : "DOM", cases[i].data);
+                }
+
+                free(a);
+                free(b);
+                ingest_message_free(&ma);
+                ingest_message_free(&mb);
+            }
+        }
+
+        free(v);
+    }
 }

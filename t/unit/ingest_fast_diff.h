@@ -91,6 +91,47 @@ fast_diff_row(ingest_message_t *m, json_t *person_props)
 }
 
 
+/* prepare()'s results and the event row, as one string (malloc'd) */
+
+static char *
+fast_diff_prepared(ingest_message_t *m, const ingest_team_opts_t *team)
+{
+    int               i;
+    char             *props, *row, *out;
+    size_t            len, n;
+    ingest_msg_rc_e   rc;
+
+    rc = ingest_message_prepare(m, team);
+
+    props = json_dumps(m->properties, JSON_COMPACT | JSON_ENCODE_ANY);
+    row = rc == INGEST_MSG_OK ? fast_diff_row(m, NULL) : NULL;
+
+    n = (props ? strlen(props) : 0) + (row ? strlen(row) : 0) + 64;
+
+    for (i = 0; i < m->nwarnings; i++) {
+        n += strlen(m->warnings[i].type) + 1;
+    }
+
+    out = malloc(n);
+    if (out == NULL) {
+        abort();
+    }
+
+    len = snprintf(out, n, "%d %d %d %d %s %s", rc, m->process_person,
+                   m->route, m->nwarnings, props ? props : "-",
+                   row ? row : "-");
+
+    for (i = 0; i < m->nwarnings; i++) {
+        len += snprintf(out + len, n - len, " %s", m->warnings[i].type);
+    }
+
+    free(props);
+    free(row);
+
+    return out;
+}
+
+
 static int
 fast_diff(const char *value, size_t len, int opts)
 {

@@ -14,7 +14,6 @@
 
 #include "tap.h"
 #include "ingest_message.h"
-#include "ingest_output.h"
 
 
 #define E1  "018c0b2a-0000-7000-8000-000000000001"
@@ -30,8 +29,6 @@ static void test_normalize(void);
 static void test_initial(void);
 static void test_event_name(void);
 static void test_prepare(void);
-static char *prepared(ingest_message_t *m, const ingest_team_opts_t *t);
-static void test_personless_header(void);
 
 
 static const ingest_team_opts_t  team_default;
@@ -483,165 +480,6 @@ main(void)
     test_initial();
     test_event_name();
     test_prepare();
-    test_personless_header();
 
     return done_testing();
-}
-
-
-/* everything prepare() leaves for the worker, and the event row */
-
-static char *
-prepared(ingest_message_t *m, const ingest_team_opts_t *t)
-{
-    int                  i;
-    char                *props, *row, *out;
-    size_t               len, n;
-    ingest_msg_rc_e      rc;
-    ingest_event_row_t   r;
-
-    rc = ingest_message_prepare(m, t);
-
-    props = json_dumps(m->properties, JSON_COMPACT | JSON_ENCODE_ANY);
-    row = NULL;
-
-    if (rc == INGEST_MSG_OK) {
-        memset(&r, 0, sizeof(r));
-        r.uuid = m->uuid;
-        r.event = m->event;
-        r.distinct_id = m->distinct_id;
-        r.properties = m->properties;
-        r.team_id = 2;
-        r.project_id = 2;
-        r.timestamp_us = 1719831598000000LL;
-        r.created_at_us = 1719831599123456LL;
-        r.captured_at_us = INGEST_TIME_NONE;
-        r.person_id = "018c0b2a-0000-7000-8000-00000000000A";
-        r.person_created_at_us = 1700000000000000LL;
-        r.person_mode = m->process_person ? INGEST_PERSON_MODE_FULL
-                                          : INGEST_PERSON_MODE_PROPERTYLESS;
-        r.fast = m->fast;
-        row = ingest_output_event(&r, &len);
-    }
-
-    n = (props ? strlen(props) : 0) + (row ? strlen(row) : 0) + 256;
-
-    for (i = 0; i < m->nwarnings; i++) {
-        n += strlen(m->warnings[i].type) + 1;
-    }
-
-    out = malloc(n);
-    len = snprintf(out, n, "%d %d %d %d %s %s", rc, m->process_person,
-                   m->route, m->nwarnings, props ? props : "-",
-                   row ? row : "-");
-
-    for (i = 0; i < m->nwarnings; i++) {
-        len += snprintf(out + len, n - len, " %s", m->warnings[i].type);
-    }
-
-    free(props);
-    free(row);
-
-    return out;
-}
-
-
-/*
- * The worker reads the force_disable_person_processing header only
- * when ingest_message_personless() is 0: for the events where it is 1,
- * forcing changes nothing prepare() leaves, in either parser
- */
-
-static void
-test_personless_header(void)
-{
-    int                  i, fast, opts, pl;
-    char                *v, *a, *b;
-    ingest_message_t     ma, mb;
-    ingest_team_opts_t   ta, tb;
-
-    static const struct {
-        const char  *data;
-        int          personless;
-    } cases[] = {
-        { "{\"event\":\"$pageview\",\"properties\":{\"$current_url\":"
-          "\"u\",\"$group_0\":\"g\",\"$ip\":\"9.9.9.9\","
-          "\"$process_person_profile\":false}}", 1 },
-        { "{\"event\":\"e\",\"properties\":{\"$set\":{\"a\":1},"
-          "\"$process_person_profile\":false,\"$unset\":[\"b\"]}}", 1 },
-        { "{\"event\":\"e\",\"$set\":{\"a\":1},\"properties\":{"
-          "\"$process_person_profile\":false}}", 1 },
-        { "{\"event\":\"$identify\",\"properties\":{"
-          "\"$process_person_profile\":false,\"$anon_distinct_id\":\"x\"}}",
-          1 },
-        { "{\"event\":\"$$heatmap\",\"properties\":{"
-          "\"$process_person_profile\":false}}", 1 },
-        { "{\"event\":\"$exception\",\"properties\":{"
-          "\"$process_person_profile\":false,\"$ip\":\"1.1.1.1\"}}", 1 },
-        { "{\"event\":\"$$client_ingestion_warning\",\"properties\":{"
-          "\"$process_person_profile\":false}}", 1 },
-        { "{\"event\":\"e\",\"properties\":{"
-          "\"$process_person_profile\":true}}", 0 },
-        { "{\"event\":\"e\",\"properties\":{"
-          "\"$process_person_profile\":\"false\"}}", 0 },
-        { "{\"event\":\"e\",\"properties\":{\"a\":1}}", 0 },
-        { "{\"event\":\"e\"}", 0 },
-        { NULL, 0 }
-    };
-
-    for (i = 0; cases[i].data; i++) {
-        v = msg("{\"uuid\":\"" E1 "\",\"distinct_id\":\"d\","
-                "\"ip\":\"127.0.0.1\",\"now\":\"2025-07-01T11:00:00.000Z\","
-                "\"token\":\"t\",\"timestamp\":\"2025-07-01T10:59:58.000Z\"}",
-                cases[i].data);
-
-        for (fast = 0; fast < 2; fast++) {
-            for (opts = 0; opts < 4; opts++) {
-                if (fast) {
-                    ingest_message_parse_fast(&ma, v, strlen(v));
-                    ingest_message_parse_fast(&mb, v, strlen(v));
-
-                } else {
-                    ingest_message_parse(&ma, v, strlen(v));
-                    ingest_message_parse(&mb, v, strlen(v));
-                }
-
-                pl = ingest_message_personless(&ma);
-
-                memset(&ta, 0, sizeof(ta));
-                ta.anonymize_ips = opts & 1;
-                ta.person_processing_opt_out = (opts & 2) != 0;
-                tb = ta;
-                tb.force_personless = 1;
-
-                a = prepared(&ma, &ta);
-                b = prepared(&mb, &tb);
-
-                if (opts == 0) {
-                    is_int(pl, cases[i].personless,
-                           "personless %d (%s): %.50s", cases[i].personless,
-                           fast ? "fast" : "DOM", cases[i].data);
-                }
-
-                if (pl) {
-                    is_str(b, a, "forced = not forced (%s, opts %d): %.40s",
-                           fast ? "fast" : "DOM", opts, cases[i].data);
-
-                } else if (opts == 0 && cases[i].data[10] == 'e'
-                           && cases[i].data[11] == '"')
-                {
-                    /* the check can fail: forcing does change these */
-                    ok(strcmp(a, b) != 0, "forcing changes (%s): %.40s",
-                       fast ? "fast" : "DOM", cases[i].data);
-                }
-
-                free(a);
-                free(b);
-                ingest_message_free(&ma);
-                ingest_message_free(&mb);
-            }
-        }
-
-        free(v);
-    }
 }
