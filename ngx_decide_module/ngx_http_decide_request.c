@@ -685,28 +685,24 @@ ngx_http_decide_lookup_start(ngx_http_request_t *r,
                       "decide: redis lookup for team %L failed: %s",
                       (long long) lk->team_id, ngx_http_decide_async_error());
 
-        cln->handler = NULL;
-        ngx_http_decide_lookup_free(lk);
-        ngx_free(task);
-
-        ctx->person_failed = 1;
-        ctx->groups_failed = 1;
-        ctx->hko_failed = 1;
-        return ngx_http_decide_finish(r, ctx);
+        goto unavailable;
     }
 
-    if (ngx_thread_task_post(mcf->thread_pool, task) != NGX_OK) {
-        cln->handler = NULL;
-        ngx_http_decide_lookup_free(lk);
-        ngx_free(task);
-
-        ctx->person_failed = 1;
-        ctx->groups_failed = 1;
-        ctx->hko_failed = 1;
-        return ngx_http_decide_finish(r, ctx);
+    if (ngx_thread_task_post(mcf->thread_pool, task) == NGX_OK) {
+        return NGX_DONE;
     }
 
-    return NGX_DONE;
+unavailable:
+
+    /* no lookup: the flags that need one are failed, the rest answered */
+    cln->handler = NULL;
+    ngx_http_decide_lookup_free(lk);
+    ngx_free(task);
+
+    ctx->person_failed = 1;
+    ctx->groups_failed = 1;
+    ctx->hko_failed = 1;
+    return ngx_http_decide_finish(r, ctx);
 
 failed:
 
