@@ -28,6 +28,20 @@ static void capture_sbuf_free(capture_sbuf_t *b);
 static int capture_sbuf_plain8(uint64_t x);
 
 
+/* the names of the headers whose values the block holds, in its order */
+static const struct {
+    const char              *data;
+    size_t                   len;
+} capture_emit_headers[] = {
+    { "token", sizeof("token") - 1 },
+    { "distinct_id", sizeof("distinct_id") - 1 },
+    { "timestamp", sizeof("timestamp") - 1 },
+    { "event", sizeof("event") - 1 },
+    { "uuid", sizeof("uuid") - 1 },
+    { "now", sizeof("now") - 1 },
+};
+
+
 #define capture_sbuf_lit(b, s)  capture_sbuf_add(b, s, sizeof(s) - 1)
 #define capture_sbuf_name(b, n, v, l)                                        \
     capture_sbuf_field(b, n, sizeof(n) - 1, v, l)
@@ -39,7 +53,7 @@ capture_event_emit(capture_ctx_t *ctx, capture_fields_t *f,
 {
     char                     ts[EH_TIME_STR_MAX], ms[24], *nb;
     size_t                   tslen, mslen, iplen, hint;
-    size_t                   key, hv[7], hl[7];
+    size_t                   i, key, hv[7], hl[7];
     const char              *ip;
     unsigned char            u[16], rnd[10];
     capture_sbuf_t           b;
@@ -197,18 +211,13 @@ capture_event_emit(capture_ctx_t *ctx, capture_fields_t *f,
     msg->key = b.data + key;
 
     msg->nheaders = 0;
-    capture_msg_header_add(msg, "token", sizeof("token") - 1,
-                           b.data + hv[0], hl[0] - 1);
-    capture_msg_header_add(msg, "distinct_id", sizeof("distinct_id") - 1,
-                           b.data + hv[1], hl[1] - 1);
-    capture_msg_header_add(msg, "timestamp", sizeof("timestamp") - 1,
-                           b.data + hv[2], hl[2] - 1);
-    capture_msg_header_add(msg, "event", sizeof("event") - 1,
-                           b.data + hv[3], hl[3] - 1);
-    capture_msg_header_add(msg, "uuid", sizeof("uuid") - 1,
-                           b.data + hv[4], hl[4] - 1);
-    capture_msg_header_add(msg, "now", sizeof("now") - 1,
-                           b.data + hv[5], hl[5] - 1);
+
+    for (i = 0; i < 6; i++) {
+        capture_msg_header_add(msg, capture_emit_headers[i].data,
+                               capture_emit_headers[i].len, b.data + hv[i],
+                               hl[i] - 1);
+    }
+
     capture_msg_header_add(msg, "historical_migration",
                            sizeof("historical_migration") - 1,
                            ctx->historical ? "true" : "false",
