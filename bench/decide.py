@@ -211,7 +211,28 @@ def main():
         with open(path, "w") as f:
             json.dump(flags()[:19] + lookup, f)
         worker.run_cmd("flag", "put", "--team", token2, "--file", path)
+        # (g): the same with a group flag whose filter needs the stored
+        # group entry (a group type mapped in Postgres, as on
+        # $groupidentify): one GET for the group beside the person's
+        tid3, token3 = worker.team_create("bench group lookup")
+        pg.psql("INSERT INTO posthog_grouptypemapping (team_id, project_id, "
+                f"group_type, group_type_index) VALUES ({tid3}, {tid3}, "
+                "'company', 0)", dbname=pg.dbname)
+        group = flags()[:1]
+        group[0]["key"] = "bench-group"
+        group[0]["filters"]["aggregation_group_type_index"] = 0
+        group[0]["filters"]["groups"][0]["properties"] = [
+            {"key": "size", "type": "group", "group_type_index": 0,
+             "operator": "gt", "value": 100}]
+        with open(path, "w") as f:
+            json.dump(flags()[:19] + group, f)
+        worker.run_cmd("flag", "put", "--team", token3, "--file", path)
         worker.run_cmd("sync")
+        S.subprocess.run(["redis-cli", "-p", str(redis.port), "SET",
+                          f"edgehog:group:{tid3}:0:acme",
+                          json.dumps({"version": 1,
+                                      "properties": {"size": 500}})],
+                         check=True, capture_output=True)
         S.subprocess.run(["redis-cli", "-p", str(redis.port), "SET",
                           f"edgehog:person:{tid2}:bench-user",
                           json.dumps({"id": 1, "uuid": "", "version": 1,
@@ -238,6 +259,9 @@ def main():
                            "person_properties": person}).encode()
         body2 = json.dumps({"token": token2, "distinct_id": "bench-user",
                             "person_properties": person}).encode()
+        body3 = json.dumps({"token": token3, "distinct_id": "bench-user",
+                            "person_properties": person,
+                            "groups": {"company": "acme"}}).encode()
         cases = [
             ("a", "nginx return 204", "/noop",
              lua(f"{tmp}/a.lua", b"", {})),
@@ -245,6 +269,8 @@ def main():
              "/flags?v=2", lua(f"{tmp}/b.lua", body, js)),
             ("c", "/flags?v=2, person lookup in Redis",
              "/flags?v=2", lua(f"{tmp}/c.lua", body2, js)),
+            ("g", "/flags?v=2, group lookup in Redis",
+             "/flags?v=2", lua(f"{tmp}/g.lua", body3, js)),
         ]
         print(f"wrk -t1 -c{CONNS} -d{DURATION}; 1 nginx worker; "
               f"Redis local; {len(body)} byte request; median of {ROUNDS}"
@@ -265,6 +291,19 @@ def main():
                     open(os.path.join(nginx.workdir, "response.json"),
                          "wb") as f:
                 f.write(r.read())
+        # (c) and (g) measure lookups only if their stored data matches
+        for label, nginx, _ in nginxes:
+            for key, b, flag in (("c", body2, "bench-lookup"),
+                                 ("g", body3, "bench-group")):
+                req = urllib.request.Request(nginx.url + "/flags?v=2",
+                                             data=b, headers=js)
+                with urllib.request.urlopen(req) as r:
+                    doc = json.load(r)
+                code = doc["flags"][flag]["reason"]["code"]
+                if doc["errorsWhileComputingFlags"] or code not in (
+                        "condition_match", "out_of_rollout_bound"):
+                    print(f"({key}{'/' + label if label else ''}) the "
+                          f"lookup did not match: {doc['flags'][flag]}")
         cases.insert(1, ("s", "static file, (b)'s response bytes",
                          "/static", None))
         runs = {}
@@ -300,7 +339,7 @@ def main():
                          if ROUNDS > 1 else ""))
         for label, _, _ in nginxes:
             tag = f" [{label}]" if label else ""
-            for x in ("s", "b", "c"):
+            for x in ("s", "b", "c", "g"):
                 if "a" + label in res and x + label in res:
                     a, b = res["a" + label], res[x + label]
                     print(f"ratio ({x})/(a) = {b[0] / a[0]:.2f}  "

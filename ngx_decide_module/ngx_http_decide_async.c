@@ -3,14 +3,13 @@
  */
 
 /*
- * A Redis GET on the event loop: one non-blocking hiredis connection per
- * worker (spec/nginx.md 3.4 (a)), for the person lookups that need
- * nothing but the person entry.  A thread-pool task per lookup costs
- * four thread wake-ups (post, Redis reply, completion, the thread's next
- * wait); on this loop the reply is one more readable fd, and under load
- * the GETs of many requests share one write and one read.  Lookups that
- * need more (groups, hash-key overrides) run several dependent commands
- * and keep their pool task (ngx_http_decide_request.c).
+ * Redis commands on the event loop: one non-blocking hiredis connection
+ * per worker (spec/nginx.md 3.4 (a)), for every lookup a request needs
+ * (the person entry, group entries, hash-key overrides).  A thread-pool
+ * task per lookup cost four thread wake-ups (post, Redis reply,
+ * completion, the thread's next wait); on this loop the reply is one
+ * more readable fd, and under load the commands of many requests share
+ * one write and one read.
  *
  * The traps of spec/nginx.md 3.4 (a): events are level-triggered, so a
  * reply longer than the 16 KB hiredis reads per call never stalls;
@@ -18,11 +17,12 @@
  * nginx's connection; the context may be freed inside
  * redisAsyncHandleRead/Write, so nothing touches it afterwards; the
  * address is numeric or a unix socket (checked at config), so connecting
- * never resolves; hiredis 0.14 has no timeouts, so every GET has an
- * nginx timer, and one that fires drops the connection as a pool
- * thread's blocking read would (the next lookup reconnects).  The timers
- * are not cancelable: a worker quitting gracefully answers its waiting
- * requests first, within decide_redis_timeout.
+ * never resolves; hiredis 0.14 has no timeouts, so every command has an
+ * nginx timer of decide_redis_timeout (never 0: refused at config), and
+ * one that fires drops the connection as a pool thread's blocking read
+ * would (the next command reconnects).  The timers are not cancelable: a
+ * worker quitting gracefully answers its waiting requests first, within
+ * decide_redis_timeout.
  */
 
 
@@ -40,7 +40,7 @@ typedef struct {
     void                              *data;
     redisAsyncContext                 *ac;
     ngx_event_t                        timer;
-} ngx_http_decide_async_get_t;
+} ngx_http_decide_async_cmd_t;
 
 
 static redisAsyncContext *ngx_http_decide_async_connect(
@@ -57,12 +57,12 @@ static void ngx_http_decide_async_del_write(void *privdata);
 static void ngx_http_decide_async_cleanup(void *privdata);
 
 
-/* per worker: the connection new GETs go to, NULL until the next one */
+/* per worker: the connection new commands go to, NULL until the next one */
 static redisAsyncContext  *ngx_http_decide_async_ac;
 static ngx_uint_t          ngx_http_decide_async_exiting;
 static ngx_uint_t          ngx_http_decide_async_writing;
 
-/* why the connection was dropped, for the GETs it takes along */
+/* why the connection was dropped, for the commands it takes along */
 static const char         *ngx_http_decide_async_why;
 static char                ngx_http_decide_async_errstr[128];
 
@@ -70,21 +70,24 @@ static char                ngx_http_decide_async_errstr[128];
 /*
  * NGX_OK: handler will be called once, from the event loop (never from
  * inside this call); NGX_ERROR: it will not be, and
- * ngx_http_decide_async_error() says why.
+ * ngx_http_decide_async_error() says why.  The format is hiredis's.
  */
 ngx_int_t
-ngx_http_decide_async_get(ngx_http_decide_main_conf_t *mcf, const char *key,
-    size_t len, ngx_http_decide_async_handler_pt handler, void *data)
+ngx_http_decide_async_command(ngx_http_decide_main_conf_t *mcf,
+    ngx_http_decide_async_handler_pt handler, void *data,
+    const char *fmt, ...)
 {
+    int                           rc;
+    va_list                       args;
     redisAsyncContext            *ac;
-    ngx_http_decide_async_get_t  *ag;
+    ngx_http_decide_async_cmd_t  *ag;
 
     ac = ngx_http_decide_async_connect(mcf);
     if (ac == NULL) {
         return NGX_ERROR;
     }
 
-    ag = ngx_calloc(sizeof(ngx_http_decide_async_get_t), ngx_cycle->log);
+    ag = ngx_calloc(sizeof(ngx_http_decide_async_cmd_t), ngx_cycle->log);
     if (ag == NULL) {
         ngx_cpystrn((u_char *) ngx_http_decide_async_errstr,
                     (u_char *) "out of memory",
@@ -99,10 +102,11 @@ ngx_http_decide_async_get(ngx_http_decide_main_conf_t *mcf, const char *key,
     ag->timer.data = ag;
     ag->timer.log = ngx_cycle->log;
 
-    if (redisAsyncCommand(ac, ngx_http_decide_async_reply, ag, "GET %b",
-                          key, len)
-        != REDIS_OK)
-    {
+    va_start(args, fmt);
+    rc = redisvAsyncCommand(ac, ngx_http_decide_async_reply, ag, fmt, args);
+    va_end(args);
+
+    if (rc != REDIS_OK) {
         ngx_cpystrn((u_char *) ngx_http_decide_async_errstr,
                     (u_char *) (ac->err ? ac->errstr
                                         : "connection is closing"),
@@ -111,10 +115,7 @@ ngx_http_decide_async_get(ngx_http_decide_main_conf_t *mcf, const char *key,
         return NGX_ERROR;
     }
 
-    /* 0: no timeout, as for the pool threads' blocking reads */
-    if (mcf->redis_timeout) {
-        ngx_add_timer(&ag->timer, mcf->redis_timeout);
-    }
+    ngx_add_timer(&ag->timer, mcf->redis_timeout);
 
     return NGX_OK;
 }
@@ -132,7 +133,7 @@ ngx_http_decide_async_exit(void)
 {
     redisAsyncContext  *ac;
 
-    /* pending GETs are freed without their handlers: the worker is gone */
+    /* pending commands go without their handlers: the worker is gone */
     ngx_http_decide_async_exiting = 1;
 
     ac = ngx_http_decide_async_ac;
@@ -218,17 +219,13 @@ ngx_http_decide_async_connect(ngx_http_decide_main_conf_t *mcf)
 }
 
 
-/* hiredis: a reply, or NULL for a GET the connection took along */
+/* hiredis: a reply, or NULL for a command the connection took along */
 static void
 ngx_http_decide_async_reply(redisAsyncContext *ac, void *r, void *privdata)
 {
-    redisReply                   *reply = r;
-    ngx_http_decide_async_get_t  *ag = privdata;
+    ngx_http_decide_async_cmd_t  *ag = privdata;
 
-    int                                rc;
-    char                              *value;
     void                              *data;
-    size_t                             len;
     const char                        *err;
     ngx_http_decide_async_handler_pt   handler;
 
@@ -244,46 +241,23 @@ ngx_http_decide_async_reply(redisAsyncContext *ac, void *r, void *privdata)
         return;
     }
 
-    rc = -1;
-    value = NULL;
-    len = 0;
     err = NULL;
 
-    if (reply == NULL) {
+    if (r == NULL) {
         err = ac->err ? ac->errstr
               : ngx_http_decide_async_why ? ngx_http_decide_async_why
               : "connection closed";
-
-    } else if (reply->type == REDIS_REPLY_STRING) {
-        /* as the pool threads hand it over: malloc'd, NUL-terminated */
-        value = malloc(reply->len + 1);
-
-        if (value == NULL) {
-            err = "out of memory";
-
-        } else {
-            memcpy(value, reply->str, reply->len);
-            value[reply->len] = '\0';
-            len = reply->len;
-            rc = 1;
-        }
-
-    } else if (reply->type == REDIS_REPLY_NIL) {
-        rc = 0;
-
-    } else {
-        err = reply->type == REDIS_REPLY_ERROR ? reply->str
-                                               : "unexpected reply";
     }
 
-    handler(data, rc, value, len, err);
+    /* hiredis frees the reply when this returns */
+    handler(data, r, err);
 }
 
 
 static void
 ngx_http_decide_async_timeout(ngx_event_t *ev)
 {
-    ngx_http_decide_async_get_t *ag = ev->data;
+    ngx_http_decide_async_cmd_t *ag = ev->data;
 
     redisAsyncContext                 *ac;
     ngx_http_decide_async_handler_pt   handler;
@@ -292,14 +266,14 @@ ngx_http_decide_async_timeout(ngx_event_t *ev)
     handler = ag->handler;
     ag->handler = NULL;
 
-    /* GETs the handler starts go to a new connection */
+    /* commands the handler starts go to a new connection */
     if (ngx_http_decide_async_ac == ac) {
         ngx_http_decide_async_ac = NULL;
     }
 
-    handler(ag->data, -1, NULL, 0, "timed out");
+    handler(ag->data, NULL, "timed out");
 
-    /* runs the reply callbacks of every GET on it, this one's frees ag */
+    /* runs the reply callbacks of every command on it, this one's frees ag */
     ngx_http_decide_async_why = "connection dropped after a timeout";
     redisAsyncFree(ac);
     ngx_http_decide_async_why = NULL;

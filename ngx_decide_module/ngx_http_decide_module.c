@@ -22,10 +22,16 @@ static void *ngx_http_decide_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_decide_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
 static char *ngx_http_decide(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+static char *ngx_http_decide_redis_timeout(ngx_conf_t *cf, void *post,
+    void *data);
 static char *ngx_http_decide_redis_address(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static ngx_int_t ngx_http_decide_init_process(ngx_cycle_t *cycle);
 static void ngx_http_decide_exit_process(ngx_cycle_t *cycle);
+
+
+static ngx_conf_post_t  ngx_http_decide_redis_timeout_post =
+    { ngx_http_decide_redis_timeout };
 
 
 static ngx_conf_enum_t  ngx_http_decide_endpoints[] = {
@@ -79,7 +85,7 @@ static ngx_command_t  ngx_http_decide_commands[] = {
       ngx_conf_set_msec_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_decide_main_conf_t, redis_timeout),
-      NULL },
+      &ngx_http_decide_redis_timeout_post },
 
     { ngx_string("decide_stale_max"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
@@ -253,6 +259,32 @@ ngx_http_decide(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     return NGX_CONF_OK;
+}
+
+
+/*
+ * 0 would let a hung Redis (accepting, never answering) hold the requests
+ * waiting on it for good: their SDKs give up first and show no flags at
+ * all, where a bound gives every other flag and errorsWhileComputingFlags
+ */
+static char *
+ngx_http_decide_redis_timeout(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_msec_t *np = data;
+
+    ngx_str_t  *value;
+
+    if (*np != 0) {
+        return NGX_CONF_OK;
+    }
+
+    value = cf->args->elts;
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid value \"%V\" (every Redis lookup needs a "
+                       "bound, e.g. 100ms)", &value[1]);
+
+    return NGX_CONF_ERROR;
 }
 
 

@@ -4,9 +4,11 @@
 
 /*
  * Shared types of the decide glue: the per-worker snapshot of every
- * team (ngx_http_decide_cache.c), the blocking Redis calls that only run
- * in thread-pool tasks (ngx_http_decide_redis.c) and the request path
- * (ngx_http_decide_request.c, ngx_http_decide_response.c).
+ * team (ngx_http_decide_cache.c), the blocking Redis calls of its
+ * refresh, a thread-pool task (ngx_http_decide_redis.c), the Redis
+ * commands of requests on the event loop (ngx_http_decide_async.c) and
+ * the request path (ngx_http_decide_request.c,
+ * ngx_http_decide_response.c).
  */
 
 #ifndef _NGX_HTTP_DECIDE_MODULE_H_INCLUDED_
@@ -178,7 +180,7 @@ typedef struct {
     u_char                     *scratch_pos;
     ngx_http_decide_format_e    format;
     ngx_str_t                   person_key;
-    char                       *lookup_value;   /* malloc'd by the task */
+    char                       *lookup_value;   /* person entry, malloc'd */
     size_t                      lookup_len;
     int                         lookup_rc;      /* 1 found, 0 none, -1 err */
     unsigned                    config:1;
@@ -211,16 +213,16 @@ void ngx_http_decide_redis_set_error(const char *err);
 const char *ngx_http_decide_redis_error(void);
 
 /*
- * ngx_http_decide_async.c: GET on the event loop; rc 1 found (value
- * malloc'd, NUL-terminated, the handler's), 0 none, -1 error (err says
- * why, valid during the call)
+ * ngx_http_decide_async.c: Redis commands on the event loop; the handler
+ * gets the reply (hiredis frees it afterwards), or NULL and why (valid
+ * during the call)
  */
-typedef void (*ngx_http_decide_async_handler_pt)(void *data, int rc,
-    char *value, size_t len, const char *err);
+typedef void (*ngx_http_decide_async_handler_pt)(void *data,
+    redisReply *reply, const char *err);
 
-ngx_int_t ngx_http_decide_async_get(ngx_http_decide_main_conf_t *mcf,
-    const char *key, size_t len, ngx_http_decide_async_handler_pt handler,
-    void *data);
+ngx_int_t ngx_http_decide_async_command(ngx_http_decide_main_conf_t *mcf,
+    ngx_http_decide_async_handler_pt handler, void *data,
+    const char *fmt, ...);
 const char *ngx_http_decide_async_error(void);
 void ngx_http_decide_async_exit(void);
 
@@ -231,8 +233,14 @@ ngx_int_t ngx_http_decide_limits_check(ngx_http_request_t *r,
     ngx_uint_t which, u_char *key, size_t len);
 ngx_int_t ngx_http_decide_send_rate_limited(ngx_http_request_t *r);
 
+/* ngx_http_decide_lookup.c */
+ngx_int_t ngx_http_decide_lookup_start(ngx_http_request_t *r,
+    ngx_http_decide_ctx_t *ctx, unsigned need);
+
 /* ngx_http_decide_request.c */
 ngx_int_t ngx_http_decide_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_decide_finish(ngx_http_request_t *r,
+    ngx_http_decide_ctx_t *ctx);
 
 /*
  * ngx_http_decide_scratch.c: what a request of a team of n flags takes

@@ -3,9 +3,10 @@
  */
 
 /*
- * Synchronous hiredis, used only inside thread-pool tasks (spec/nginx.md
- * 3.4 (c2)): the event loop never waits on Redis.  Each pool thread keeps
- * its own connection; a failed command drops it and the next task
+ * Synchronous hiredis, used only by the snapshot refresh, a thread-pool
+ * task (spec/nginx.md 3.4 (c2)): the event loop never waits on Redis
+ * (requests' lookups use ngx_http_decide_async.c).  Each pool thread
+ * keeps its own connection; a failed command drops it and the next task
  * reconnects, bounded by decide_redis_timeout.
  */
 
