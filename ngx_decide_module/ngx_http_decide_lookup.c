@@ -20,11 +20,13 @@
  *
  * The thread pool did this with blocking reads (four thread wake-ups per
  * request).  Measured against it, same run (make bench-decide,
- * BENCH_COMPARE, BENCH_ROUNDS=3, medians): (g), a group flag whose entry
- * is in Redis, 74.6 -> 25.9 us of nginx CPU per request, 10.0k -> 18.3k
- * req/s, p50 2.48 -> 1.22 ms.  Kept out: one MGET for the person and
- * group entries (one reply, one timer) answers nil for a key of the
- * wrong type where GET fails the flag, so errors would change.
+ * BENCH_COMPARE, medians of 3 and of 5 rounds): (g), a group flag whose
+ * entry is in Redis, 74.6 / 56.8 -> 25.9 / 25.6 us of nginx CPU per
+ * request, 10.0k / 10.0k -> 18.3k / 16.6k req/s, p50 2.48 / 2.58 ->
+ * 1.22 / 1.21 ms; (c) unchanged (21.7 against 22.2 us).  Not done: one
+ * MGET for the person and group entries (one reply, one timer) answers
+ * nil for a key of the wrong type where GET fails the flag, so errors
+ * would change.
  */
 
 
