@@ -565,11 +565,56 @@ fast_string(ingest_fast_scan_t *s, ingest_str_t *out)
     d = out->data + out->len;
 
     for ( ;; ) {
+
+#if defined(__SSE2__) && defined(__GNUC__)
+        {
+            int      mask;
+            __m128i  w, quote, bslash, limit;
+
+            /*
+             * stored as scanned, as ingest_str_add_json() does: the
+             * "data" string is JSON with an escaped quote every few
+             * bytes, and a fast_plain() call and a memcpy() per run
+             * between them cost more than the bytes.  fast_plain()'s
+             * ascii test (signed: bytes from 0x80 on are below 0x20);
+             * a store never passes the room reserved above, since
+             * decoding never grows and p + 16 <= end
+             */
+            quote = _mm_set1_epi8('"');
+            bslash = _mm_set1_epi8('\\');
+            limit = _mm_set1_epi8(0x20);
+
+            while (end - p >= 16) {
+                w = _mm_loadu_si128((const __m128i *) p);
+                _mm_storeu_si128((__m128i *) d, w);
+
+                mask = _mm_movemask_epi8(
+                           _mm_or_si128(
+                               _mm_or_si128(_mm_cmpeq_epi8(w, quote),
+                                            _mm_cmpeq_epi8(w, bslash)),
+                               _mm_cmplt_epi8(w, limit)));
+
+                if (mask) {
+                    p += __builtin_ctz(mask);
+                    d += __builtin_ctz(mask);
+                    goto special;
+                }
+
+                p += 16;
+                d += 16;
+            }
+        }
+#endif
+
         start = p;
         p += fast_plain(p, end - p, 1);
 
         memcpy(d, start, p - start);
         d += p - start;
+
+#if defined(__SSE2__) && defined(__GNUC__)
+    special:
+#endif
 
         if (p >= end || *p < 0x20) {
             return FAST_NO;
