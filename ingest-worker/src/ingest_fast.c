@@ -130,7 +130,9 @@ static void fast_real(double d, ingest_str_t *out);
 static int fast_object(ingest_fast_scan_t *s, ingest_str_t *out, int depth);
 static int fast_members(ingest_fast_scan_t *s, int list);
 static int fast_member(ingest_fast_scan_t *s, int list, size_t key,
-    size_t key_len);
+    size_t key_len, const char *raw, size_t raw_len);
+static void fast_add_token(ingest_str_t *out, const char *raw,
+    size_t raw_len, const char *decoded, size_t len);
 static int fast_outer(ingest_fast_scan_t *s, size_t *fields);
 static int fast_data(ingest_fast_scan_t *s, size_t *fields);
 static int fast_kind(const char *key, size_t len, int *initial);
@@ -490,6 +492,27 @@ ingest_str_add_json(ingest_str_t *b, const char *s, size_t len)
     *d++ = '"';
     *d = '\0';
     b->len = d - b->data;
+}
+
+
+/*
+ * A string token (raw, quotes included) that fast_string() decoded:
+ * every escape decodes shorter, so the same length means none, and
+ * then the token is the very text ingest_str_add_json() would make of
+ * it (no '"', '\\' or control in it, valid UTF-8: fast_string() saw to
+ * that).  A copy instead of a second scan of the key and value texts.
+ */
+
+static void
+fast_add_token(ingest_str_t *out, const char *raw, size_t raw_len,
+    const char *decoded, size_t len)
+{
+    if (raw_len == len + 2) {
+        ingest_str_add(out, raw, raw_len);
+        return;
+    }
+
+    ingest_str_add_json(out, decoded, len);
 }
 
 
@@ -859,6 +882,7 @@ fast_object(ingest_fast_scan_t *s, ingest_str_t *out, int depth)
     int            rc, n, i;
     size_t         mark;
     uint32_t       h, hashes[FAST_KEYS];
+    const char    *raw;
     ingest_str_t  *arena;
 
     arena = &s->f->arena;
@@ -880,6 +904,7 @@ fast_object(ingest_fast_scan_t *s, ingest_str_t *out, int depth)
         }
 
         mark = arena->len;
+        raw = s->p;
 
         rc = fast_string(s, arena);
         if (rc != FAST_OK) {
@@ -900,7 +925,8 @@ fast_object(ingest_fast_scan_t *s, ingest_str_t *out, int depth)
             ingest_str_lit(out, ",");
         }
 
-        ingest_str_add_json(out, arena->data + mark, arena->len - mark);
+        fast_add_token(out, raw, s->p - raw, arena->data + mark,
+                       arena->len - mark);
         arena->len = mark;
 
         fast_ws(s);
@@ -958,6 +984,7 @@ fast_value(ingest_fast_scan_t *s, ingest_str_t *out, int depth)
 {
     int            rc, n;
     size_t         mark;
+    const char    *raw;
     ingest_str_t  *arena;
 
     if (depth > FAST_DEPTH) {
@@ -1016,13 +1043,15 @@ fast_value(ingest_fast_scan_t *s, ingest_str_t *out, int depth)
     case '"':
         arena = &s->f->arena;
         mark = arena->len;
+        raw = s->p;
 
         rc = fast_string(s, arena);
         if (rc != FAST_OK) {
             return rc;
         }
 
-        ingest_str_add_json(out, arena->data + mark, arena->len - mark);
+        fast_add_token(out, raw, s->p - raw, arena->data + mark,
+                       arena->len - mark);
         arena->len = mark;
 
         return out->failed ? FAST_ERROR : FAST_OK;
@@ -1122,7 +1151,8 @@ fast_kind(const char *key, size_t len, int *initial)
 /* one member of properties (list FAST_PROPS), $set or $set_once */
 
 static int
-fast_member(ingest_fast_scan_t *s, int list, size_t key, size_t key_len)
+fast_member(ingest_fast_scan_t *s, int list, size_t key, size_t key_len,
+    const char *raw, size_t raw_len)
 {
     int                    rc, kind, initial;
     size_t                 mark, vmark;
@@ -1193,7 +1223,7 @@ fast_member(ingest_fast_scan_t *s, int list, size_t key, size_t key_len)
     }
 
     mark = text->len;
-    ingest_str_add_json(text, k, key_len);
+    fast_add_token(text, raw, raw_len, k, key_len);
     ingest_str_lit(text, ":");
     vmark = text->len;
 
@@ -1291,9 +1321,10 @@ fast_member(ingest_fast_scan_t *s, int list, size_t key, size_t key_len)
 static int
 fast_members(ingest_fast_scan_t *s, int list)
 {
-    int        rc, n, i;
-    size_t     key, key_len;
-    uint32_t   h, hashes[FAST_KEYS];
+    int          rc, n, i;
+    size_t       key, key_len, raw_len;
+    uint32_t     h, hashes[FAST_KEYS];
+    const char  *raw;
 
     s->p++;
     n = 0;
@@ -1310,6 +1341,7 @@ fast_members(ingest_fast_scan_t *s, int list)
         }
 
         key = s->f->arena.len;
+        raw = s->p;
 
         rc = fast_string(s, &s->f->arena);
         if (rc != FAST_OK) {
@@ -1317,6 +1349,7 @@ fast_members(ingest_fast_scan_t *s, int list)
         }
 
         key_len = s->f->arena.len - key;
+        raw_len = s->p - raw;
         ingest_str_add(&s->f->arena, "", 1);
 
         h = ingest_hash(s->f->arena.data + key, key_len);
@@ -1337,7 +1370,7 @@ fast_members(ingest_fast_scan_t *s, int list)
 
         s->p++;
 
-        rc = fast_member(s, list, key, key_len);
+        rc = fast_member(s, list, key, key_len, raw, raw_len);
         if (rc != FAST_OK) {
             return rc;
         }

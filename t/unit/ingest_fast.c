@@ -67,6 +67,18 @@ static const fast_case_t  cases[] = {
       "\"$group_4\":{\"x\":1},\"$elements_chain\":\"a:nth-child=\\\"1\\\"\","
       "\"$process_person_profile\":true}}", 1 },
 
+    /*
+     * a string token without escapes is copied as it is: escapes that
+     * decode to what jansson writes raw (\/, \u00e9, \u007f, \u0041)
+     * or escapes again (\", \n) are decoded and written back, in keys
+     * and values of properties, nested objects, arrays and $set
+     */
+    { "{\"event\":\"e\",\"properties\":{\"a\\/b\":\"c\\/d\","
+      "\"\\u00e9\":\"\\u007f\\u00e9x\",\"\xc3\xa9\x7f\":\"\xc3\xa9\x7f/\","
+      "\"o\":{\"k\\/\":\"v\\/\",\"k\":[\"\\/\",\"/\",\"\\u0041\"],"
+      "\"q\\\"\":\"\\n\"},\"$set\":{\"s\\/\":\"t\\/\",\"u\":\"v\","
+      "\"\\u0041\":\"\xc3\xa9\"}}}", 1 },
+
     /* no properties at all, or null */
     { "{\"event\":\"e\"}", 1 },
     { "{\"event\":\"e\",\"properties\":null,\"extra\":[{\"k\":1}]}", 1 },
