@@ -4,6 +4,7 @@
 
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,12 +131,14 @@ static void fast_real(double d, ingest_str_t *out);
 static int fast_object(ingest_fast_scan_t *s, ingest_str_t *out, int depth);
 static int fast_members(ingest_fast_scan_t *s, int list);
 static int fast_member(ingest_fast_scan_t *s, int list, size_t key,
-    size_t key_len, const char *raw, size_t raw_len);
+    size_t key_len, uint32_t hash, const char *raw, size_t raw_len);
 static void fast_add_token(ingest_str_t *out, const char *raw,
     size_t raw_len, const char *decoded, size_t len);
 static int fast_outer(ingest_fast_scan_t *s, size_t *fields);
 static int fast_data(ingest_fast_scan_t *s, size_t *fields);
-static int fast_kind(const char *key, size_t len, int *initial);
+static int fast_kind(const char *key, size_t len, uint32_t hash,
+    int *initial);
+static void fast_initial_init(void);
 static int fast_special_event(const char *name);
 static int fast_build_ops(ingest_fast_t *f, int which, json_t *obj);
 static json_t *fast_value_json(const char *v, size_t len);
@@ -189,6 +192,19 @@ static const ingest_fast_key_t  fast_initial_keys[] = {
     FAST_KEY("epik"), FAST_KEY("qclid"), FAST_KEY("sccid"),
     { NULL, 0 }
 };
+
+
+/*
+ * fast_initial_keys by ingest_hash() of the key (open addressing, index
+ * + 1, 0: empty): a property's key is hashed anyway (fast_members), and
+ * one probe replaced a walk of the list with a memcmp() per key of the
+ * same length (bench-worker-build: 27.9k -> 26.9k instructions/event)
+ */
+#define FAST_INITIAL_SLOTS  128
+
+static uint8_t          fast_initial_slot[FAST_INITIAL_SLOTS];
+static uint32_t         fast_initial_hash[FAST_INITIAL_SLOTS];
+static pthread_once_t   fast_initial_once = PTHREAD_ONCE_INIT;
 
 
 /*
@@ -1071,10 +1087,34 @@ fast_value(ingest_fast_scan_t *s, ingest_str_t *out, int depth)
 }
 
 
-static int
-fast_kind(const char *key, size_t len, int *initial)
+static void
+fast_initial_init(void)
 {
-    int  i;
+    int       i;
+    uint32_t  h, j;
+
+    for (i = 0; fast_initial_keys[i].name; i++) {
+        h = ingest_hash(fast_initial_keys[i].name, fast_initial_keys[i].len);
+
+        for (j = h % FAST_INITIAL_SLOTS; fast_initial_slot[j];
+             j = (j + 1) % FAST_INITIAL_SLOTS)
+        {
+            /* void */
+        }
+
+        fast_initial_slot[j] = (uint8_t) (i + 1);
+        fast_initial_hash[i] = h;
+    }
+}
+
+
+/* hash: ingest_hash() of the key */
+
+static int
+fast_kind(const char *key, size_t len, uint32_t hash, int *initial)
+{
+    int       i;
+    uint32_t  j;
 
     *initial = -1;
 
@@ -1135,8 +1175,14 @@ fast_kind(const char *key, size_t len, int *initial)
         return FAST_K_OTHER;
     }
 
-    for (i = 0; fast_initial_keys[i].name; i++) {
-        if (fast_initial_keys[i].len == len
+    (void) pthread_once(&fast_initial_once, fast_initial_init);
+
+    for (j = hash % FAST_INITIAL_SLOTS; fast_initial_slot[j];
+         j = (j + 1) % FAST_INITIAL_SLOTS)
+    {
+        i = fast_initial_slot[j] - 1;
+
+        if (fast_initial_hash[i] == hash && fast_initial_keys[i].len == len
             && memcmp(fast_initial_keys[i].name, key, len) == 0)
         {
             *initial = i;
@@ -1152,7 +1198,7 @@ fast_kind(const char *key, size_t len, int *initial)
 
 static int
 fast_member(ingest_fast_scan_t *s, int list, size_t key, size_t key_len,
-    const char *raw, size_t raw_len)
+    uint32_t hash, const char *raw, size_t raw_len)
 {
     int                    rc, kind, initial;
     size_t                 mark, vmark;
@@ -1169,7 +1215,7 @@ fast_member(ingest_fast_scan_t *s, int list, size_t key, size_t key_len,
     initial = -1;
 
     if (list == FAST_PROPS) {
-        kind = fast_kind(k, key_len, &initial);
+        kind = fast_kind(k, key_len, hash, &initial);
 
         /*
          * rules of their own: $os_name aliasing, $elements, sent_at,
@@ -1370,7 +1416,7 @@ fast_members(ingest_fast_scan_t *s, int list)
 
         s->p++;
 
-        rc = fast_member(s, list, key, key_len, raw, raw_len);
+        rc = fast_member(s, list, key, key_len, h, raw, raw_len);
         if (rc != FAST_OK) {
             return rc;
         }
