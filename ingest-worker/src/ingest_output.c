@@ -49,6 +49,10 @@ static const char  *ingest_person_modes[] = {
 #define INGEST_TIME_MIN_US  (-62167219200LL * 1000000)
 #define INGEST_TIME_MAX_US  (253402300800LL * 1000000 - 1)
 
+/* "YYYY-MM-DD hh:mm:ss", four-digit years only (clamped) */
+#define INGEST_TIME_SEC_LEN  19
+#define INGEST_TIME_CACHE    8
+
 
 void
 ingest_time_format(int64_t us, int ms, char buf[INGEST_TIME_BUF_LEN])
@@ -58,6 +62,21 @@ ingest_time_format(int64_t us, int ms, char buf[INGEST_TIME_BUF_LEN])
      * exactly four digits, so clamp first
      */
 
+    int64_t   sec;
+    unsigned  sub;
+
+    /*
+     * every events row has three times, two of them (created_at, and
+     * the timestamp of a stream of events) in the same second as the
+     * rows before: the seconds' text is kept, by second, and only the
+     * milliseconds are written (bench-worker-build: 26.9k -> 25.7k
+     * instructions/event)
+     */
+    static __thread struct {
+        int64_t   sec;
+        char      text[INGEST_TIME_SEC_LEN + 1];
+    }  cache[INGEST_TIME_CACHE];
+
     if (us < INGEST_TIME_MIN_US) {
         us = INGEST_TIME_MIN_US;
 
@@ -65,11 +84,47 @@ ingest_time_format(int64_t us, int ms, char buf[INGEST_TIME_BUF_LEN])
         us = INGEST_TIME_MAX_US;
     }
 
+    sec = us / EH_TIME_USEC_PER_SEC;
+    sub = (unsigned) (us % EH_TIME_USEC_PER_SEC);
+
+    if (us < 0 && sub != 0) {
+        sec--;
+        sub = (unsigned) (us - sec * EH_TIME_USEC_PER_SEC);
+    }
+
+    /* slot 0 of a zeroed cache says 1970-01-01 00:00:00 without text */
+    if (cache[sec & (INGEST_TIME_CACHE - 1)].sec != sec
+        || cache[sec & (INGEST_TIME_CACHE - 1)].text[0] == '\0')
+    {
+        if (eh_time_format_ch(sec * EH_TIME_USEC_PER_SEC, buf)
+            != INGEST_TIME_SEC_LEN)
+        {
+            /* not reached: clamped years have four digits */
+            if (ms) {
+                eh_time_format_ch_ms(us, buf);
+            }
+
+            return;
+        }
+
+        cache[sec & (INGEST_TIME_CACHE - 1)].sec = sec;
+        memcpy(cache[sec & (INGEST_TIME_CACHE - 1)].text, buf,
+               INGEST_TIME_SEC_LEN + 1);
+    }
+
+    memcpy(buf, cache[sec & (INGEST_TIME_CACHE - 1)].text,
+           INGEST_TIME_SEC_LEN);
+
     if (ms) {
-        eh_time_format_ch_ms(us, buf);
+        sub /= 1000;
+        buf[INGEST_TIME_SEC_LEN] = '.';
+        buf[INGEST_TIME_SEC_LEN + 1] = (char) ('0' + sub / 100);
+        buf[INGEST_TIME_SEC_LEN + 2] = (char) ('0' + sub / 10 % 10);
+        buf[INGEST_TIME_SEC_LEN + 3] = (char) ('0' + sub % 10);
+        buf[INGEST_TIME_SEC_LEN + 4] = '\0';
 
     } else {
-        eh_time_format_ch(us, buf);
+        buf[INGEST_TIME_SEC_LEN] = '\0';
     }
 }
 

@@ -67,6 +67,18 @@ static const fast_case_t  cases[] = {
       "\"$group_4\":{\"x\":1},\"$elements_chain\":\"a:nth-child=\\\"1\\\"\","
       "\"$process_person_profile\":true}}", 1 },
 
+    /*
+     * a string token without escapes is copied as it is: escapes that
+     * decode to what jansson writes raw (\/, \u00e9, \u007f, \u0041)
+     * or escapes again (\", \n) are decoded and written back, in keys
+     * and values of properties, nested objects, arrays and $set
+     */
+    { "{\"event\":\"e\",\"properties\":{\"a\\/b\":\"c\\/d\","
+      "\"\\u00e9\":\"\\u007f\\u00e9x\",\"\xc3\xa9\x7f\":\"\xc3\xa9\x7f/\","
+      "\"o\":{\"k\\/\":\"v\\/\",\"k\":[\"\\/\",\"/\",\"\\u0041\"],"
+      "\"q\\\"\":\"\\n\"},\"$set\":{\"s\\/\":\"t\\/\",\"u\":\"v\","
+      "\"\\u0041\":\"\xc3\xa9\"}}}", 1 },
+
     /* no properties at all, or null */
     { "{\"event\":\"e\"}", 1 },
     { "{\"event\":\"e\",\"properties\":null,\"extra\":[{\"k\":1}]}", 1 },
@@ -183,6 +195,42 @@ main(void)
                 c.taken = 1;
                 check(OUTER, &c);
             }
+        }
+    }
+
+    /*
+     * every key of §1.3 step 4 ($initial_* in $set_once, found by its
+     * hash in ingest_fast.c) and keys that are nearly one, each alone
+     * beside a $set, so a key the table misses shows in $set_once
+     */
+    {
+        int          k;
+        char         data[256];
+        fast_case_t  c;
+
+        static const char  *keys[] = {
+            "$app_build", "$app_name", "$app_namespace", "$app_version",
+            "$browser", "$browser_version", "$device_type", "$current_url",
+            "$pathname", "$os", "$os_version", "$referring_domain",
+            "$referrer", "$screen_height", "$screen_width",
+            "$viewport_height", "$viewport_width", "$raw_user_agent",
+            "utm_source", "utm_medium", "utm_campaign", "utm_content",
+            "utm_name", "utm_term", "gclid", "gad_source", "gclsrc",
+            "dclid", "gbraid", "wbraid", "fbclid", "msclkid", "twclid",
+            "li_fat_id", "mc_cid", "igshid", "ttclid", "rdt_cid", "irclid",
+            "_kx", "epik", "qclid", "sccid",
+            /* not ones */
+            "$Browser", "$browse", "$browserx", "utm_sourc", "_kX", "kx",
+            "$app_buildd", "epi", "sccid ", "$viewport_heigh", NULL
+        };
+
+        for (k = 0; keys[k]; k++) {
+            snprintf(data, sizeof(data),
+                     "{\"event\":\"e\",\"properties\":{\"%s\":\"v\","
+                     "\"$set\":{\"a\":1}}}", keys[k]);
+            c.data = data;
+            c.taken = 1;
+            check(OUTER, &c);
         }
     }
 

@@ -8,6 +8,7 @@
  */
 
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <jansson.h>
@@ -27,6 +28,8 @@ static json_t *row_json(const char *row);
 static const char *field(json_t *o, const char *key);
 static char *chain(const char *props);
 static void test_time(void);
+static void test_time_cache(void);
+static void *test_time_epoch(void *arg);
 static void test_chain(void);
 static void test_event(void);
 static void test_hostile(void);
@@ -104,6 +107,94 @@ test_time(void)
 
     ingest_time_format(INT64_MIN + 1, 1, buf);
     is_str(buf, "0000-01-01 00:00:00.000", "clamped low");
+
+    test_time_cache();
+}
+
+
+/*
+ * ingest_time_format() keeps the text of recent seconds: against
+ * eh_time's own formatting, times in the same second, in seconds that
+ * share a slot, around the epoch (the zeroed slot), before it, at the
+ * clamps and anywhere
+ */
+
+static void
+test_time_cache(void)
+{
+    int       i, ms, same;
+    char      buf[INGEST_TIME_BUF_LEN], want[INGEST_TIME_BUF_LEN];
+    int64_t   us, ref;
+    uint64_t  r;
+
+    static const int64_t  base[] = {
+        0, -1, 999999, 1000000, -1000000, -999999, 5000000,
+        T_2024, T_2024 + 8000000, T_2024 - 1,
+        -62167219200LL * 1000000, 253402300800LL * 1000000 - 1
+    };
+
+    same = 1;
+    r = 88172645463325252ULL;
+
+    for (i = 0; i < 20000; i++) {
+        r ^= r << 13;
+        r ^= r >> 7;
+        r ^= r << 17;
+
+        if (i % 4 == 3) {
+            /* anywhere, past the clamps too */
+            us = (int64_t) r;
+
+        } else {
+            us = base[(r >> 8) % (sizeof(base) / sizeof(base[0]))]
+                 + (int64_t) ((r >> 20) % 20000001) - 10000000;
+        }
+
+        ms = (int) (r & 1);
+
+        ref = us < -62167219200LL * 1000000 ? -62167219200LL * 1000000
+              : us > 253402300800LL * 1000000 - 1
+                ? 253402300800LL * 1000000 - 1 : us;
+
+        if (ms) {
+            eh_time_format_ch_ms(ref, want);
+
+        } else {
+            eh_time_format_ch(ref, want);
+        }
+
+        ingest_time_format(us, ms, buf);
+
+        if (strcmp(buf, want) != 0) {
+            diag("%lld (ms %d): %s, want %s", (long long) us, ms, buf, want);
+            same = 0;
+            break;
+        }
+    }
+
+    ok(same, "recent seconds' text reused: same as eh_time formats");
+
+    /* a thread's first time in the epoch's second: its slot is empty */
+    {
+        pthread_t  t;
+
+        memset(buf, 0, sizeof(buf));
+
+        if (pthread_create(&t, NULL, test_time_epoch, buf) == 0) {
+            pthread_join(t, NULL);
+        }
+
+        is_str(buf, "1970-01-01 00:00:00.123", "epoch second, fresh cache");
+    }
+}
+
+
+static void *
+test_time_epoch(void *arg)
+{
+    ingest_time_format(123456, 1, arg);
+
+    return NULL;
 }
 
 
