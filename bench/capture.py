@@ -136,7 +136,14 @@ def loop_stats(pid):
     """the event loop thread alone (the worker's main thread, not
     librdkafka's): CPU ticks and involuntary context switches, i.e. how
     often another runnable thread preempted it; and the worker's minor
-    page faults (all threads)."""
+    page faults (all threads).
+
+    Session 10: (c) showed 0.3-0.8 preemptions per request against 0.02
+    in (a), and perf put 20-26% of the loop's samples in
+    finish_task_switch() on the way out of the answer's writev(): the
+    write wakes wrk, which the scheduler runs on nginx's core (in (a) wrk
+    never sleeps, so nothing is woken).  Part of (c)'s req/s gap to (a)
+    is this co-location of client and server on two cores, not work."""
     try:
         with open(f"/proc/{pid}/task/{pid}/status") as f:
             invol = int(re.search(r"nonvoluntary_ctxt_switches:\s+(\d+)",

@@ -19,6 +19,7 @@
 
 #include "capture_alloc.h"
 #include "capture_event.h"
+#include "capture_json.h"
 #include "eh_time.h"
 #include "eh_uuid.h"
 
@@ -101,6 +102,15 @@ int capture_event_emit(capture_ctx_t *ctx, capture_fields_t *f,
 
 void capture_sbuf_reserve(capture_sbuf_t *b, size_t len);
 void capture_sbuf_esc(capture_sbuf_t *b, const char *s, size_t len);
+
+/*
+ * valid JSON text into a JSON string, compact: capture_fast_copy() byte
+ * by byte, capture_fast_raw() for token i of a scanned text, led by the
+ * tokens (the differential tests hold them equal)
+ */
+void capture_fast_copy(capture_sbuf_t *b, const char *p, size_t len);
+void capture_fast_raw(capture_sbuf_t *b, const capture_json_t *js,
+    const char *text, uint32_t i);
 
 
 /*

@@ -255,7 +255,14 @@ ngx_http_capture_kafka_conf(ngx_cycle_t *cycle,
      * ns per event), made it worse, 164 -> 172 us, the broker thread's
      * share most: recycled blocks are scattered, where carved from
      * consolidated memory a message's headers sit together; and mallopt
-     * M_MXFAST 0 in the worker, 170 -> 173 us.
+     * M_MXFAST 0 in the worker, 170 -> 173 us.  Session 10, kept out:
+     * socket.nagle.disable true (option A/B, medians of 3 rounds: (b)
+     * nginx CPU per request 24.8 -> 25.7 us, Kafka 4.9 -> 5.4 us, p50 46
+     * -> 50 ms; (c) 13.6 -> 13.8 us).  librdkafka's statistics during
+     * (b) at 29k req/s: int_latency p50 7.6-7.8 ms (linger), broker rtt
+     * p50 0.9-1.2 ms, while wrk saw a p50 of 33 ms: the rest of (b)'s
+     * latency, which bounds its req/s at 1024 connections, is waiting
+     * for a core on the shared machine, not Kafka.
      */
     if (ngx_http_capture_kafka_set(cycle->log, conf, "bootstrap.servers",
                                    (char *) brokers) != NGX_OK
@@ -606,6 +613,11 @@ ngx_http_capture_kafka_produce(ngx_http_request_t *r, capture_msg_t *msgs,
          * no strlen() of 14 strings per message (callgrind of
          * bench-capture-alloc batch, with the spare message array of
          * capture_event.c: 22040 -> 21880 instructions per event).
+         * Session 10, uprobes on malloc during (b): 13.4 malloc() and 1
+         * realloc() per request, 14 free(): librdkafka's 7 header_add(),
+         * 2 for the header set and 1 for the message; nginx's 3 (the
+         * request pool, its second 4 KB block, the header buffer) as in
+         * (a); the module itself none.
          */
         hdrs = rd_kafka_headers_new(msgs[i].nheaders);
 

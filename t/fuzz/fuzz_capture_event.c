@@ -31,6 +31,7 @@ static void fuzz_same(const capture_request_t *req, const char *text,
 static int fuzz_same_msg(capture_msg_t *a, capture_msg_t *b);
 static int fuzz_same_str(const char *a, const char *b);
 static void fuzz_lengths(const capture_msg_t *msgs, size_t n);
+static void fuzz_copy(const char *text, size_t len);
 
 
 static void *
@@ -118,6 +119,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     req.alloc = &arena;
 
     fuzz_same(&req, (const char *) text, len);
+    fuzz_copy((const char *) text, len);
 
     if (capture_event_build(&req, (const char *) text, len, &msgs, &n, &err)
         == 0)
@@ -279,4 +281,58 @@ fuzz_lengths(const capture_msg_t *msgs, size_t n)
             }
         }
     }
+}
+
+
+/*
+ * the token-led copy of "data" (capture_fast_raw()) writes what the
+ * byte-by-byte one (capture_fast_copy()) writes, for every token of
+ * whatever the scanner accepts
+ */
+
+static void
+fuzz_copy(const char *text, size_t len)
+{
+    size_t                     i, n;
+    capture_json_t             js;
+    capture_sbuf_t             a, b;
+    const capture_json_tok_t  *t;
+
+    memset(&js, 0, sizeof(js));
+
+    if (capture_json_scan(&js, text, len) != 0) {
+        capture_json_free(&js);
+        return;
+    }
+
+    /* every token of a small text, the root of a large one */
+    n = js.ntoks <= 1024 ? js.ntoks : 1;
+
+    for (i = 0; i < n; i++) {
+        t = &js.toks[i];
+
+        memset(&a, 0, sizeof(a));
+        memset(&b, 0, sizeof(b));
+
+        capture_fast_raw(&a, &js, text, (uint32_t) i);
+
+        if (t->type == CAPTURE_JSON_STRING) {
+            capture_fast_copy(&b, text + t->start - 1,
+                              t->end - t->start + 2);
+
+        } else {
+            capture_fast_copy(&b, text + t->start, t->end - t->start);
+        }
+
+        if (a.failed || b.failed || a.len != b.len
+            || (a.len && memcmp(a.data, b.data, a.len) != 0))
+        {
+            abort();
+        }
+
+        free(a.data);
+        free(b.data);
+    }
+
+    capture_json_free(&js);
 }

@@ -22,6 +22,9 @@ static int build(const char *json, int engage, capture_msg_t **m,
 static const char *field(capture_msg_t *m, const char *name);
 static json_t *data_of(capture_msg_t *m);
 static int esc_as_bytewise(void);
+static int raw_as_copy(const char *text, size_t *checked);
+static int raw_as_copy_random(void);
+static void gen_json(char **w, unsigned int *x, int depth);
 static int lengths_as_strlen(capture_msg_t *m, size_t n);
 
 
@@ -394,6 +397,24 @@ main(void)
 
     ok(esc_as_bytewise(), "escaping eight bytes at a time as byte by byte");
 
+    {
+        size_t  k;
+
+        k = 0;
+        ok(raw_as_copy("\"x\"", &k) && raw_as_copy(" [ ] ", &k)
+           && raw_as_copy("{ }", &k) && raw_as_copy("-1.5e3", &k)
+           && raw_as_copy("{\"a\":\"b\"}", &k)
+           && raw_as_copy("  {\"k\" : [1, 2 ,\"\\\"q\\\"\", true,null] ,"
+                          "\t\"u\":\"\\u00e9\\\\\"}\r\n", &k)
+           && raw_as_copy("[\"0123456789abcdef0123456789abcdef0\","
+                          "\"0123456789abcdef0123456789abcde\"]", &k)
+           && k == 20,
+           "token-led copy as byte by byte, by hand (%zu tokens)", k);
+    }
+
+    ok(raw_as_copy_random(),
+       "token-led copy as byte by byte, generated texts");
+
     return done_testing();
 }
 
@@ -419,4 +440,179 @@ lengths_as_strlen(capture_msg_t *m, size_t n)
     }
 
     return 1;
+}
+
+
+/*
+ * capture_fast_raw() against capture_fast_copy() for every token of text;
+ * 0 when text does not scan or a token's copies differ
+ */
+
+static int
+raw_as_copy(const char *text, size_t *checked)
+{
+    int                        same;
+    size_t                     i;
+    capture_json_t             js;
+    capture_sbuf_t             a, b;
+    const capture_json_tok_t  *t;
+
+    memset(&js, 0, sizeof(js));
+
+    if (capture_json_scan(&js, text, strlen(text)) != 0) {
+        capture_json_free(&js);
+        return 0;
+    }
+
+    same = 1;
+
+    for (i = 0; same && i < js.ntoks; i++) {
+        t = &js.toks[i];
+
+        memset(&a, 0, sizeof(a));
+        memset(&b, 0, sizeof(b));
+
+        capture_fast_raw(&a, &js, text, (uint32_t) i);
+
+        if (t->type == CAPTURE_JSON_STRING) {
+            capture_fast_copy(&b, text + t->start - 1,
+                              t->end - t->start + 2);
+
+        } else {
+            capture_fast_copy(&b, text + t->start, t->end - t->start);
+        }
+
+        same = !a.failed && !b.failed && a.len == b.len
+               && (a.len == 0 || memcmp(a.data, b.data, a.len) == 0);
+
+        free(a.data);
+        free(b.data);
+    }
+
+    *checked += i;
+    capture_json_free(&js);
+
+    return same;
+}
+
+
+/* texts with whitespace anywhere, escapes, long and short values */
+
+static int
+raw_as_copy_random(void)
+{
+    int           i;
+    char         *w;
+    size_t        checked;
+    unsigned int  x;
+    static char   text[65536];
+
+    x = 4242;
+    checked = 0;
+
+    for (i = 0; i < 3000; i++) {
+        w = text;
+        gen_json(&w, &x, 0);
+        *w = '\0';
+
+        /* every generated text is valid JSON the scanner takes */
+        if (!raw_as_copy(text, &checked)) {
+            return 0;
+        }
+    }
+
+    /* the generator is seeded: 21358 tokens, the scanner took every text */
+    return checked > 20000;
+}
+
+
+#define GEN_NEXT(x)  ((x) = (x) * 1103515245 + 12345, ((x) >> 16) & 0x7fff)
+
+static void
+gen_ws(char **w, unsigned int *x)
+{
+    static const char  ws[] = " \t\r\n";
+
+    while (GEN_NEXT(*x) % 3 == 0) {
+        *(*w)++ = ws[GEN_NEXT(*x) % 4];
+    }
+}
+
+
+/* keys without escapes: the scanner leaves escaped keys to jansson */
+
+static void
+gen_string(char **w, unsigned int *x, int key)
+{
+    int                n, k;
+    static const char  *esc[] = {
+        "\\\"", "\\\\", "\\n", "\\/", "\\u00e9", "\\t", "\xc3\xa9", "'"
+    };
+
+    /* lengths around the 32 bytes stored at once */
+    n = GEN_NEXT(*x) % 4 == 0 ? GEN_NEXT(*x) % 80 : GEN_NEXT(*x) % 36;
+
+    *(*w)++ = '"';
+
+    for (k = 0; k < n; k++) {
+        if (!key && GEN_NEXT(*x) % 12 == 0) {
+            *w += sprintf(*w, "%s", esc[GEN_NEXT(*x) % 8]);
+
+        } else {
+            *(*w)++ = (char) ('a' + GEN_NEXT(*x) % 26);
+        }
+    }
+
+    *(*w)++ = '"';
+}
+
+
+static void
+gen_json(char **w, unsigned int *x, int depth)
+{
+    int                k, n, obj;
+    static const char  *scalars[] = {
+        "0", "-12", "3.25", "1e9", "-0.5E-3", "123456789012", "true",
+        "false", "null"
+    };
+
+    gen_ws(w, x);
+
+    switch (depth < 4 ? GEN_NEXT(*x) % 5 : 2 + GEN_NEXT(*x) % 3) {
+
+    case 0:
+    case 1:
+        obj = GEN_NEXT(*x) % 2;
+        n = GEN_NEXT(*x) % 6;
+        *(*w)++ = obj ? '{' : '[';
+
+        for (k = 0; k < n; k++) {
+            if (k) {
+                *(*w)++ = ',';
+            }
+
+            if (obj) {
+                gen_ws(w, x);
+                gen_string(w, x, 1);
+                gen_ws(w, x);
+                *(*w)++ = ':';
+            }
+
+            gen_json(w, x, depth + 1);
+        }
+
+        gen_ws(w, x);
+        *(*w)++ = obj ? '}' : ']';
+        break;
+
+    case 2:
+    case 3:
+        gen_string(w, x, 0);
+        break;
+
+    default:
+        *w += sprintf(*w, "%s", scalars[GEN_NEXT(*x) % 9]);
+    }
+
+    gen_ws(w, x);
 }
