@@ -182,6 +182,33 @@ def openloop(port, rate, path, body, headers, req_file, wpid):
     return res, None
 
 
+def flag_team(tmp, pg, redis, started, name, team_flags):
+    """Postgres and Redis started (added to started), an ingest-worker
+    publishing flags to that Redis (no Kafka or ClickHouse), and a team
+    holding team_flags: (worker, team id, token, the flags file)"""
+    for svc in (pg, redis):
+        svc.start()
+        started.append(svc)
+    worker = ST.Worker(tmp, kafka="127.0.0.1:1", postgres=pg.dsn,
+                       clickhouse="http://127.0.0.1:1",
+                       redis=f"127.0.0.1:{redis.port}")
+    worker.run_cmd("migrate", "postgres")
+    tid, token = worker.team_create(name)
+    path = os.path.join(tmp, "flags.json")
+    with open(path, "w") as f:
+        json.dump(team_flags, f)
+    worker.run_cmd("flag", "put", "--team", token, "--file", path)
+    return worker, tid, token, path
+
+
+def group_types(pg, tid, names):
+    """group types mapped as $groupidentify maps them, index by order"""
+    for gti, name in enumerate(names):
+        pg.psql("INSERT INTO posthog_grouptypemapping (team_id, project_id, "
+                f"group_type, group_type_index) VALUES ({tid}, {tid}, "
+                f"'{name}', {gti})", dbname=pg.dbname)
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="edgehog-bench-decide-")
     pg = S.Postgres(tmp)
@@ -190,18 +217,8 @@ def main():
     started = []
     build_openloop()
     try:
-        for svc in (pg, redis):
-            svc.start()
-            started.append(svc)
-        worker = ST.Worker(tmp, kafka="127.0.0.1:1", postgres=pg.dsn,
-                           clickhouse="http://127.0.0.1:1",
-                           redis=f"127.0.0.1:{redis.port}")
-        worker.run_cmd("migrate", "postgres")
-        tid, token = worker.team_create("bench")
-        path = os.path.join(tmp, "flags.json")
-        with open(path, "w") as f:
-            json.dump(flags(), f)
-        worker.run_cmd("flag", "put", "--team", token, "--file", path)
+        worker, tid, token, path = flag_team(tmp, pg, redis, started,
+                                             "bench", flags())
         lookup = flags()[:1]
         lookup[0]["key"] = "bench-lookup"
         lookup[0]["filters"]["groups"][0]["properties"] = [
@@ -215,9 +232,7 @@ def main():
         # group entry (a group type mapped in Postgres, as on
         # $groupidentify): one GET for the group beside the person's
         tid3, token3 = worker.team_create("bench group lookup")
-        pg.psql("INSERT INTO posthog_grouptypemapping (team_id, project_id, "
-                f"group_type, group_type_index) VALUES ({tid3}, {tid3}, "
-                "'company', 0)", dbname=pg.dbname)
+        group_types(pg, tid3, ("company",))
         group = flags()[:1]
         group[0]["key"] = "bench-group"
         group[0]["filters"]["aggregation_group_type_index"] = 0

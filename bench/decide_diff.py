@@ -30,9 +30,11 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "t", "lib"))
+sys.path.insert(0, HERE)
 
 import services as S  # noqa: E402
 import stack as ST  # noqa: E402
+from decide import flag_team, group_types  # noqa: E402
 
 
 def flags():
@@ -77,22 +79,9 @@ def main():
     pg, redis = S.Postgres(tmp), S.Redis(tmp)
     started, nginxes = [], []
     try:
-        for svc in (pg, redis):
-            svc.start()
-            started.append(svc)
-        worker = ST.Worker(tmp, kafka="127.0.0.1:1", postgres=pg.dsn,
-                           clickhouse="http://127.0.0.1:1",
-                           redis=f"127.0.0.1:{redis.port}")
-        worker.run_cmd("migrate", "postgres")
-        tid, token = worker.team_create("diff")
-        for gti, name in enumerate(("company", "project")):
-            pg.psql("INSERT INTO posthog_grouptypemapping (team_id, "
-                    "project_id, group_type, group_type_index) VALUES "
-                    f"({tid}, {tid}, '{name}', {gti})", dbname=pg.dbname)
-        path = os.path.join(tmp, "flags.json")
-        with open(path, "w") as f:
-            json.dump(flags(), f)
-        worker.run_cmd("flag", "put", "--team", token, "--file", path)
+        worker, tid, token, _ = flag_team(tmp, pg, redis, started, "diff",
+                                          flags())
+        group_types(pg, tid, ("company", "project"))
         worker.run_cmd("sync")
 
         rnd = random.Random(7)

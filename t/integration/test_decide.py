@@ -838,6 +838,29 @@ def test_person_lookup_gives_up_while_redis_hangs(stack, person_team,
         own.stop()
 
 
+def company_team(stack, name, extra=()):
+    """A team with group type "company" (index 0) and the flags
+    big-company (the company's size > 100), everyone, and extra, all
+    served before it returns."""
+    tid, token = stack.worker.team_create(name)
+    psql(stack, "INSERT INTO posthog_grouptypemapping (team_id, project_id, "
+                f"group_type, group_type_index) VALUES ({tid}, {tid}, "
+                "'company', 0)")
+    flags = [
+        {"key": "big-company", "filters": {
+            "aggregation_group_type_index": 0,
+            "groups": [{"properties": [
+                {"key": "size", "type": "group", "group_type_index": 0,
+                 "operator": "gt", "value": 100}],
+                "rollout_percentage": 100}]}},
+        {"key": "everyone", "filters": {"groups": [
+            {"properties": [], "rollout_percentage": 100}]}}] + list(extra)
+    put_flags(stack, token, flags)
+    for flag in flags:
+        wait_flag(stack, token, flag["key"])
+    return tid, token
+
+
 def test_group_and_continuity_lookups_give_up_while_redis_hangs(stack,
                                                                 tmp_path):
     """Group entries and hash-key overrides are read on the worker's own
@@ -849,28 +872,14 @@ def test_group_and_continuity_lookups_give_up_while_redis_hangs(stack,
     decide_redis_timeout with only their flags failed, and recover once
     Redis answers.  Its own Redis, a copy of the stack's snapshot."""
     import redis as redis_py
-    tid, token = stack.worker.team_create("async lookups")
-    psql(stack, "INSERT INTO posthog_grouptypemapping (team_id, project_id, "
-                f"group_type, group_type_index) VALUES ({tid}, {tid}, "
-                "'company', 0)")
-    put_flags(stack, token, [
-        {"key": "big-company", "filters": {
-            "aggregation_group_type_index": 0,
-            "groups": [{"properties": [
-                {"key": "size", "type": "group", "group_type_index": 0,
-                 "operator": "gt", "value": 100}],
-                "rollout_percentage": 100}]}},
+    tid, token = company_team(stack, "async lookups", [
         # variants: hashing decides, so continuity needs the overrides
         {"key": "ec-flag", "ensure_experience_continuity": True,
          "filters": {"groups": [{"properties": [],
                                  "rollout_percentage": 100}],
                      "multivariate": {"variants": [
                          {"key": "a", "rollout_percentage": 50},
-                         {"key": "b", "rollout_percentage": 50}]}}},
-        {"key": "everyone", "filters": {"groups": [
-            {"properties": [], "rollout_percentage": 100}]}}])
-    for key in ("big-company", "ec-flag", "everyone"):
-        wait_flag(stack, token, key)
+                         {"key": "b", "rollout_percentage": 50}]}}}])
     own = S.Redis(str(tmp_path))
     own.start()
     nginx = None
@@ -1242,21 +1251,7 @@ def test_group_properties_from_redis_entry(stack):
     """A group flag filtering on a group property that only the stored
     group entry (edgehog:group:<team>:<gti>:<key>) has matches; the
     request's group_properties win; a broken entry fails only that flag."""
-    tid, token = stack.worker.team_create("groups")
-    psql(stack, "INSERT INTO posthog_grouptypemapping (team_id, project_id, "
-                f"group_type, group_type_index) VALUES ({tid}, {tid}, "
-                "'company', 0)")
-    put_flags(stack, token, [
-        {"key": "big-company", "filters": {
-            "aggregation_group_type_index": 0,
-            "groups": [{"properties": [
-                {"key": "size", "type": "group", "group_type_index": 0,
-                 "operator": "gt", "value": 100}],
-                "rollout_percentage": 100}]}},
-        {"key": "everyone", "filters": {"groups": [
-            {"properties": [], "rollout_percentage": 100}]}}])
-    wait_flag(stack, token, "big-company")
-    wait_flag(stack, token, "everyone")
+    tid, token = company_team(stack, "groups")
     rc = redis_client(stack)
     # as the ingestion side writes it on $groupidentify
     rc.set(f"edgehog:group:{tid}:0:acme",
