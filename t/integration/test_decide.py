@@ -3,6 +3,7 @@ snapshots that the ingest-worker publishes (spec/decide.md, DESIGN.md
 "Decide data"), flags created with `ingest-worker flag put`."""
 
 import base64
+import contextlib
 import gzip
 import json
 import os
@@ -786,16 +787,13 @@ def test_snapshot_serves_while_redis_is_down(stack, person_team):
     wait_flag(stack, token, "after-restart", timeout=30)
 
 
-def test_person_lookup_gives_up_while_redis_hangs(stack, person_team,
-                                                 tmp_path):
-    """Redis that accepts connections but does not answer (a stopped
-    process): a person lookup gives up after decide_redis_timeout with
-    only the flags that need it failed, and once Redis answers again so
-    do lookups (the connection the timeout dropped is made anew).  Its
-    own Redis, a copy of the stack's snapshot: stopping the stack's would
-    stall the ingest-worker too."""
+@contextlib.contextmanager
+def copied_redis(stack, tmp_path, entries):
+    """A Redis of the test's own holding a copy of the stack's snapshot
+    and entries, and an nginx reading from it: (that Redis, a client of
+    it, the nginx).  Stopping it (SIGSTOP) leaves the stack's Redis, and
+    so the ingest-worker, alone."""
     import redis as redis_py
-    tid, token = person_team
     own = S.Redis(str(tmp_path))
     own.start()
     nginx = None
@@ -805,13 +803,32 @@ def test_person_lookup_gives_up_while_redis_hangs(stack, person_team,
                              socket_timeout=5)
         for key in src.scan_iter("edgehog:snapshot*"):
             dst.restore(key, 0, src.dump(key), replace=True)
-        dst.set(f"edgehog:person:{tid}:hang-user", json.dumps(
-            {"id": 7, "uuid": "00000000-0000-5000-8000-000000000007",
-             "version": 1, "properties": {"plan": "enterprise"}}))
+        for key, value in entries.items():
+            dst.set(key, value)
         nginx = ST.Nginx(str(tmp_path / "nginx"), kafka=stack.kafka.bootstrap,
                          redis=f"127.0.0.1:{own.port}")
         nginx.start()
+        yield own, dst, nginx
+    finally:
+        if nginx:
+            nginx.stop()
+        own.stop()
 
+
+def test_person_lookup_gives_up_while_redis_hangs(stack, person_team,
+                                                 tmp_path):
+    """Redis that accepts connections but does not answer (a stopped
+    process): a person lookup gives up after decide_redis_timeout with
+    only the flags that need it failed, and once Redis answers again so
+    do lookups (the connection the timeout dropped is made anew).  Its
+    own Redis, a copy of the stack's snapshot: stopping the stack's would
+    stall the ingest-worker too."""
+    tid, token = person_team
+    with copied_redis(stack, tmp_path, {
+            f"edgehog:person:{tid}:hang-user": json.dumps(
+                {"id": 7, "uuid": "00000000-0000-5000-8000-000000000007",
+                 "version": 1, "properties": {"plan": "enterprise"}})}) \
+            as (own, _, nginx):
         def lookup():
             r = requests.post(nginx.url + "/flags?v=2", timeout=60,
                               json={"token": token,
@@ -832,10 +849,6 @@ def test_person_lookup_gives_up_while_redis_hangs(stack, person_team,
         assert doc["errorsWhileComputingFlags"] is True
         wait_for(lambda: lookup()["flags"]["needs-plan"]["enabled"],
                  timeout=60, what="lookups once Redis answers again")
-    finally:
-        if nginx:
-            nginx.stop()
-        own.stop()
 
 
 def company_team(stack, name, extra=()):
@@ -871,7 +884,6 @@ def test_group_and_continuity_lookups_give_up_while_redis_hangs(stack,
     flag; with Redis hung (SIGSTOP) both give up after
     decide_redis_timeout with only their flags failed, and recover once
     Redis answers.  Its own Redis, a copy of the stack's snapshot."""
-    import redis as redis_py
     tid, token = company_team(stack, "async lookups", [
         # variants: hashing decides, so continuity needs the overrides
         {"key": "ec-flag", "ensure_experience_continuity": True,
@@ -880,27 +892,15 @@ def test_group_and_continuity_lookups_give_up_while_redis_hangs(stack,
                      "multivariate": {"variants": [
                          {"key": "a", "rollout_percentage": 50},
                          {"key": "b", "rollout_percentage": 50}]}}}])
-    own = S.Redis(str(tmp_path))
-    own.start()
-    nginx = None
-    try:
-        src = redis_client(stack)
-        dst = redis_py.Redis(host="127.0.0.1", port=own.port,
-                             socket_timeout=5)
-        for key in src.scan_iter("edgehog:snapshot*"):
-            dst.restore(key, 0, src.dump(key), replace=True)
-        dst.set(f"edgehog:group:{tid}:0:acme",
-                json.dumps({"version": 1, "properties": {"size": 500}}))
-        for did, pid in (("ec-user", 41), ("ec-anon", 42), ("ec-odd", 43)):
-            dst.set(f"edgehog:person:{tid}:{did}", json.dumps(
-                {"id": pid, "uuid": "00000000-0000-5000-8000-0000000000"
-                 f"{pid}", "version": 1, "properties": {}}))
-        # not a hash: every HSETNX and HGETALL on it is an error reply
-        dst.set(f"edgehog:hko:{tid}:43", "not a hash")
-        nginx = ST.Nginx(str(tmp_path / "nginx"), kafka=stack.kafka.bootstrap,
-                         redis=f"127.0.0.1:{own.port}")
-        nginx.start()
-
+    entries = {f"edgehog:group:{tid}:0:acme":
+               json.dumps({"version": 1, "properties": {"size": 500}}),
+               # not a hash: every HSETNX and HGETALL on it is an error
+               f"edgehog:hko:{tid}:43": "not a hash"}
+    for did, pid in (("ec-user", 41), ("ec-anon", 42), ("ec-odd", 43)):
+        entries[f"edgehog:person:{tid}:{did}"] = json.dumps(
+            {"id": pid, "uuid": "00000000-0000-5000-8000-0000000000"
+             f"{pid}", "version": 1, "properties": {}})
+    with copied_redis(stack, tmp_path, entries) as (own, dst, nginx):
         def lookup(did="ec-user"):
             r = requests.post(nginx.url + "/flags?v=2", timeout=60,
                               json={"token": token, "distinct_id": did,
@@ -969,10 +969,6 @@ def test_group_and_continuity_lookups_give_up_while_redis_hangs(stack,
         assert re.search(rf"\[warn\].*decide: \w+ lookup for team {tid} "
                          r"failed: timed out", nginx.log_text())
         wait_for(healthy, timeout=60, what="lookups once Redis answers again")
-    finally:
-        if nginx:
-            nginx.stop()
-        own.stop()
 
 
 def test_nginx_t_rejects_redis_timeout_0(tmp_path):
