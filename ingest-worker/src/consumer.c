@@ -1126,14 +1126,13 @@ worker_timestamp(worker_ctx_t *ctx, rd_kafka_message_t *msg,
 {
     char                   buf[4][EH_TIME_STR_MAX];
     int64_t                wall;
-    json_t                *d, *ign;
+    json_t                *d, *ign, *tsv;
     const char            *ts;
     eh_time_resolve_in_t   in;
     eh_time_resolve_out_t  out;
 
     wall = worker_now_us();
-    ts = json_is_string(m->timestamp) ? json_string_value(m->timestamp)
-                                      : NULL;
+    ts = m->timestamp_str;
 
     memset(&in, 0, sizeof(eh_time_resolve_in_t));
     memset(&out, 0, sizeof(eh_time_resolve_out_t));
@@ -1177,8 +1176,11 @@ worker_timestamp(worker_ctx_t *ctx, rd_kafka_message_t *msg,
     if (out.warnings & EH_TIME_WARN_FUTURE) {
         eh_time_format_iso_ms(in.now, buf[0]);
         eh_time_format_iso_ms(out.unclamped, buf[1]);
-        d = json_pack("{sOssso ssssssss}",
-                      "timestamp", m->timestamp ? m->timestamp : json_null(),
+        /* fast mode has the string only (ingest_fast.c) */
+        tsv = m->timestamp ? json_incref(m->timestamp)
+              : ts ? json_stringn_nocheck(ts, strlen(ts)) : json_null();
+        d = json_pack("{sossso ssssssss}",
+                      "timestamp", tsv,
                       "sentAt", m->sent_at ? m->sent_at : "",
                       "offset", m->offset ? json_incref(m->offset)
                                           : json_string(""),

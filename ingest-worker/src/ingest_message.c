@@ -130,7 +130,6 @@ ingest_message_free(ingest_message_t *m)
     if (m->fast) {
         /* fast mode owns what the DOM path borrows from root */
         json_decref(m->properties);
-        json_decref(m->timestamp);
         ingest_fast_free(m->fast);
     }
 
@@ -329,6 +328,8 @@ ingest_message_coerce(ingest_message_t *m)
 
     m->offset = json_object_get(m->root, "offset");
     m->timestamp = json_object_get(m->root, "timestamp");
+    m->timestamp_str = json_is_string(m->timestamp)
+                       ? json_string_value(m->timestamp) : NULL;
 
     v = json_object_get(m->root, "token");
     m->token = json_is_string(v) ? json_string_value(v) : NULL;

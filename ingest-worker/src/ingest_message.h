@@ -71,7 +71,10 @@ typedef struct ingest_message_s {
     /* raw inputs of timestamp resolution (common/eh_time), may be NULL */
     const char                 *now;
     const char                 *sent_at;
+    /* the DOM path's "timestamp" of any type; NULL in fast mode */
     json_t                     *timestamp;
+    /* "timestamp" if a string (both modes), else NULL */
+    const char                 *timestamp_str;
     json_t                     *offset;
 
     int64_t                     team_id;        /* valid if has_team_id */
